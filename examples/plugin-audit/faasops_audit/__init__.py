@@ -1,0 +1,50 @@
+"""An example third-party faasops plugin.
+
+- ``faasops_check_plan``: a policy that vetoes any plan deleting something unless the
+  environment variable ``FAASOPS_ALLOW_DELETES=1`` is set (in CI: set it when the pull request
+  carries an "allow-deletes" label).
+- ``faasops_step_finished`` / ``faasops_post_apply``: an audit log, one JSON line per apply
+  step, in ``.faasops/audit.jsonl`` (or ``$FAASOPS_AUDIT_LOG``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from faasops import hookimpl
+
+_lock = threading.Lock()
+
+
+def _log_path(project) -> Path:
+    return Path(os.environ.get("FAASOPS_AUDIT_LOG") or project.state_dir / "audit.jsonl")
+
+
+def _write(project, entry: dict) -> None:
+    path = _log_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"time": datetime.now(timezone.utc).isoformat(), **entry}
+    with _lock, path.open("a") as out:
+        out.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+@hookimpl
+def faasops_check_plan(plan, project):
+    if os.environ.get("FAASOPS_ALLOW_DELETES") == "1":
+        return []
+    deletes = [c.address for c in plan.changes if c.action.value in ("delete", "replace")]
+    return [f"{address} would be deleted; set FAASOPS_ALLOW_DELETES=1 to allow it" for address in deletes]
+
+
+@hookimpl
+def faasops_step_finished(project, address, step, status, message):
+    _write(project, {"address": address, "step": step, "status": status})
+
+
+@hookimpl
+def faasops_post_apply(plan, project, result):
+    _write(project, {"event": "apply-finished", "applied": sorted(result.applied), "failed": sorted(result.failed)})

@@ -1,0 +1,194 @@
+"""Comparing desired and actual state. Pure functions: nothing here reads or writes anything."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from faasops.model import Function, Project, Workspace
+from faasops.plan import Action, FieldChange, PlanOptions, ResourceChange
+from faasops.providers import ActualState, LiveObject
+
+# Fields whose change can't be made in place: the object must be deleted and created again.
+WORKSPACE_REPLACE_FIELDS = frozenset({"namespace"})
+# Fields that name secret material (references only, but shown as "(sensitive)").
+SENSITIVE_FIELDS = frozenset({"secrets"})
+# Changing these alone changes nothing live (only what faasops records).
+RECORD_ONLY_FIELDS = frozenset({"protect", "source"})
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists stay whole (they change as a unit)."""
+    if isinstance(value, dict):
+        if not value and prefix:
+            return {prefix: value}
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            out.update(flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def field_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChange, ...]:
+    """Field-level differences between two specs; sensitive fields lose their values."""
+    flat_before, flat_after = flatten(before), flatten(after)
+    changes = []
+    for path in sorted(flat_before.keys() | flat_after.keys()):
+        old, new = flat_before.get(path), flat_after.get(path)
+        if old == new or (old in (None, [], {}) and new in (None, [], {})):
+            continue
+        if path.split(".", 1)[0] in SENSITIVE_FIELDS:
+            changes.append(FieldChange(path, None, None, sensitive=True))
+        else:
+            changes.append(FieldChange(path, old, new))
+    return tuple(changes)
+
+
+def manifest_drift(desired: Iterable[dict[str, Any]], live: Iterable[dict[str, Any]]) -> list[str]:
+    """Human-readable drift between the manifests faasops would apply and what is live.
+
+    Only fields faasops sets are compared (a subset match), so fields added by controllers or
+    defaulting don't count as drift.
+    """
+    by_key = {(m.get("kind"), m.get("metadata", {}).get("name")): m for m in live}
+    problems = []
+    for manifest in desired:
+        key = (manifest.get("kind"), manifest.get("metadata", {}).get("name"))
+        found = by_key.get(key)
+        if found is None:
+            problems.append(f"{key[0]} {key[1]} is missing from the cluster")
+            continue
+        for path, want in flatten(_comparable(manifest)).items():
+            have = flatten(_comparable(found)).get(path)
+            if have != want:
+                problems.append(f"{key[0]} {key[1]}: {path} is {have!r}, want {want!r}")
+    return problems
+
+
+def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in manifest.items() if k in ("metadata", "spec")} | {
+        "metadata": {
+            k: v
+            for k, v in manifest.get("metadata", {}).items()
+            if k in ("name", "namespace", "labels", "annotations")
+        }
+    }
+
+
+def diff_project(
+    project: Project,
+    actual: ActualState,
+    desired_function_specs: dict[str, dict[str, Any]],
+    live: dict[str, LiveObject] | None,
+    render: Callable[[Function, str], list[dict[str, Any]]] | None,
+    options: PlanOptions,
+) -> tuple[list[ResourceChange], list[str]]:
+    """The changes that take ``actual`` to ``project``, and warnings (protected or unpruned
+    resources kept).
+
+    ``desired_function_specs`` maps each function address to its full desired spec (manifest
+    spec plus ``source_hash`` and ``toolchain``). ``live`` (optional) is what the deployer
+    observes, and ``render`` renders a function's manifests for an artifact, for drift checks.
+    """
+    changes: list[ResourceChange] = []
+    warnings: list[str] = []
+    selection = options.selection
+    desired_ws = {} if options.destroy else {ws.name: ws for ws in project.workspaces}
+    functions_by_ws: dict[str, list[Function]] = {
+        name: list(ws.functions) for name, ws in desired_ws.items()
+    }
+
+    for name, ws in desired_ws.items():
+        if not selection.covers(name):
+            continue
+        changes.append(_diff_workspace(ws, actual))
+
+    for name, ws in desired_ws.items():
+        for function in functions_by_ws[name]:
+            if not selection.covers(function.address):
+                continue
+            spec = desired_function_specs[function.address]
+            record = actual.functions.get(function.address)
+            workspace_replaced = any(
+                c.address == name and c.action is Action.REPLACE for c in changes
+            )
+            if record is None:
+                changes.append(ResourceChange("function", function.address, Action.CREATE, field_changes({}, spec), after=spec))
+                continue
+            fields = field_changes(record.spec, spec)
+            reasons: list[str] = []
+            if workspace_replaced:
+                action = Action.REPLACE
+                reasons.append(f"workspace {name} moves to another namespace")
+            elif fields:
+                action = Action.UPDATE
+                if any(f.path == "toolchain" for f in fields):
+                    reasons.append("the build toolchain changed: the function is rebuilt")
+            else:
+                action = Action.NOOP
+            if action is Action.NOOP and options.refresh and live is not None and render is not None:
+                observed = live.get(function.address)
+                drift = manifest_drift(
+                    render(function, record.artifact), observed.manifests if observed else ()
+                )
+                if drift:
+                    action = Action.UPDATE
+                    reasons.extend(f"drift: {d}" for d in drift)
+            changes.append(
+                ResourceChange("function", function.address, action, fields, tuple(reasons), record.spec, spec)
+            )
+
+    # Recorded but no longer declared.
+    for address, record in sorted(actual.functions.items()):
+        ws_name = record.workspace
+        declared = ws_name in desired_ws and any(
+            f.name == record.name for f in functions_by_ws[ws_name]
+        )
+        if declared or not selection.covers(address):
+            continue
+        ws_record = actual.workspaces.get(ws_name)
+        if ws_record is not None and ws_record.spec.get("protect") and ws_name not in desired_ws:
+            # A protected workspace protects everything in it.
+            warnings.append(f"function {address} is kept: its workspace {ws_name} is protected")
+            changes.append(ResourceChange("function", address, Action.NOOP, before=record.spec, after=record.spec))
+            continue
+        changes.append(_removal("function", address, record.spec, options, warnings))
+    for name, record in sorted(actual.workspaces.items()):
+        if name in desired_ws or not selection.covers(name):
+            continue
+        kept_functions = [
+            c for c in changes if c.workspace == name and c.kind == "function" and c.action is Action.NOOP
+        ]
+        if kept_functions:
+            warnings.append(f"workspace {name} is kept: it still holds functions that are kept")
+            changes.append(ResourceChange("workspace", name, Action.NOOP, before=record.spec, after=record.spec))
+            continue
+        changes.append(_removal("workspace", name, record.spec, options, warnings))
+    return changes, warnings
+
+
+def _diff_workspace(ws: Workspace, actual: ActualState) -> ResourceChange:
+    spec = ws.spec()
+    record = actual.workspaces.get(ws.name)
+    if record is None:
+        return ResourceChange("workspace", ws.name, Action.CREATE, field_changes({}, spec), after=spec)
+    fields = field_changes(record.spec, spec)
+    if any(f.path in WORKSPACE_REPLACE_FIELDS for f in fields):
+        return ResourceChange(
+            "workspace", ws.name, Action.REPLACE, fields,
+            ("the namespace can't change in place: functions are redeployed to the new one",),
+            record.spec, spec,
+        )
+    action = Action.UPDATE if fields else Action.NOOP
+    return ResourceChange("workspace", ws.name, action, fields, (), record.spec, spec)
+
+
+def _removal(kind: str, address: str, spec: dict[str, Any], options: PlanOptions, warnings: list[str]) -> ResourceChange:
+    if spec.get("protect"):
+        warnings.append(f"{kind} {address} is protected (protect: true) and is kept")
+        return ResourceChange(kind, address, Action.NOOP, before=spec, after=spec)
+    if not (options.prune or options.destroy):
+        warnings.append(
+            f"{kind} {address} is no longer declared; it is kept (run with --prune to delete it)"
+        )
+        return ResourceChange(kind, address, Action.NOOP, before=spec, after=spec)
+    return ResourceChange(kind, address, Action.DELETE, field_changes(spec, {}), before=spec)

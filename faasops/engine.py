@@ -1,0 +1,202 @@
+"""The engine: wires the manifests, the plugins and the providers into plan and apply.
+
+This is what the CLI (and anyone embedding faasops) calls. Data flows one way: manifests →
+desired model → actual state (read in batches) → diff → plan → executor → providers.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+import pluggy
+
+from faasops.diff import diff_project
+from faasops.errors import PolicyViolation, StalePlanError
+from faasops.executor import ApplyResult, Executor, ProviderSet, recorded_namespaces
+from faasops.manifest import load_project
+from faasops.model import Function, Project
+from faasops.plan import Plan, PlanOptions
+from faasops.plugin_manager import create_plugin_manager, create_provider
+from faasops.progress import Reporter, reporter_for
+from faasops.providers import ActualState, LockInfo
+from faasops.source import digest_directory
+
+DEFAULT_LOCK_TIMEOUT_S = 0.0
+
+
+class Engine:
+    """One project, its plugins and its providers (created lazily, closed by :meth:`close`)."""
+
+    def __init__(self, project: Project, pm: pluggy.PluginManager | None = None):
+        self.project = project
+        self.pm = pm or create_plugin_manager()
+
+    @classmethod
+    def load(cls, root: Path, environment: str | None = None, pm: pluggy.PluginManager | None = None) -> "Engine":
+        return cls(load_project(root, environment), pm)
+
+    # ------------------------------------------------------------------ providers
+
+    @cached_property
+    def providers(self) -> ProviderSet:
+        make = lambda slot: create_provider(self.pm, self.project, slot)  # noqa: E731
+        return ProviderSet(
+            state=make("state"), sources=make("sources"), builder=make("builder"),
+            registry=make("registry"), scaffolder=make("scaffolder"), deployer=make("deployer"),
+        )
+
+    @property
+    def state(self) -> Any:
+        return self.providers.state
+
+    def close(self) -> None:
+        if "providers" in self.__dict__:
+            self.providers.state.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plan
+
+    def desired_specs(self, functions: list[Function]) -> dict[str, dict[str, Any]]:
+        """Each function's full desired spec: manifest settings + source digest + toolchain."""
+        toolchain = self.providers.builder.toolchain
+        return {
+            f.address: {**f.spec(), "source_hash": digest_directory(f.source_dir), "toolchain": toolchain}
+            for f in functions
+        }
+
+    def plan(self, options: PlanOptions | None = None) -> Plan:
+        """Compare the manifests with the actual state and return the plan. Writes nothing."""
+        options = options or PlanOptions()
+        p = self.providers
+        actual = p.state.read()
+        covered = [f for f in self.project.functions() if options.selection.covers(f.address)]
+        specs = {} if options.destroy else self.desired_specs(covered)
+        live = None
+        if options.refresh and not options.destroy:
+            workspaces = [ws for ws in self.project.workspaces if options.selection.covers(ws.name)]
+            live = p.deployer.observe(self.project, workspaces)
+        changes, warnings = diff_project(
+            self.project, actual, specs, live,
+            lambda fn, artifact: p.scaffolder.render(self.project, fn, artifact),
+            options,
+        )
+        plan = Plan(
+            project=self.project.name,
+            environment=self.project.environment,
+            created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            state_serial=actual.serial,
+            changes=tuple(changes),
+            warnings=tuple(warnings),
+            destroy=options.destroy,
+            inputs_digest=inputs_digest(specs),
+        )
+        self.check_policy(plan)
+        return plan
+
+    def check_policy(self, plan: Plan) -> None:
+        violations = [v for result in self.pm.hook.faasops_check_plan(plan=plan, project=self.project) for v in (result or ())]
+        if violations:
+            raise PolicyViolation(violations)
+
+    # ------------------------------------------------------------------ apply
+
+    @contextmanager
+    def locked(self, command: str, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[LockInfo]:
+        """Hold the state lock; released on exit, on SIGINT and on SIGTERM."""
+        info = LockInfo(
+            id=uuid.uuid4().hex[:16],
+            holder=_user(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            command=command,
+            created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            expires_at="",
+            ci_url=_ci_run_url(),
+        )
+        lock = self.state.acquire_lock(info, timeout_s)
+        previous = {}
+
+        def release_and_exit(signum: int, frame: object) -> None:
+            self.state.release_lock(lock.id)
+            raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, release_and_exit)
+            except ValueError:  # not the main thread
+                pass
+        try:
+            yield lock
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.state.release_lock(lock.id)
+
+    def check_fresh(self, plan: Plan) -> ActualState:
+        """Refuse a plan made against another state than the current one."""
+        actual = self.state.read()
+        if actual.serial != plan.state_serial:
+            raise StalePlanError(
+                f"the plan is stale: the state changed since it was made (serial {plan.state_serial} → "
+                f"{actual.serial}); run `faasops plan` again"
+            )
+        return actual
+
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        parallelism: int = 4,
+        continue_on_error: bool = False,
+        reporter: Reporter | None = None,
+    ) -> ApplyResult:
+        """Execute ``plan``. The caller holds the lock (see :meth:`locked`)."""
+        self.check_policy(plan)
+        actual = self.check_fresh(plan)
+        self.pm.hook.faasops_pre_apply(plan=plan, project=self.project)
+        executor = Executor(
+            self.project, self.providers, reporter or reporter_for(sys.stderr),
+            parallelism=parallelism, continue_on_error=continue_on_error,
+            on_step=lambda address, step, status, message: self.pm.hook.faasops_step_finished(
+                project=self.project, address=address, step=step, status=status, message=message
+            ),
+        )
+        result = executor.run(plan, recorded_namespaces(actual.workspaces))
+        self.pm.hook.faasops_post_apply(plan=plan, project=self.project, result=result)
+        return result
+
+
+def inputs_digest(specs: dict[str, dict[str, Any]]) -> str:
+    """A fingerprint of everything a plan was computed from on the desired side."""
+    return "sha256:" + hashlib.sha256(json.dumps(specs, sort_keys=True).encode()).hexdigest()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return f"uid {os.getuid()}"
+
+
+def _ci_run_url() -> str:
+    if os.environ.get("GITHUB_RUN_ID") and os.environ.get("GITHUB_REPOSITORY"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+    return os.environ.get("CI_JOB_URL", "")

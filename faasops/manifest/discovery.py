@@ -1,0 +1,84 @@
+"""Finding a project's manifest files: the root ``faas.yaml``, split manifests below it, and the
+``faas.<env>.yaml`` overlay next to each."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from faasops.errors import Problem
+
+MANIFEST_NAME = "faas.yaml"
+# Never searched for split manifests: state, dependencies, caches, virtualenvs (by pyvenv.cfg)
+# and hidden directories such as .git.
+SKIPPED_DIRS = {".faasops", "node_modules", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One ``faas.yaml`` to load, with its overlay for the selected environment, if any."""
+
+    path: Path
+    display: str  # relative to the project root, posix
+    is_root: bool
+    overlay: Path | None = None
+    overlay_display: str | None = None
+
+
+def overlay_name(environment: str) -> str:
+    return f"faas.{environment}.yaml"
+
+
+def find_manifests(root: Path, environment: str | None) -> tuple[list[ManifestFile], list[Problem]]:
+    """The root manifest first, then split manifests in sorted path order. ``root`` is resolved
+    and holds a faas.yaml. Overlays without a faas.yaml next to them are problems: silently
+    ignoring a file the author expects to apply would be worse."""
+    problems: list[Problem] = []
+    found: list[ManifestFile] = []
+    overlay_file = overlay_name(environment) if environment else None
+    for directory, dirnames, filenames in os.walk(root):
+        here = Path(directory)
+        dirnames[:] = sorted(name for name in dirnames if _searched(here / name))
+        names = set(filenames)
+        relative_dir = here.relative_to(root)
+        overlay = overlay_file if overlay_file in names else None
+        if MANIFEST_NAME in names:
+            manifest = _manifest_file(root, here, overlay, problems)
+            if manifest:
+                found.append(manifest)
+        elif overlay:
+            message = (
+                f"there is no {MANIFEST_NAME} next to this overlay for it to change; "
+                f"move it next to the {MANIFEST_NAME} it overlays"
+            )
+            problems.append(Problem((relative_dir / overlay).as_posix(), 0, 0, "", message))
+    found.sort(key=lambda manifest: (not manifest.is_root, Path(manifest.display).parts))
+    return found, problems
+
+
+def _searched(directory: Path) -> bool:
+    name = directory.name
+    return not name.startswith(".") and name not in SKIPPED_DIRS and not (directory / "pyvenv.cfg").exists()
+
+
+def _manifest_file(root: Path, here: Path, overlay: str | None, problems: list[Problem]) -> ManifestFile | None:
+    path = here / MANIFEST_NAME
+    display = path.relative_to(root).as_posix()
+    outside = "is a symlink to a file outside the project root; manifests and overlays must live inside the project"
+    if not inside(root, path):
+        problems.append(Problem(display, 0, 0, "", outside))
+        return None
+    if overlay is None:
+        return ManifestFile(path, display, here == root)
+    overlay_path = here / overlay
+    overlay_display = overlay_path.relative_to(root).as_posix()
+    if not inside(root, overlay_path):
+        problems.append(Problem(overlay_display, 0, 0, "", outside))
+        return ManifestFile(path, display, here == root)
+    return ManifestFile(path, display, here == root, overlay_path, overlay_display)
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path``, with every symlink resolved, is ``root`` or below it."""
+    return path.resolve().is_relative_to(root)

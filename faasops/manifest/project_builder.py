@@ -1,0 +1,386 @@
+"""From schema-checked manifest trees to the :class:`Project` model, with the checks a schema
+can't express: unique names across files, source directories on disk, handler modules, replicas
+under autoscaling, requests within limits.
+
+It runs on whatever read well enough, even when the schema found problems, so that one run lists
+as much as possible; every value is type-checked before use for that reason, and the model is
+only returned when nothing at all was wrong.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+from dataclasses import dataclass
+from decimal import Decimal, DecimalException
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from faasops.errors import Problem
+from faasops.handler_contract import check_handler
+from faasops.manifest.discovery import ManifestFile, inside
+from faasops.manifest.overlay import merge_defaults
+from faasops.manifest.yaml_source import YMap, YSeq, format_path, plain
+from faasops.model import (
+    BACKEND_PRESETS,
+    DEFAULT_EXECUTOR,
+    DEFAULT_HANDLER,
+    PROVIDER_SLOTS,
+    Autoscaling,
+    Function,
+    Location,
+    ProviderConfig,
+    Resources,
+    SecretRef,
+    Workspace,
+)
+
+_SECRET_SOURCES = {"kubernetes": "kubernetes", "ssm": "ssm", "secretsManager": "secretsmanager"}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUANTITY = re.compile(
+    r"^(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(?P<suffix>[KMGTPE]i|[numkMGTPE])|(?P<exponent>[eE][+-]?[0-9]+))?$"
+)
+_SUFFIXES = {
+    "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
+}
+
+
+@dataclass
+class Document:
+    """One manifest file as read (overlay merged) and schema-checked."""
+
+    manifest: ManifestFile
+    tree: YMap
+
+
+@dataclass(frozen=True)
+class ProjectDir:
+    """A directory inside the project: root-relative posix path and absolute path."""
+
+    relative: str
+    absolute: Path
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """What only the root manifest declares."""
+
+    name: str | None
+    providers: dict[str, ProviderConfig]
+    templates_dir: Path | None
+    defaults: YMap
+
+
+class ProjectBuilder:
+    """Collects problems while building model values; see the module docstring."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.problems: list[Problem] = []
+        self._seen: set[tuple[str, int, int, str]] = set()
+        self._workspaces: dict[str, Location] = {}
+
+    def problem(self, loc: Location, path: list[Any], message: str) -> None:
+        # The same message at the same place is said once, e.g. a bad value in `defaults` that
+        # every function inherits.
+        key = (loc.file, loc.line, loc.col, message)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.problems.append(Problem(loc.file, loc.line, loc.col, format_path(path), message))
+
+    # --- the root manifest -------------------------------------------------------------------
+
+    def settings(self, root_doc: Document | None) -> ProjectSettings:
+        tree = root_doc.tree if root_doc else YMap(Location("faas.yaml"))
+        name = _text(tree.get("project"))
+        backend = tree.get("backend", "local")
+        preset = BACKEND_PRESETS.get(backend) if isinstance(backend, str) else None
+        overrides = tree.get("providers") if isinstance(tree.get("providers"), YMap) else YMap(tree.loc)
+        providers: dict[str, ProviderConfig] = {}
+        for slot in PROVIDER_SLOTS:
+            override = overrides.get(slot)
+            if isinstance(override, YMap) and isinstance(override.get("type"), str):
+                options = {key: plain(value) for key, value in override.items() if key != "type"}
+                providers[slot] = ProviderConfig(slot, override["type"], options)
+            elif preset:
+                providers[slot] = ProviderConfig(slot, preset[slot], {})
+        templates_dir = None
+        if isinstance(tree.get("templates"), str):
+            templates = self.directory(tree, "templates", ["templates"], "template directory")
+            templates_dir = templates.absolute if templates else None
+        defaults = tree.get("defaults") if isinstance(tree.get("defaults"), YMap) else YMap(tree.loc)
+        self.check_settings(defaults, ["defaults"])
+        return ProjectSettings(name, providers, templates_dir, defaults)
+
+    # --- workspaces and functions --------------------------------------------------------------
+
+    def workspaces(self, doc: Document, settings: ProjectSettings) -> list[Workspace]:
+        items = doc.tree.get("workspaces")
+        if not isinstance(items, YSeq):
+            return []
+        built = []
+        for index, item in enumerate(items):
+            if isinstance(item, YMap):
+                workspace = self.workspace(item, ["workspaces", index], settings)
+                if workspace:
+                    built.append(workspace)
+        return built
+
+    def workspace(self, node: YMap, path: list[Any], settings: ProjectSettings) -> Workspace | None:
+        name = _text(node.get("name"))
+        if name is not None:
+            first = self._workspaces.setdefault(name, node.value_locs["name"])
+            if first != node.value_locs["name"]:
+                message = f"workspace '{name}' is already declared at {first}; workspace names are unique across all manifest files"
+                self.problem(node.value_locs["name"], path + ["name"], message)
+        functions: list[Function] = []
+        seen: dict[str, Location] = {}
+        items = node.get("functions")
+        for index, item in enumerate(items if isinstance(items, YSeq) else []):
+            if not isinstance(item, YMap):
+                continue
+            fn_path = path + ["functions", index]
+            fn_name = _text(item.get("name"))
+            if fn_name is not None:
+                first = seen.setdefault(fn_name, item.value_locs["name"])
+                if first != item.value_locs["name"]:
+                    message = f"function '{fn_name}' is already declared in this workspace at {first}"
+                    self.problem(item.value_locs["name"], fn_path + ["name"], message)
+            function = self.function(item, fn_path, name or "", settings.defaults)
+            if function:
+                functions.append(function)
+        if name is None:
+            return None
+        return Workspace(
+            name=name,
+            location=node.loc,
+            namespace=_text(node.get("namespace")) or name,
+            labels=_strings(node.get("labels")),
+            protect=node.get("protect") is True,
+            functions=tuple(functions),
+        )
+
+    def function(self, node: YMap, path: list[Any], workspace: str, defaults: YMap) -> Function | None:
+        settings = merge_defaults(defaults, node)
+        self.check_settings(settings, path)
+        if "replicas" in node and settings.get("autoscaling") is not None:
+            self.replicas_under_autoscaling(node, path)
+        source = None
+        if isinstance(node.get("source"), str):
+            source = self.directory(node, "source", path + ["source"], "source directory")
+        handler = node.get("handler", DEFAULT_HANDLER)
+        if source and isinstance(handler, str) and _IDENTIFIER.match(handler):
+            self.handler(node, path, source, handler)
+        name = _text(node.get("name"))
+        if name is None or source is None or not isinstance(handler, str):
+            return None
+        autoscaling = self.autoscaling(settings.get("autoscaling"))
+        replicas = settings.get("replicas")
+        return Function(
+            workspace=workspace,
+            name=name,
+            source_dir=source.absolute,
+            source=source.relative,
+            location=node.loc,
+            handler=handler,
+            env=_strings(settings.get("env")),
+            variables=_strings(settings.get("variables")),
+            secrets=_secrets(settings.get("secrets")),
+            resources=_resources(settings.get("resources")),
+            # Under autoscaling the autoscaler owns the count; defaults' replicas is ignored.
+            replicas=replicas if _is_int(replicas) and autoscaling is None else 1,
+            autoscaling=autoscaling,
+            spot=settings.get("spot") is True,
+            protect=settings.get("protect") is True,
+            executor=_text(settings.get("executor")) or DEFAULT_EXECUTOR,
+            labels=_strings(settings.get("labels")),
+            annotations=_strings(settings.get("annotations")),
+        )
+
+    def replicas_under_autoscaling(self, node: YMap, path: list[Any]) -> None:
+        message = (
+            "replicas can't be set with autoscaling: the autoscaler owns the replica count and "
+            "SpinKube rejects replicas with enableAutoscaling; remove replicas"
+        )
+        if "autoscaling" not in node:
+            message += " (autoscaling comes from defaults; set autoscaling: null to turn it off)"
+        self.problem(node.value_locs["replicas"], path + ["replicas"], message)
+
+    def check_settings(self, settings: YMap, path: list[Any]) -> None:
+        """Checks of function settings (or defaults) that need more than one value at a time."""
+        scaling = settings.get("autoscaling")
+        if isinstance(scaling, YMap):
+            low, high = scaling.get("min", 1), scaling.get("max")
+            if _is_int(low) and _is_int(high) and high < low:
+                message = f"max ({high}) must be at least min ({low})"
+                self.problem(scaling.value_locs["max"], path + ["autoscaling", "max"], message)
+        resources = settings.get("resources")
+        if isinstance(resources, YMap):
+            self.check_requests_within_limits(resources, path + ["resources"])
+        self.check_secret_names(settings, path)
+
+    def check_requests_within_limits(self, resources: YMap, path: list[Any]) -> None:
+        requests, limits = resources.get("requests"), resources.get("limits")
+        if not isinstance(requests, YMap) or not isinstance(limits, YMap):
+            return
+        for kind in ("cpu", "memory"):
+            request, limit = _quantity(requests, kind), _quantity(limits, kind)
+            if request is None or limit is None:
+                continue
+            request_amount, limit_amount = _amount(request), _amount(limit)
+            if request_amount is not None and limit_amount is not None and request_amount > limit_amount:
+                message = f"the {kind} request {request} is more than the {kind} limit {limit}; Kubernetes rejects that"
+                self.problem(requests.value_locs[kind], path + ["requests", kind], message)
+
+    def check_secret_names(self, settings: YMap, path: list[Any]) -> None:
+        env = settings.get("env") if isinstance(settings.get("env"), YMap) else {}
+        secrets = settings.get("secrets")
+        names: dict[str, Location] = {}
+        for index, secret in enumerate(secrets if isinstance(secrets, YSeq) else []):
+            name = _text(secret.get("name")) if isinstance(secret, YMap) else None
+            if name is None:
+                continue
+            loc = secret.value_locs["name"]
+            secret_path = path + ["secrets", index, "name"]
+            if name in names:
+                message = f"secret '{name}' is already declared at {names[name]}; each secret sets its own environment variable"
+                self.problem(loc, secret_path, message)
+            names.setdefault(name, loc)
+            if name in env:
+                message = f"secret '{name}' would set the same environment variable as env.{name}; rename one of them"
+                self.problem(loc, secret_path, message)
+
+    def autoscaling(self, node: Any) -> Autoscaling | None:
+        if not isinstance(node, YMap) or not _is_int(node.get("max")):
+            return None
+        low = node.get("min", 1)
+        return Autoscaling(
+            type=node.get("type", "hpa") if isinstance(node.get("type"), str) else "hpa",
+            min_replicas=low if _is_int(low) else 1,
+            max_replicas=node["max"],
+            cpu_utilization=node.get("cpu") if _is_int(node.get("cpu")) else None,
+            memory_utilization=node.get("memory") if _is_int(node.get("memory")) else None,
+        )
+
+    def directory(self, node: YMap, key: str, path: list[Any], what: str) -> ProjectDir | None:
+        """The directory ``node[key]`` names, relative to the manifest that wrote it; it must
+        exist inside the project root, symlinks resolved."""
+        text: str = node[key]
+        loc = node.value_locs[key]
+        base = PurePosixPath(loc.file).parent
+        if PurePosixPath(text).is_absolute() or Path(text).is_absolute():
+            where = "the project root" if str(base) == "." else f"{base}/"
+            self.problem(loc, path, f"the {what} must be a relative path (relative to {where}), not {text!r}")
+            return None
+        relative = os.path.normpath(str(base / text)).replace(os.sep, "/")
+        if relative == ".." or relative.startswith("../"):
+            self.problem(loc, path, f"{text!r} leads outside the project root; the {what} must be inside the project")
+            return None
+        absolute = self.root / relative if relative != "." else self.root
+        if not inside(self.root, absolute):
+            message = f"{text!r} goes through a symlink that leads outside the project root; the {what} must be inside the project"
+            self.problem(loc, path, message)
+            return None
+        if not absolute.exists():
+            self.problem(loc, path, f"the {what} {relative!r} does not exist")
+            return None
+        if not absolute.is_dir():
+            self.problem(loc, path, f"{relative!r} is a file; the {what} must be a directory")
+            return None
+        return ProjectDir(relative, absolute)
+
+    def handler(self, node: YMap, path: list[Any], source: ProjectDir, handler: str) -> None:
+        # Point at `handler:` when it is written, else at `source:` (the default module is missing).
+        written = "handler" in node
+        loc = node.value_locs["handler" if written else "source"]
+        at = path + ["handler" if written else "source"]
+        if keyword.iskeyword(handler):
+            self.problem(loc, at, f"{handler!r} is a Python keyword and can't name a module; rename the module")
+            return
+        module = source.absolute / f"{handler}.py"
+        display = f"{handler}.py" if source.relative == "." else f"{source.relative}/{handler}.py"
+        if not module.is_file():
+            hint = "" if written else f" (handler defaults to {DEFAULT_HANDLER!r}; set handler: to the module's name)"
+            self.problem(loc, at, f"the handler module {display} does not exist{hint}")
+            return
+        if not inside(self.root, module):
+            self.problem(loc, at, f"the handler module {display} is a symlink to a file outside the project root")
+            return
+        self.problems += check_handler(module, display)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _strings(value: Any) -> dict[str, str]:
+    if not isinstance(value, YMap):
+        return {}
+    return {key: item for key, item in value.items() if isinstance(item, str)}
+
+
+def _secrets(value: Any) -> tuple[SecretRef, ...]:
+    refs = []
+    for item in value if isinstance(value, YSeq) else []:
+        if isinstance(item, YMap) and isinstance(item.get("name"), str):
+            ref = _secret_ref(item["name"], item)
+            if ref:
+                refs.append(ref)
+    return tuple(refs)
+
+
+def _secret_ref(name: str, item: YMap) -> SecretRef | None:
+    """The reference of the first source the secret names (the schema allows exactly one)."""
+    for key, source in _SECRET_SOURCES.items():
+        spec = item.get(key)
+        if key == "ssm" and isinstance(spec, str):
+            return SecretRef(name, source, spec)
+        if isinstance(spec, YMap):
+            ref = spec.get("secret" if key == "kubernetes" else "id")
+            return SecretRef(name, source, ref, _text(spec.get("key"))) if isinstance(ref, str) else None
+    return None
+
+
+def _resources(value: Any) -> Resources:
+    if not isinstance(value, YMap):
+        return Resources()
+    requests = value.get("requests") if isinstance(value.get("requests"), YMap) else YMap(value.loc)
+    limits = value.get("limits") if isinstance(value.get("limits"), YMap) else YMap(value.loc)
+    return Resources(
+        cpu_request=_quantity(requests, "cpu"),
+        memory_request=_quantity(requests, "memory"),
+        cpu_limit=_quantity(limits, "cpu"),
+        memory_limit=_quantity(limits, "memory"),
+    )
+
+
+def _quantity(node: YMap, key: str) -> str | None:
+    """A quantity as written: YAML numbers (``cpu: 0.5``) keep their source text."""
+    value = node.get(key)
+    if isinstance(value, bool) or value is None:
+        return None
+    text = value if isinstance(value, str) else node.raw.get(key, str(value))
+    return text if _QUANTITY.match(text) else None
+
+
+def _amount(quantity: str) -> Decimal | None:
+    """The value of a quantity that matched ``_QUANTITY`` (``"500m"`` is 0.5, ``"1Ki"`` 1024);
+    None when it is too extreme to compute."""
+    match = _QUANTITY.match(quantity)
+    assert match, quantity
+    try:
+        number = Decimal(match["number"])
+        if match["exponent"]:
+            return number.scaleb(int(match["exponent"][1:]))
+        return number * _SUFFIXES[match["suffix"] or ""]
+    except (DecimalException, ValueError):
+        return None

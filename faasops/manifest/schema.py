@@ -1,0 +1,203 @@
+"""Checking a manifest tree against ``faas.yaml.schema`` and phrasing each error for a person.
+
+jsonschema's own messages ("Additional properties are not allowed ('sorce' was unexpected)")
+name neither the place nor the fix. Every error here becomes a :class:`Problem` at the YAML node
+it is about, saying what was expected and, where it can guess, what the author meant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from functools import cache
+from importlib.resources import files
+from typing import Any, Iterable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from faasops.errors import Problem
+from faasops.manifest.yaml_source import YMap, YSeq, format_path
+from faasops.model import Location
+
+SCHEMA_RESOURCE = "faas.yaml.schema"
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of faas.yaml, as shipped inside the faasops package."""
+    return json.loads((files("faasops") / SCHEMA_RESOURCE).read_text(encoding="utf-8"))
+
+
+@cache
+def _validator(root_file: bool) -> Draft202012Validator:
+    schema = dict(manifest_schema())
+    # The schema's top level describes any faas.yaml (editors can't tell a root file from a split
+    # one); the root file must also name the project, which $defs/rootManifest adds.
+    schema["$ref"] = "#/$defs/rootManifest" if root_file else "#/$defs/manifest"
+    return Draft202012Validator(schema)
+
+
+def schema_problems(tree: Any, file: str, root_file: bool) -> list[Problem]:
+    """Every schema violation in ``tree`` (one manifest file, overlays merged), located."""
+    errors = [leaf for error in _validator(root_file).iter_errors(tree) for leaf in _relevant(error)]
+    # A value of the wrong type also fails every rule about its content; the type is the news.
+    mistyped = {tuple(error.absolute_path) for error in errors if error.validator == "type"}
+    problems: list[Problem] = []
+    for error in errors:
+        if error.validator == "type" or tuple(error.absolute_path) not in mistyped:
+            problems.extend(_explain(error, tree, file))
+    return list(dict.fromkeys(problems))
+
+
+def _relevant(error: ValidationError) -> list[ValidationError]:
+    """The errors worth reporting for ``error``: for an anyOf/oneOf, every error of the
+    alternative that fits best (best_match alone would keep just one of them)."""
+    best = best_match([error])
+    if best is error:
+        return [error]
+    depth = len(error.absolute_schema_path)
+    branch = list(best.absolute_schema_path)[: depth + 1]
+    same_branch = [sub for sub in error.context or () if list(sub.absolute_schema_path)[: depth + 1] == branch]
+    return [leaf for sub in same_branch for leaf in _relevant(sub)] or [best]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'source'?)`` when ``word`` is close to one of ``choices``, else ``""``."""
+    choices = list(choices)
+    lowered = word.lower()
+    by_case = {choice.lower(): choice for choice in choices}
+    match = by_case.get(lowered) or next(iter(difflib.get_close_matches(word, choices, n=1, cutoff=0.6)), None)
+    if match is None:  # `environment` for `env`: a key written out in full
+        match = next((choice for choice in choices if len(choice) >= 3 and lowered.startswith(choice.lower())), None)
+    return f" (did you mean '{match}'?)" if match else ""
+
+
+def describe(value: Any, raw: str | None = None) -> str:
+    """How a YAML value reads back to its author: ``the number 8080``, ``a mapping``…"""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        text = str(value).lower()
+        written = f" (YAML reads {raw} as {text})" if raw and raw.lower() != text else ""
+        return f"the boolean {text}{written}"
+    if isinstance(value, (int, float)):
+        return f"the number {raw or value}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {short(value)}"
+    return f"a {type(value).__name__} ({raw})" if raw else f"a {type(value).__name__}"
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 50 else text[:45] + "…" + text[-1]
+
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def locate(tree: Any, path: list[Any], on_key: bool = False) -> tuple[Location, str | None]:
+    """The location (and raw scalar text) of the value at ``path``; of its key with ``on_key``."""
+    node, loc, raw = tree, getattr(tree, "loc", None), None
+    for depth, part in enumerate(path):
+        if isinstance(node, YMap) and part in node:
+            loc = node.key_locs[part] if on_key and depth == len(path) - 1 else node.value_locs[part]
+            raw = node.raw.get(part)
+        elif isinstance(node, YSeq) and isinstance(part, int) and part < len(node):
+            loc, raw = node.item_locs[part], node.raw.get(part)
+        else:
+            break
+        node = node[part]
+    return loc or Location(""), raw
+
+
+def _problem(tree: Any, file: str, path: list[Any], message: str, on_key: bool = False) -> Problem:
+    loc, _raw = locate(tree, path, on_key)
+    return Problem(loc.file or file, loc.line, loc.col, format_path(path), message)
+
+
+def _explain(error: ValidationError, tree: Any, file: str) -> list[Problem]:
+    path = list(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    value = error.instance
+    raw = locate(tree, path)[1]
+    kind = error.validator
+
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = sorted(schema.get("properties", {}))
+        problems = []
+        for key in value:
+            if key in allowed:
+                continue
+            hint = did_you_mean(key, allowed) or (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+            problems.append(_problem(tree, file, path + [key], f"unknown key '{key}'{hint}", on_key=True))
+        return problems
+    if kind == "required":
+        missing = re.match(r"'(.*)' is a required property", error.message)
+        name = missing.group(1) if missing else error.message
+        return [_problem(tree, file, path, f"missing required key '{name}'")]
+    if error.absolute_schema_path and "propertyNames" in error.absolute_schema_path:
+        # jsonschema reports a bad key at its mapping; point at the key itself.
+        key = value
+        if "patternErrorMessage" in schema:
+            message = f"key {short(key)} is {schema['patternErrorMessage']}"
+        else:
+            message = f"key {short(key)}: {error.message}"
+        return [_problem(tree, file, path + [key], message, on_key=True)]
+    if "errorMessage" in schema:
+        return [_problem(tree, file, path, schema["errorMessage"] + _alternatives_found(schema, value))]
+    if kind in ("pattern", "maxLength", "minLength") and "patternErrorMessage" in schema:
+        message = f"{short(value)} is {schema['patternErrorMessage']}"
+        if kind == "maxLength":
+            message += f" (it has {len(value)} characters)"
+        return [_problem(tree, file, path, message)]
+    if kind == "minLength":
+        return [_problem(tree, file, path, "must not be empty")]
+    if kind == "type":
+        return [_problem(tree, file, path, _type_message(schema.get("type"), value, raw))]
+    if kind == "const":
+        return [_problem(tree, file, path, f"must be {schema['const']!r} (got {short(value)})")]
+    if kind == "enum":
+        choices = ", ".join(repr(option) for option in schema["enum"])
+        hint = did_you_mean(value, [str(option) for option in schema["enum"]]) if isinstance(value, str) else ""
+        return [_problem(tree, file, path, f"{short(value)} is not one of {choices}{hint}")]
+    if kind == "minimum":
+        return [_problem(tree, file, path, f"must be at least {schema['minimum']} (got {value})")]
+    if kind == "maximum":
+        return [_problem(tree, file, path, f"must be at most {schema['maximum']} (got {value})")]
+    return [_problem(tree, file, path, error.message)]
+
+
+def _alternatives_found(schema: dict[str, Any], value: Any) -> str:
+    """For a oneOf/anyOf over alternative keys, which of them the mapping has."""
+    branches = schema.get("oneOf") or schema.get("anyOf") or []
+    keys = [branch["required"][0] for branch in branches if len(branch.get("required", ())) == 1]
+    if not isinstance(value, dict) or not keys or len(keys) != len(branches):
+        return ""
+    found = [key for key in keys if key in value]
+    return f" (found {' and '.join(found)})" if len(found) > 1 else ""
+
+
+def _type_message(expected: Any, value: Any, raw: str | None) -> str:
+    kinds = expected if isinstance(expected, list) else [expected]
+    wanted = " or ".join(_TYPE_NAMES.get(kind, str(kind)) for kind in kinds)
+    message = f"expected {wanted}, got {describe(value, raw)}"
+    if "string" in kinds:
+        if value is None and raw in (None, "", "~"):
+            message += "; write \"\" for an empty string"
+        elif raw is not None:
+            message += f"; quote it: \"{raw}\""
+    return message

@@ -1,0 +1,102 @@
+"""Loading plugins and creating the providers a project asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from faasops import hookspecs
+from faasops.errors import PluginError
+from faasops.model import Project, ProviderConfig
+
+ENTRY_POINT_GROUP = "faasops"
+
+_FACTORY_HOOKS = {
+    "state": "faasops_state_backend",
+    "sources": "faasops_source_store",
+    "builder": "faasops_builder",
+    "registry": "faasops_registry",
+    "scaffolder": "faasops_scaffolder",
+    "deployer": "faasops_deployer",
+}
+
+
+def create_plugin_manager(extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginManager:
+    """A plugin manager with every plugin of the ``faasops`` entry-point group loaded.
+
+    Built-in providers are entry points of this package, so they load exactly like third-party
+    ones. ``check_pending`` makes a misspelled ``faasops_*`` hook implementation fail loudly.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception as exc:  # an installed plugin that fails to import
+        raise PluginError(f"a faasops plugin failed to load: {exc!r}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from exc
+    return pm
+
+
+def provider_types(pm: pluggy.PluginManager) -> dict[str, list[tuple[str, str]]]:
+    """``{slot: [(type, description), …]}`` over every plugin."""
+    found: dict[str, list[tuple[str, str]]] = {slot: [] for slot in _FACTORY_HOOKS}
+    for result in pm.hook.faasops_provider_types():
+        for slot, type_, description in result or ():
+            found.setdefault(slot, []).append((type_, description))
+    return found
+
+
+def create_provider(pm: pluggy.PluginManager, project: Project, slot: str) -> Any:
+    """The provider object for ``slot``, from the first plugin that serves its configured type."""
+    config: ProviderConfig = project.provider(slot)
+    hook = getattr(pm.hook, _FACTORY_HOOKS[slot])
+    provider = hook(config=config, project=project)
+    if provider is None:
+        known = ", ".join(sorted(t for t, _ in provider_types(pm).get(slot, []))) or "none"
+        raise PluginError(
+            f"no installed plugin provides {slot} type {config.type!r} "
+            f"(available {slot} types: {known}; see `faasops plugins`)"
+        )
+    return provider
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered plugin as ``faasops plugins`` shows it."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Every registered plugin with the hooks it implements and its distribution version."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or ()))
+        dist = dists.get(id(plugin))
+        infos.append(
+            PluginInfo(
+                name=name,
+                distribution=dist.project_name if dist else "(registered in-process)",
+                version=dist.version if dist else "",
+                hooks=hooks,
+            )
+        )
+    return sorted(infos, key=lambda i: i.name)
+
+
+def entry_point_names() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))

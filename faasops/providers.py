@@ -1,0 +1,224 @@
+"""The provider contracts: what a plugin's state backend, source store, builder, registry,
+scaffolder and deployer objects must offer, and the plain values they exchange.
+
+Plugins create providers through the factory hooks in :mod:`faasops.hookspecs`. Only the apply
+executor calls methods that change anything; plan calls ``read``/``observe`` methods only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Protocol, runtime_checkable
+
+from faasops.model import Function, Project, Workspace
+
+TASK_STATUSES = ("pending", "running", "completed", "failed")
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkspaceRecord:
+    """A workspace as the state backend last recorded it (after a successful apply)."""
+
+    name: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FunctionRecord:
+    """A function as the state backend last recorded it — only after its deploy succeeded.
+
+    ``spec`` is the applied :meth:`Function.spec` plus ``source_hash`` and ``build_key``;
+    ``artifact`` the pushed image reference (``repo@sha256:…``).
+    """
+
+    workspace: str
+    name: str
+    spec: dict[str, Any]
+    artifact: str
+    applied_at: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.workspace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ActualState:
+    """Everything the state backend knows, read in one batch per workspace (or fewer).
+
+    ``serial`` grows with every recorded change; saved plans use it to detect staleness.
+    """
+
+    workspaces: dict[str, WorkspaceRecord] = field(default_factory=dict)
+    functions: dict[str, FunctionRecord] = field(default_factory=dict)  # by address
+    serial: int = 0
+
+
+@dataclass(frozen=True)
+class Task:
+    """One step of apply (upload, build, push, scaffold, deploy, record, delete …)."""
+
+    id: str
+    workspace: str
+    function: str | None
+    kind: str
+    status: str  # one of TASK_STATUSES
+    created_at: str
+    updated_at: str
+    message: str = ""
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """A function's source directory frozen into a deterministic archive.
+
+    ``digest`` (``sha256:…``) covers file names, executable bits and contents — never mtimes — so
+    the same tree always gives the same digest.
+    """
+
+    digest: str
+    archive: bytes  # tar.gz, deterministic
+    files: tuple[str, ...]
+    size: int
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A built component. ``cached`` is True when the builder reused an earlier build."""
+
+    build_key: str
+    wasm_path: Path
+    wasm_digest: str
+    cached: bool
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A pushed OCI artifact: ``reference`` is ``repository@sha256:…`` (what deploy uses)."""
+
+    reference: str
+    digest: str
+    pushed: bool  # False when the registry already had this digest
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """What the deployer observes for one function: the manifests it finds live (or none)."""
+
+    address: str
+    manifests: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds the state lock."""
+
+    id: str
+    holder: str
+    host: str
+    pid: int
+    command: str
+    created_at: str
+    expires_at: str
+    ci_url: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Provider protocols
+# --------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class StateBackend(Protocol):
+    """Where faasops records what it applied, and the task history."""
+
+    def read(self, workspaces: Iterable[str] | None = None) -> ActualState:
+        """All records (or those of ``workspaces``), in as few reads as the store allows."""
+
+    def put_workspace(self, record: WorkspaceRecord) -> None: ...
+
+    def delete_workspace(self, name: str) -> None: ...
+
+    def put_function(self, record: FunctionRecord) -> None:
+        """Record a function as applied. Called only after its deploy succeeded."""
+
+    def delete_function(self, workspace: str, name: str) -> None: ...
+
+    def put_task(self, task: Task) -> None:
+        """Insert or update a task (tasks are keyed by ``id``)."""
+
+    def list_tasks(
+        self, workspace: str | None = None, task_id: str | None = None, limit: int = 50
+    ) -> list[Task]:
+        """Newest first."""
+
+    def acquire_lock(self, info: LockInfo, timeout_s: float) -> LockInfo:
+        """Take the state lock or raise :class:`faasops.errors.LockError` naming the holder."""
+
+    def release_lock(self, lock_id: str) -> None: ...
+
+    def force_unlock(self, lock_id: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class SourceStore(Protocol):
+    """Keeps validated source archives, content-addressed."""
+
+    def upload(self, function: Function, snapshot: SourceSnapshot) -> str:
+        """Store the archive (idempotent: an existing digest is not written again); return its URI."""
+
+
+@runtime_checkable
+class Builder(Protocol):
+    """Turns a source snapshot into a Spin component."""
+
+    #: Identifies the toolchain; part of the build key, so a toolchain change rebuilds.
+    toolchain: str
+
+    def build_key(self, function: Function, snapshot: SourceSnapshot) -> str:
+        """The content hash that decides whether a build can be reused (pure, no I/O)."""
+
+    def build(self, function: Function, snapshot: SourceSnapshot) -> BuildResult:
+        """Build, or reuse a cached build with the same key."""
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """Stores components as Spin OCI artifacts."""
+
+    def push(self, function: Function, build: BuildResult, created: str) -> Artifact:
+        """Push (skipping blobs and manifests the registry already has). ``created`` pins the
+        ``org.opencontainers.image.created`` annotation so equal sources give equal digests."""
+
+
+@runtime_checkable
+class Scaffolder(Protocol):
+    """Renders the Kubernetes manifests of a function (SpinApp, HPA/ScaledObject …)."""
+
+    def render(self, project: Project, function: Function, artifact: str) -> list[dict[str, Any]]:
+        """Pure: the manifests for ``function`` running image ``artifact``."""
+
+
+@runtime_checkable
+class Deployer(Protocol):
+    """Makes rendered manifests live, and observes what is live."""
+
+    def observe(self, project: Project, workspaces: Iterable[Workspace | str]) -> dict[str, LiveObject]:
+        """What is live per function address, in batches (one list per namespace and kind)."""
+
+    def ensure_workspace(self, project: Project, workspace: Workspace) -> None: ...
+
+    def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None: ...
+
+    def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> None: ...
+
+    def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None: ...

@@ -1,0 +1,258 @@
+"""Load Spin HTTP components and run one request per fresh instance.
+
+Compiling a 37 MB componentize-py component takes seconds; the compiled artifact is cached on
+disk (keyed by the wasm's sha256, the wasmtime version and the engine settings) and loads in
+milliseconds. Engine, component and linker are shared by all threads; every request gets its own
+Store and instance, so requests never see each other's state and a crashed guest costs nothing
+to the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import math
+import os
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import wasmtime
+from wasmtime import component as wc
+
+from faasops.errors import FaasopsError
+from faasops.runtime import spin, wasi, wasi_http  # noqa: F401  (they register host functions)
+from faasops.runtime.host import Invocation, link, set_current_invocation
+from faasops.runtime.messages import HttpRequest, HttpResponse
+from faasops.runtime.spin import KeyValueDatabase
+from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
+
+WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+HANDLER_INTERFACE = "wasi:http/incoming-handler@0.2"
+DEFAULT_TIMEOUT_S = 30.0
+# Epoch ticks bound a request's run time; coarse ticks keep the ticker thread nearly free.
+EPOCH_TICK_S = 0.05
+# Part of the cache key: artifacts compiled with other engine settings don't deserialize.
+ENGINE_SETTINGS = "epoch1"
+
+
+class ComponentLoadError(FaasopsError):
+    """The file is not a component this runtime can serve."""
+
+
+def _engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    return wasmtime.Engine(config)
+
+
+def _tick(engine_ref: "weakref.ReferenceType[wasmtime.Engine]", stop: threading.Event) -> None:
+    while not stop.wait(EPOCH_TICK_S):
+        engine = engine_ref()
+        if engine is None:
+            return
+        engine.increment_epoch()
+        del engine
+
+
+@dataclass
+class _Compiled:
+    """A component plus what every instance of it shares."""
+
+    component: wc.Component
+    linker: wc.Linker
+    handle_index: wc.ExportIndex
+    unsupported_imports: tuple[str, ...]
+
+
+class ComponentRuntime:
+    """Compiles (or loads from the cache) components and hands out :class:`LoadedApp` objects."""
+
+    def __init__(self, cache_dir: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.cache_dir = Path(cache_dir)
+        self.timeout_s = timeout_s
+        self.engine = _engine()
+        self.compile_count = 0
+        """How many components this runtime compiled from wasm (cache misses)."""
+        self._compiled: "weakref.WeakValueDictionary[str, _Compiled]" = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        threading.Thread(target=_tick, args=(weakref.ref(self.engine), self._stop),
+                         name="faasops-epoch", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop the epoch ticker; loaded apps must not be used afterwards."""
+        self._stop.set()
+
+    def load(self, wasm_path: Path, *, variables: Mapping[str, str] | None = None,
+             kv_path: Path | None = None, kv_namespace: str = "") -> "LoadedApp":
+        """Prepare ``wasm_path`` for serving.
+
+        ``variables`` are the app's Spin variables; ``kv_path`` is the SQLite file backing the
+        ``default`` key-value store (none: the store is denied, as in Spin without a store), and
+        ``kv_namespace`` keeps this app's keys apart from other apps' in that file.
+        """
+        wasm = Path(wasm_path).read_bytes()
+        digest = hashlib.sha256(wasm).hexdigest()
+        with self._lock:
+            compiled = self._compiled.get(digest)
+            from_cache = True
+            if compiled is None:
+                component, from_cache = self._component(wasm, digest)
+                compiled = self._prepare(component, wasm_path)
+                self._compiled[digest] = compiled
+        kv = KeyValueDatabase(kv_path, kv_namespace) if kv_path is not None else None
+        return LoadedApp(self, compiled, Path(wasm_path), digest, from_cache,
+                         dict(variables or {}), kv)
+
+    def cache_path(self, digest: str) -> Path:
+        """Where the compiled artifact of the wasm with sha256 ``digest`` is cached."""
+        return self.cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}-{ENGINE_SETTINGS}.cwasm"
+
+    def _component(self, wasm: bytes, digest: str) -> tuple[wc.Component, bool]:
+        cached = self.cache_path(digest)
+        if cached.is_file():
+            try:
+                return wc.Component.deserialize_file(self.engine, str(cached)), True
+            except wasmtime.WasmtimeError:
+                pass  # stale or foreign artifact (other CPU features…): compile again
+        try:
+            component = wc.Component(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise ComponentLoadError(f"not a valid WebAssembly component: {exc}") from None
+        self.compile_count += 1
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a concurrent reader never sees half an artifact.
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(component.serialize())
+            os.replace(tmp, cached)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return component, False
+
+    def _prepare(self, component: wc.Component, wasm_path: Path) -> _Compiled:
+        exports = component.type.exports(self.engine)
+        handler = next((name for name in exports if name.startswith(HANDLER_INTERFACE + ".")), None)
+        handler_index = component.get_export_index(handler) if handler else None
+        handle_index = component.get_export_index("handle", handler_index) if handler_index else None
+        if handle_index is None:
+            raise ComponentLoadError(
+                f"{wasm_path} does not export {HANDLER_INTERFACE}.x handle: not a Spin HTTP "
+                f"component (exports: {', '.join(exports) or 'none'})")
+        linker, report = link(self.engine, component)
+        return _Compiled(component, linker, handle_index, report.unsupported)
+
+
+class LoadedApp:
+    """A component ready to serve requests; :meth:`handle` may be called from many threads."""
+
+    def __init__(self, runtime: ComponentRuntime, compiled: _Compiled, wasm_path: Path,
+                 sha256: str, compiled_from_cache: bool, variables: dict[str, str],
+                 key_value: KeyValueDatabase | None):
+        self.wasm_path = wasm_path
+        self.sha256 = sha256
+        self.compiled_from_cache = compiled_from_cache
+        """False when loading this app compiled the wasm (no cached artifact was usable)."""
+        self.unsupported_imports = compiled.unsupported_imports
+        """Imported functions without a host implementation (calling one fails the request)."""
+        self._runtime = runtime
+        self._compiled = compiled
+        self._variables = variables
+        self._key_value = key_value
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        """Run ``request`` through a fresh instance of the component and return its response."""
+        runtime = self._runtime
+        compiled = self._compiled
+        inv = Invocation(variables=self._variables, key_value=self._key_value,
+                         deadline=time.monotonic() + runtime.timeout_s)
+        trap: str | None = None
+        started = time.perf_counter()
+        cpu_started = time.thread_time()
+        set_current_invocation(inv)
+        store = wasmtime.Store(runtime.engine)
+        try:
+            store.set_epoch_deadline(math.ceil(runtime.timeout_s / EPOCH_TICK_S) + 1)
+            instance = compiled.linker.instantiate(store, compiled.component)
+            handle = instance.get_func(store, compiled.handle_index)
+            assert handle is not None
+            request_rep = inv.add_resource(incoming_request(request))
+            outparam_rep = inv.add_resource(ResponseOutparam())
+            handle(store,
+                   wc.ResourceHost.own(request_rep, IncomingRequest.type_id),
+                   wc.ResourceHost.own(outparam_rep, ResponseOutparam.type_id))
+            handle.post_return(store)
+        except wasmtime.WasmtimeError as exc:
+            trap = str(exc)
+        finally:
+            set_current_invocation(None)
+            store.close()
+        return _response(inv, trap, runtime.timeout_s,
+                         time.perf_counter() - started, time.thread_time() - cpu_started)
+
+
+def incoming_request(request: HttpRequest) -> IncomingRequest:
+    """The guest's view of ``request``, with the ``spin-*`` headers Spin adds."""
+    target = request.path if request.path.startswith("/") else "/" + request.path
+    path = target.split("?", 1)[0]
+    base = request.base_path.rstrip("/")
+    if base and (path == base or path.startswith(base + "/")):
+        path_info = path[len(base):]
+    else:
+        path_info = path
+    host = next((v for n, v in request.headers if n.lower() == "host"), "localhost")
+    spin_headers = {
+        "spin-full-url": f"{request.scheme}://{host}{target}",
+        "spin-path-info": path_info,
+        "spin-matched-route": f"{base}/...",
+        "spin-raw-component-route": f"{base}/...",
+        "spin-component-route": base,
+        "spin-base-path": "/",
+    }
+    if request.client_addr:
+        spin_headers["spin-client-addr"] = request.client_addr
+    # Clients must not be able to forge what the platform tells the guest.
+    headers = [(n.lower(), v.encode("latin-1", "replace")) for n, v in request.headers
+               if n.lower() not in spin_headers]
+    headers += [(n, v.encode("utf-8")) for n, v in spin_headers.items()]
+    return IncomingRequest(request.method, target, request.scheme, host, headers, request.body)
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def _response(inv: Invocation, trap: str | None, timeout_s: float, duration: float,
+              cpu: float) -> HttpResponse:
+    stdout = inv.stdout.decode("utf-8", "replace")
+    stderr = inv.stderr.decode("utf-8", "replace")
+
+    def failed(reason: str, error: str) -> HttpResponse:
+        return HttpResponse(500, [("content-type", "text/plain; charset=utf-8")],
+                            (reason + "\n").encode("utf-8"), stdout, stderr, duration, cpu, error)
+
+    if trap is not None:
+        if inv.failure is not None:
+            reason = inv.failure
+        elif "interrupt" in trap:
+            reason = f"request exceeded the time limit of {timeout_s:g} s"
+        else:
+            reason = "guest crashed: " + trap.strip().splitlines()[0]
+        return failed(reason, trap)
+    if inv.response is None:
+        reason = inv.response_error or "guest returned without sending a response"
+        return failed(reason, reason)
+    response = inv.response
+    headers = [(name, value.decode("latin-1")) for name, value in response.headers.entries]
+    body = bytes(response.body.data) if response.body is not None else b""
+    error = None
+    if response.status >= 500 and _TRACEBACK in stderr:
+        # The SDK catches the handler's exception, prints it and answers 500.
+        error = stderr[stderr.rindex(_TRACEBACK):]
+    return HttpResponse(response.status, headers, body, stdout, stderr, duration, cpu, error)

@@ -1,0 +1,47 @@
+"""The request a runtime is given and the response (plus diagnostics) it gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request for one function.
+
+    ``path`` is the full request target (path and query) as the client sent it; the guest sees it
+    unchanged, like in Spin. ``base_path`` is the function's route prefix (``/ws/fn``); it only
+    feeds the ``spin-*`` headers.
+    """
+
+    method: str
+    path: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    base_path: str = "/"
+    scheme: str = "http"
+    client_addr: str | None = None
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What the function answered, with the request's captured output and costs.
+
+    ``error`` is set when the guest failed: the trap text when it crashed or called an
+    unsupported host API, or the guest's Python traceback when its handler raised.
+    ``cpu_s`` is the CPU time of the thread that ran the request (guest and host code).
+    """
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    stdout: str = ""
+    stderr: str = ""
+    duration_s: float = 0.0
+    cpu_s: float = 0.0
+    error: str | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        key = name.lower()
+        return next((v for n, v in self.headers if n.lower() == key), None)

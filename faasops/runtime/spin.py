@@ -1,0 +1,157 @@
+"""Spin host APIs: ``fermyon:spin/key-value@2`` on SQLite, ``fermyon:spin/variables@2`` and
+``wasi:config/store`` (the same variables, as newer SDKs read them).
+
+Key-value follows Spin's defaults: one store, labelled ``default``; a component without a store
+gets ``access-denied``. Every app gets its own namespace inside the shared SQLite file.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from faasops.runtime.host import HOST_API, Invocation, Resource
+
+KEY_VALUE = "fermyon:spin/key-value@2"
+VARIABLES = "fermyon:spin/variables@2"
+CONFIG = "wasi:config/store@0.2.0-draft-2024-09-27"
+
+DEFAULT_STORE = "default"
+# Spin's rule for variable names.
+_VARIABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spin_key_value (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID
+"""
+
+
+class KeyValueDatabase:
+    """One app's view (``namespace``) of the key-value SQLite file at ``path``.
+
+    sqlite3 connections can't be shared between threads, and requests run on many threads, so
+    each thread opens its own connection on first use.
+    """
+
+    def __init__(self, path: Path, namespace: str):
+        self.path = Path(path)
+        self.namespace = namespace
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection()  # fail at load time, not in the first request, if the file is unusable
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")  # readers don't wait for writers
+            conn.execute(_SCHEMA)
+            self._local.conn = conn
+        return conn
+
+    def get(self, key: str) -> bytes | None:
+        """The value of ``key``, or None."""
+        row = self._connection().execute(
+            "SELECT value FROM spin_key_value WHERE namespace = ? AND key = ?",
+            (self.namespace, key)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def set(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``, replacing any previous value."""
+        self._connection().execute(
+            "INSERT INTO spin_key_value (namespace, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            (self.namespace, key, bytes(value)))
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error when absent)."""
+        self._connection().execute(
+            "DELETE FROM spin_key_value WHERE namespace = ? AND key = ?", (self.namespace, key))
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` has a value."""
+        return self.get(key) is not None
+
+    def keys(self) -> list[str]:
+        """Every key of this namespace, sorted."""
+        rows = self._connection().execute(
+            "SELECT key FROM spin_key_value WHERE namespace = ? ORDER BY key", (self.namespace,))
+        return [row[0] for row in rows]
+
+
+class KeyValueStore(Resource):
+    """``fermyon:spin/key-value.store``: an opened store label."""
+
+    resource = "store"
+
+    def __init__(self, db: KeyValueDatabase):
+        self.db = db
+
+
+def _kv(call: Any) -> tuple[str, Any]:
+    try:
+        return ("ok", call())
+    except sqlite3.Error as exc:
+        return ("err", ("other", f"key-value store: {exc}"))
+
+
+@HOST_API.func(KEY_VALUE, "[static]store.open")
+def _store_open(inv: Invocation, label: str) -> tuple[str, Any]:
+    if label != DEFAULT_STORE:
+        return ("err", "no-such-store")
+    if inv.key_value is None:
+        return ("err", "access-denied")
+    return ("ok", KeyValueStore(inv.key_value))
+
+
+@HOST_API.func(KEY_VALUE, "[method]store.get")
+def _store_get(inv: Invocation, store: KeyValueStore, key: str) -> tuple[str, Any]:
+    return _kv(lambda: store.db.get(key))
+
+
+@HOST_API.func(KEY_VALUE, "[method]store.set")
+def _store_set(inv: Invocation, store: KeyValueStore, key: str, value: bytes) -> tuple[str, Any]:
+    return _kv(lambda: store.db.set(key, value))
+
+
+@HOST_API.func(KEY_VALUE, "[method]store.delete")
+def _store_delete(inv: Invocation, store: KeyValueStore, key: str) -> tuple[str, Any]:
+    return _kv(lambda: store.db.delete(key))
+
+
+@HOST_API.func(KEY_VALUE, "[method]store.exists")
+def _store_exists(inv: Invocation, store: KeyValueStore, key: str) -> tuple[str, Any]:
+    return _kv(lambda: store.db.exists(key))
+
+
+@HOST_API.func(KEY_VALUE, "[method]store.get-keys")
+def _store_keys(inv: Invocation, store: KeyValueStore) -> tuple[str, Any]:
+    return _kv(store.db.keys)
+
+
+@HOST_API.func(VARIABLES, "get")
+def _variable_get(inv: Invocation, name: str) -> tuple[str, Any]:
+    if not _VARIABLE_NAME.match(name):
+        return ("err", ("invalid-name", f"invalid variable name {name!r}: use lower-case "
+                                        "letters, digits and underscores, starting with a letter"))
+    value = inv.variables.get(name)
+    if value is None:
+        return ("err", ("undefined", f"no variable named {name!r}"))
+    return ("ok", value)
+
+
+@HOST_API.func(CONFIG, "get")
+def _config_get(inv: Invocation, key: str) -> tuple[str, Any]:
+    return ("ok", inv.variables.get(key))
+
+
+@HOST_API.func(CONFIG, "get-all")
+def _config_get_all(inv: Invocation) -> tuple[str, Any]:
+    return ("ok", sorted(inv.variables.items()))

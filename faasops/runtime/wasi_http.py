@@ -1,0 +1,333 @@
+"""``wasi:http/types@0.2`` host side: the incoming request, the response, fields and bodies.
+
+Outgoing requests can be built (so a guest fails exactly where it *sends*), but
+``wasi:http/outgoing-handler`` itself is unsupported: sending fails the request naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faasops.runtime.host import HOST_API, HostTrap, Invocation, Resource
+from faasops.runtime.wasi import InputStream, IoError, OK, OutputStream, Pollable
+
+TYPES = "wasi:http/types@0.2"
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# wasmtime-wasi-http refuses these in guest-built fields as well.
+_FORBIDDEN = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                        "upgrade", "host", "http2-settings"})
+
+
+def method_variant(method: str) -> Any:
+    """The ``method`` variant for an HTTP method name."""
+    upper = method.upper()
+    return upper.lower() if upper in _METHODS else ("other", method)
+
+
+class Fields(Resource):
+    """``fields`` (also ``headers``/``trailers``): an ordered multimap, names lower-cased."""
+
+    resource = "fields"
+
+    def __init__(self, entries: list[tuple[str, bytes]] | None = None, *, immutable: bool = False):
+        self.entries = entries if entries is not None else []
+        self.immutable = immutable
+
+    def _check(self, name: str) -> Any:
+        if self.immutable:
+            return ("err", "immutable")
+        if not name or not set(name) <= _TOKEN:
+            return ("err", "invalid-syntax")
+        if name.lower() in _FORBIDDEN:
+            return ("err", "forbidden")
+        return None
+
+
+class IncomingBody(Resource):
+    resource = "incoming-body"
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.stream_taken = False
+
+
+class FutureTrailers(Resource):
+    resource = "future-trailers"
+
+
+class IncomingRequest(Resource):
+    """The request being handled, as the guest sees it."""
+
+    resource = "incoming-request"
+
+    def __init__(self, method: str, path_with_query: str, scheme: str, authority: str,
+                 headers: list[tuple[str, bytes]], body: bytes):
+        self.method = method
+        self.path_with_query = path_with_query
+        self.scheme = scheme
+        self.authority = authority
+        self.headers = headers
+        self.body: IncomingBody | None = IncomingBody(body)
+
+
+class OutgoingBody(Resource):
+    resource = "outgoing-body"
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.stream: OutputStream | None = None
+        self.finished = False
+
+
+class OutgoingResponse(Resource):
+    """The response the guest builds; read back after the guest returns."""
+
+    resource = "outgoing-response"
+
+    def __init__(self, headers: Fields):
+        headers.immutable = True
+        self.headers = headers
+        self.status = 200
+        self.body: OutgoingBody | None = None
+
+
+class ResponseOutparam(Resource):
+    resource = "response-outparam"
+
+
+class OutgoingRequest(Resource):
+    """A request the guest prepares; there is nothing to send it with (see module docstring)."""
+
+    resource = "outgoing-request"
+
+    def __init__(self, headers: Fields):
+        headers.immutable = True
+        self.headers = headers
+        self.method: Any = "get"
+        self.path_with_query: str | None = None
+        self.scheme: Any = None
+        self.authority: str | None = None
+        self.body: OutgoingBody | None = None
+
+
+# -- fields ----------------------------------------------------------------------------------
+
+@HOST_API.func(TYPES, "[constructor]fields")
+def _fields_new(inv: Invocation) -> Fields:
+    return Fields()
+
+
+@HOST_API.func(TYPES, "[static]fields.from-list")
+def _fields_from_list(inv: Invocation, entries: list[tuple[str, bytes]]) -> tuple[str, Any]:
+    fields = Fields()
+    for name, _value in entries:
+        problem = fields._check(name)
+        if problem:
+            return problem
+    fields.entries = [(name.lower(), value) for name, value in entries]
+    return ("ok", fields)
+
+
+@HOST_API.func(TYPES, "[method]fields.get")
+def _fields_get(inv: Invocation, fields: Fields, name: str) -> list[bytes]:
+    key = name.lower()
+    return [value for n, value in fields.entries if n == key]
+
+
+@HOST_API.func(TYPES, "[method]fields.has")
+def _fields_has(inv: Invocation, fields: Fields, name: str) -> bool:
+    key = name.lower()
+    return any(n == key for n, _ in fields.entries)
+
+
+@HOST_API.func(TYPES, "[method]fields.set")
+def _fields_set(inv: Invocation, fields: Fields, name: str, values: list[bytes]) -> tuple[str, Any]:
+    problem = fields._check(name)
+    if problem:
+        return problem
+    key = name.lower()
+    fields.entries = [(n, v) for n, v in fields.entries if n != key] + [(key, v) for v in values]
+    return OK
+
+
+@HOST_API.func(TYPES, "[method]fields.delete")
+def _fields_delete(inv: Invocation, fields: Fields, name: str) -> tuple[str, Any]:
+    problem = fields._check(name)
+    if problem:
+        return problem
+    key = name.lower()
+    fields.entries = [(n, v) for n, v in fields.entries if n != key]
+    return OK
+
+
+@HOST_API.func(TYPES, "[method]fields.append")
+def _fields_append(inv: Invocation, fields: Fields, name: str, value: bytes) -> tuple[str, Any]:
+    problem = fields._check(name)
+    if problem:
+        return problem
+    fields.entries.append((name.lower(), value))
+    return OK
+
+
+@HOST_API.func(TYPES, "[method]fields.entries")
+def _fields_entries(inv: Invocation, fields: Fields) -> list[tuple[str, bytes]]:
+    return fields.entries
+
+
+@HOST_API.func(TYPES, "[method]fields.clone")
+def _fields_clone(inv: Invocation, fields: Fields) -> Fields:
+    return Fields(list(fields.entries))
+
+
+# -- incoming request ------------------------------------------------------------------------
+
+@HOST_API.func(TYPES, "[method]incoming-request.method")
+def _request_method(inv: Invocation, request: IncomingRequest) -> Any:
+    return method_variant(request.method)
+
+
+@HOST_API.func(TYPES, "[method]incoming-request.path-with-query")
+def _request_path(inv: Invocation, request: IncomingRequest) -> str:
+    return request.path_with_query
+
+
+@HOST_API.func(TYPES, "[method]incoming-request.scheme")
+def _request_scheme(inv: Invocation, request: IncomingRequest) -> Any:
+    scheme = request.scheme.lower()
+    return {"http": "HTTP", "https": "HTTPS"}.get(scheme, ("other", scheme))
+
+
+@HOST_API.func(TYPES, "[method]incoming-request.authority")
+def _request_authority(inv: Invocation, request: IncomingRequest) -> str:
+    return request.authority
+
+
+@HOST_API.func(TYPES, "[method]incoming-request.headers")
+def _request_headers(inv: Invocation, request: IncomingRequest) -> Fields:
+    return Fields(request.headers, immutable=True)
+
+
+@HOST_API.func(TYPES, "[method]incoming-request.consume")
+def _request_consume(inv: Invocation, request: IncomingRequest) -> tuple[str, Any]:
+    body, request.body = request.body, None
+    return ("ok", body) if body is not None else ("err", None)
+
+
+@HOST_API.func(TYPES, "[method]incoming-body.stream")
+def _incoming_body_stream(inv: Invocation, body: IncomingBody) -> tuple[str, Any]:
+    if body.stream_taken:
+        return ("err", None)
+    body.stream_taken = True
+    return ("ok", InputStream(body.data))
+
+
+@HOST_API.func(TYPES, "[static]incoming-body.finish")
+def _incoming_body_finish(inv: Invocation, body: IncomingBody) -> FutureTrailers:
+    return FutureTrailers()
+
+
+@HOST_API.func(TYPES, "[method]future-trailers.subscribe")
+def _trailers_subscribe(inv: Invocation, trailers: FutureTrailers) -> Pollable:
+    return Pollable()
+
+
+@HOST_API.func(TYPES, "[method]future-trailers.get")
+def _trailers_get(inv: Invocation, trailers: FutureTrailers) -> Any:
+    return ("ok", ("ok", None))  # some(ok(ok(none))): ready, no trailers
+
+
+# -- response --------------------------------------------------------------------------------
+
+@HOST_API.func(TYPES, "[constructor]outgoing-response")
+def _response_new(inv: Invocation, headers: Fields) -> OutgoingResponse:
+    return OutgoingResponse(headers)
+
+
+@HOST_API.func(TYPES, "[method]outgoing-response.status-code")
+def _response_status(inv: Invocation, response: OutgoingResponse) -> int:
+    return response.status
+
+
+@HOST_API.func(TYPES, "[method]outgoing-response.set-status-code")
+def _response_set_status(inv: Invocation, response: OutgoingResponse, status: int) -> tuple[str, Any]:
+    if not 100 <= status <= 999:
+        return ("err", None)
+    response.status = status
+    return OK
+
+
+@HOST_API.func(TYPES, "[method]outgoing-response.headers")
+def _response_headers(inv: Invocation, response: OutgoingResponse) -> Fields:
+    return Fields(response.headers.entries, immutable=True)
+
+
+@HOST_API.func(TYPES, "[method]outgoing-response.body")
+@HOST_API.func(TYPES, "[method]outgoing-request.body")
+def _outgoing_body(inv: Invocation, message: OutgoingResponse | OutgoingRequest) -> tuple[str, Any]:
+    if message.body is not None:
+        return ("err", None)
+    message.body = OutgoingBody()
+    return ("ok", message.body)
+
+
+@HOST_API.func(TYPES, "[method]outgoing-body.write")
+def _outgoing_body_write(inv: Invocation, body: OutgoingBody) -> tuple[str, Any]:
+    if body.stream is not None or body.finished:
+        return ("err", None)
+    body.stream = OutputStream(body.data)
+    return ("ok", body.stream)
+
+
+@HOST_API.func(TYPES, "[static]outgoing-body.finish")
+def _outgoing_body_finish(inv: Invocation, body: OutgoingBody, trailers: Fields | None) -> tuple[str, Any]:
+    body.finished = True
+    if body.stream is not None:
+        body.stream.closed = True
+    return OK
+
+
+@HOST_API.func(TYPES, "[static]response-outparam.set")
+def _outparam_set(inv: Invocation, outparam: ResponseOutparam, response: tuple[str, Any]) -> None:
+    if inv.response is not None or inv.response_error is not None:
+        raise HostTrap("guest set the response twice")
+    tag, value = response
+    if tag == "ok":
+        inv.response = value
+    else:
+        inv.response_error = f"guest answered with HTTP error code {value!r}"
+
+
+@HOST_API.func(TYPES, "http-error-code")
+def _http_error_code(inv: Invocation, err: IoError) -> None:
+    return None
+
+
+# -- outgoing request: buildable, not sendable -----------------------------------------------
+
+@HOST_API.func(TYPES, "[constructor]outgoing-request")
+def _request_new(inv: Invocation, headers: Fields) -> OutgoingRequest:
+    return OutgoingRequest(headers)
+
+
+@HOST_API.func(TYPES, "[method]outgoing-request.headers")
+def _outgoing_request_headers(inv: Invocation, request: OutgoingRequest) -> Fields:
+    return Fields(request.headers.entries, immutable=True)
+
+
+def _accessors(attr: str) -> None:
+    def get(inv: Invocation, request: OutgoingRequest) -> Any:
+        return getattr(request, attr)
+
+    def set_(inv: Invocation, request: OutgoingRequest, value: Any) -> tuple[str, Any]:
+        setattr(request, attr, value)
+        return OK
+
+    wit = attr.replace("_", "-")
+    HOST_API.func(TYPES, f"[method]outgoing-request.{wit}")(get)
+    HOST_API.func(TYPES, f"[method]outgoing-request.set-{wit}")(set_)
+
+
+for _attr in ("method", "path_with_query", "scheme", "authority"):
+    _accessors(_attr)

@@ -1,0 +1,97 @@
+"""Freezing a function's source directory into a deterministic, content-addressed archive."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+from faasops.errors import FaasopsError
+from faasops.providers import SourceSnapshot
+
+# Files a build never needs and that change without the source changing.
+IGNORED_DIRS = frozenset({"__pycache__", ".git", ".faasops", ".venv", "node_modules"})
+IGNORED_SUFFIXES = (".pyc", ".pyo")
+MAX_SOURCE_BYTES = 64 * 1024 * 1024
+
+
+class SourceError(FaasopsError):
+    """A source directory can't be packaged (escaping symlink, too large, unreadable)."""
+
+
+def _walk(root: Path) -> list[tuple[str, Path]]:
+    """(archive name, path) of every file under ``root``, sorted, with escapes rejected."""
+    real_root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
+        for name in dirnames:
+            path = Path(dirpath, name)
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                raise SourceError(f"{path}: symlink points outside the source directory")
+        for name in filenames:
+            if name.endswith(IGNORED_SUFFIXES):
+                continue
+            path = Path(dirpath, name)
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                raise SourceError(f"{path}: symlink points outside the source directory")
+            if not path.is_file():
+                continue  # sockets, fifos, dangling links
+            found.append((path.relative_to(root).as_posix(), path))
+    return sorted(found)
+
+
+def _read(root: Path, max_bytes: int) -> list[tuple[str, bytes, bool]]:
+    entries = []
+    total = 0
+    for name, path in _walk(root):
+        data = path.read_bytes()
+        total += len(data)
+        if total > max_bytes:
+            raise SourceError(
+                f"{root}: source is larger than {max_bytes // (1024 * 1024)} MiB; "
+                "keep build outputs and data files out of function sources"
+            )
+        entries.append((name, data, bool(path.stat().st_mode & stat.S_IXUSR)))
+    return entries
+
+
+def _digest(entries: list[tuple[str, bytes, bool]]) -> str:
+    digest = hashlib.sha256()
+    for name, data, executable in entries:
+        digest.update(f"{name}\0{int(executable)}\0{len(data)}\0".encode())
+        digest.update(hashlib.sha256(data).digest())
+    return "sha256:" + digest.hexdigest()
+
+
+def digest_directory(root: Path, max_bytes: int = MAX_SOURCE_BYTES) -> str:
+    """The content digest :func:`snapshot_directory` would give, without building the archive
+    (plan needs only this)."""
+    return _digest(_read(root, max_bytes))
+
+
+def snapshot_directory(root: Path, max_bytes: int = MAX_SOURCE_BYTES) -> SourceSnapshot:
+    """Archive ``root`` as a gzip'd tar whose bytes depend only on names, modes and contents.
+
+    Owners, mtimes and the gzip header time are zeroed, so a fresh clone of the same commit
+    yields the same digest as the author's checkout.
+    """
+    entries = _read(root, max_bytes)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, executable in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755 if executable else 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return SourceSnapshot(
+        digest=_digest(entries),
+        archive=gzip.compress(raw.getvalue(), mtime=0),
+        files=tuple(name for name, _, _ in entries),
+        size=sum(len(data) for _, data, _ in entries),
+    )

@@ -1,0 +1,244 @@
+"""The ``componentize-py`` builder: Python HTTP handlers → Spin (WebAssembly) components.
+
+Builds run in a throw-away temporary directory: the source archive of the snapshot is extracted
+there (absolute paths, ``..``, links and device files are rejected) and ``componentize-py -w
+spin-http componentize <handler>`` runs with that directory as its working directory. faasops
+never imports or executes the user's code in its own process. Note, though, that componentize-py
+*pre-initialises* the component at build time: it runs the handler module's top-level code
+(imports, module globals) inside the WebAssembly sandbox and snapshots the resulting memory.
+Top-level code therefore runs once per build — sandboxed, without host filesystem or network
+access — and its effects are frozen into the component.
+
+componentize-py's output is not byte-reproducible (two builds of one source differ), so builds are
+cached by *input*: ``<cache_dir>/<build-key hex>.wasm`` plus a JSON sidecar holding the wasm
+digest, so a cache hit never rehashes the 37 MB component. Both files are written to a temporary
+name and renamed into place (the sidecar last, and only a sidecar makes an entry valid), so a
+``kill -9`` mid-build never leaves a truncated entry; a per-key file lock makes concurrent builds
+of one key — threads or processes — build once and share the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from faasops.errors import ProviderError
+from faasops.hookspecs import hookimpl
+from faasops.model import Function, Project, ProviderConfig
+from faasops.oci import file_lock, write_atomic
+from faasops.providers import BuildResult, SourceSnapshot
+
+TYPE = "componentize-py"
+WIT_WORLD = "spin-http"
+CACHE_ENV = "FAASOPS_BUILD_CACHE"
+DEFAULT_TIMEOUT_S = 600.0
+# Distributions whose versions decide what a build produces.
+TOOLCHAIN_DISTRIBUTIONS = ("componentize-py", "spin-sdk")
+# The handler reaches componentize-py's command line as a module name: anything but a dotted
+# Python module path (``-o``, file paths) could smuggle options onto it.
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_ERROR_TAIL_LINES = 40
+
+# componentize-py reports build errors by raising AssertionError out of `script()`; print just the
+# message so the user sees their Python error, not our wrapper's traceback.
+_RUNNER = """\
+import sys
+from componentize_py import script
+sys.argv[0] = "componentize-py"
+try:
+    status = script()
+except AssertionError as exc:
+    sys.stderr.write(str(exc) + "\\n")
+    sys.exit(1)
+sys.exit(status)
+"""
+
+
+def toolchain_version() -> str:
+    """``componentize-py==X;spin-sdk==Y`` from the installed distributions."""
+    parts = []
+    for dist in TOOLCHAIN_DISTRIBUTIONS:
+        try:
+            parts.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist}==missing")
+    return ";".join(parts)
+
+
+class ComponentizePyBuilder:
+    """A :class:`faasops.providers.Builder` running componentize-py with a content-addressed cache.
+
+    Options (``providers.builder`` in ``faas.yaml``): ``cache_dir`` (else ``$FAASOPS_BUILD_CACHE``,
+    else ``<project>/.faasops/builds``) and ``timeout_s`` (default 600).
+    """
+
+    def __init__(self, cache_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S, python: str | None = None):
+        self.cache_dir = Path(cache_dir)
+        self.timeout_s = timeout_s
+        self.python = python or sys.executable
+        self.toolchain = toolchain_version()
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig, project: Project) -> ComponentizePyBuilder:
+        cache_dir = config.options.get("cache_dir") or os.environ.get(CACHE_ENV)
+        path = Path(cache_dir) if cache_dir else project.state_dir / "builds"
+        if not path.is_absolute():
+            path = project.root / path
+        return cls(path, timeout_s=float(config.options.get("timeout_s", DEFAULT_TIMEOUT_S)))
+
+    # ---------------------------------------------------------------------------------------- key
+
+    def build_key(self, function: Function, snapshot: SourceSnapshot) -> str:
+        """``sha256:`` of the source digest, handler module and toolchain (pure)."""
+        material = json.dumps(
+            {"source": snapshot.digest, "handler": function.handler, "toolchain": self.toolchain},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
+
+    # -------------------------------------------------------------------------------------- build
+
+    def build(self, function: Function, snapshot: SourceSnapshot) -> BuildResult:
+        """Build ``function`` from ``snapshot``, or return the cached component for its key."""
+        key = self.build_key(function, snapshot)
+        if not _MODULE_NAME.fullmatch(function.handler):
+            raise ProviderError(
+                f"{function.address}: handler {function.handler!r} is not a Python module name "
+                "(expected something like `app` or `handlers.http`)"
+            )
+        hex_key = key.split(":", 1)[1]
+        wasm_path = self.cache_dir / f"{hex_key}.wasm"
+        sidecar_path = self.cache_dir / f"{hex_key}.json"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+        cached = self._cached(key, wasm_path, sidecar_path)
+        if cached:
+            return cached
+        with file_lock(self.cache_dir / "locks" / f"{hex_key}.lock"):
+            # Another thread or process may have finished this key while we waited.
+            cached = self._cached(key, wasm_path, sidecar_path)
+            if cached:
+                return cached
+            with tempfile.TemporaryDirectory(prefix="faasops-build-") as tmp:
+                src = Path(tmp) / "src"
+                src.mkdir()
+                extract_archive(snapshot.archive, src)
+                out = Path(tmp) / "component.wasm"
+                self._componentize(function, src, out)
+                # The sidecar is what makes an entry valid: drop any stale one before the wasm
+                # it describes changes.
+                sidecar_path.unlink(missing_ok=True)
+                # One streamed read of the 37 MB component both copies and hashes it.
+                digest, size = write_atomic(wasm_path, out)
+            write_atomic(
+                sidecar_path,
+                json.dumps(
+                    {
+                        "build_key": key,
+                        "wasm_digest": digest,
+                        "size": size,
+                        "handler": function.handler,
+                        "source_digest": snapshot.digest,
+                        "toolchain": self.toolchain,
+                    },
+                    indent=2,
+                    sort_keys=True,
+                ).encode(),
+            )
+        return BuildResult(build_key=key, wasm_path=wasm_path, wasm_digest=digest, cached=False)
+
+    def _cached(self, key: str, wasm_path: Path, sidecar_path: Path) -> BuildResult | None:
+        try:
+            meta = json.loads(sidecar_path.read_text())
+            size = wasm_path.stat().st_size
+        except (OSError, ValueError):
+            return None
+        if meta.get("build_key") != key or meta.get("size") != size:
+            return None
+        return BuildResult(build_key=key, wasm_path=wasm_path, wasm_digest=meta["wasm_digest"], cached=True)
+
+    def _componentize(self, function: Function, app_dir: Path, out: Path) -> None:
+        """Run componentize-py in ``app_dir``; raise ProviderError with its error output."""
+        env = dict(os.environ)
+        # componentize-py locates spin-sdk's WIT files through the `python` on PATH.
+        env["PATH"] = os.pathsep.join([str(Path(self.python).parent), env.get("PATH", "")])
+        env["RUST_BACKTRACE"] = "0"
+        env["RUST_LIB_BACKTRACE"] = "0"
+        command = [self.python, "-c", _RUNNER, "-w", WIT_WORLD, "componentize", function.handler, "-o", str(out)]
+        try:
+            proc = subprocess.run(
+                command,
+                cwd=app_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=self.timeout_s,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ProviderError(
+                f"{function.address}: componentize-py did not finish within {self.timeout_s:g} s"
+            ) from exc
+        if proc.returncode != 0 or not out.is_file():
+            raise ProviderError(
+                f"{function.address}: componentize-py could not build handler module "
+                f"{function.handler!r}:\n{error_tail(proc.stdout + proc.stderr)}"
+            )
+
+
+def error_tail(output: str, max_lines: int = _ERROR_TAIL_LINES) -> str:
+    """The useful end of componentize-py's output, indented: no Rust backtrace, no runs of blank
+    lines, and file names relative to the app directory (mounted at ``/0`` in the sandbox)."""
+    lines: list[str] = []
+    for line in output.splitlines():
+        line = line.rstrip()
+        if line.strip() == "Stack backtrace:":
+            break
+        if line or (lines and lines[-1]):
+            lines.append(line.replace('File "/0/', 'File "'))
+    tail = "\n".join(lines).strip().splitlines()[-max_lines:]
+    return "\n".join("  " + line if line else "" for line in tail) or "  (no output)"
+
+
+def extract_archive(archive: bytes, dest: Path) -> None:
+    """Extract a source tar.gz into ``dest``, refusing anything but plain files and directories
+    inside it (absolute names, ``..``, symlinks, hard links and devices are errors)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            members = tar.getmembers()
+            for member in members:
+                path = Path(member.name)
+                if path.is_absolute() or ".." in path.parts:
+                    raise ProviderError(f"source archive: refusing path {member.name!r} outside the source")
+                if not (member.isfile() or member.isdir()):
+                    raise ProviderError(f"source archive: refusing {member.name!r} (only files and directories)")
+            # filter="data" re-checks the same and strips modes such as setuid.
+            tar.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ProviderError(f"source archive is unreadable: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------------------ hooks
+
+
+@hookimpl
+def faasops_provider_types() -> list[tuple[str, str, str]]:
+    return [("builder", TYPE, "builds Python HTTP handlers into Spin components with componentize-py")]
+
+
+@hookimpl
+def faasops_builder(config: ProviderConfig, project: Project) -> ComponentizePyBuilder | None:
+    if config.type != TYPE:
+        return None
+    return ComponentizePyBuilder.from_config(config, project)

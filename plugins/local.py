@@ -1,0 +1,425 @@
+"""The embedded local backend: everything under ``.faasops/`` in the project, no services.
+
+- state: SQLite (``.faasops/state.db``) — workspaces, functions, tasks, the lock;
+- sources: content-addressed archives (``.faasops/sources/sha256/<hex>.tar.gz``);
+- registry: an OCI image layout with Spin's media types (``.faasops/oci``);
+- deployer: rendered manifests per namespace (``.faasops/deploy/<namespace>/<fn>.yaml``),
+  which ``faasops up`` serves with the local runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from faasops.errors import LockError
+from faasops.hookspecs import hookimpl
+from faasops.model import Function, Project, ProviderConfig, Workspace
+from faasops.oci import OciLayout, spin_artifact
+from faasops.providers import (
+    ActualState,
+    Artifact,
+    BuildResult,
+    FunctionRecord,
+    LiveObject,
+    LockInfo,
+    SourceSnapshot,
+    Task,
+    WorkspaceRecord,
+)
+
+LOCK_LEASE_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS functions (
+    workspace TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,
+    artifact TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (workspace, name));
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, workspace TEXT NOT NULL, function TEXT,
+    kind TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, message TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS tasks_by_workspace ON tasks (workspace, created_at);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY, id TEXT NOT NULL, holder TEXT NOT NULL, host TEXT NOT NULL,
+    pid INTEGER NOT NULL, command TEXT NOT NULL, created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL, ci_url TEXT NOT NULL DEFAULT '');
+"""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalState:
+    """SQLite state. One connection shared by the apply threads behind a mutex; WAL mode and a
+    busy timeout let separate processes (a second apply, ``faasops up``) read alongside."""
+
+    def __init__(self, path: Path, lease_s: float = LOCK_LEASE_S):
+        self.path = path
+        self.lease_s = lease_s
+        self._conn: sqlite3.Connection | None = None
+        self._mutex = threading.RLock()
+        self._heartbeat: threading.Thread | None = None
+        self._held: str | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        # Opened on first use, so reading a project that was never applied creates nothing.
+        with self._mutex:
+            if self._conn is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+                self._conn = conn
+            return self._conn
+
+    def _exists(self) -> bool:
+        return self._conn is not None or self.path.exists()
+
+    # ------------------------------------------------------------ records
+
+    def _write(self, sql: str, args: tuple[Any, ...], bump: bool = True) -> None:
+        with self._mutex:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(sql, args)
+                if bump:
+                    self._db.execute(
+                        "INSERT INTO meta (key, value) VALUES ('serial', '1') "
+                        "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def read(self, workspaces: Iterable[str] | None = None) -> ActualState:
+        if not self._exists():
+            return ActualState()
+        with self._mutex:
+            rows_ws = self._db.execute("SELECT name, spec FROM workspaces").fetchall()
+            rows_fn = self._db.execute(
+                "SELECT workspace, name, spec, artifact, applied_at FROM functions"
+            ).fetchall()
+            serial = self._db.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
+        wanted = set(workspaces) if workspaces is not None else None
+        ws = {
+            name: WorkspaceRecord(name, json.loads(spec))
+            for name, spec in rows_ws
+            if wanted is None or name in wanted
+        }
+        fns = {
+            f"{w}/{n}": FunctionRecord(w, n, json.loads(spec), artifact, applied_at)
+            for w, n, spec, artifact, applied_at in rows_fn
+            if wanted is None or w in wanted
+        }
+        return ActualState(ws, fns, int(serial[0]) if serial else 0)
+
+    def put_workspace(self, record: WorkspaceRecord) -> None:
+        self._write(
+            "INSERT INTO workspaces (name, spec) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec",
+            (record.name, json.dumps(record.spec, sort_keys=True)),
+        )
+
+    def delete_workspace(self, name: str) -> None:
+        self._write("DELETE FROM workspaces WHERE name = ?", (name,))
+
+    def put_function(self, record: FunctionRecord) -> None:
+        self._write(
+            "INSERT INTO functions (workspace, name, spec, artifact, applied_at) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(workspace, name) DO UPDATE SET spec = excluded.spec, "
+            "artifact = excluded.artifact, applied_at = excluded.applied_at",
+            (record.workspace, record.name, json.dumps(record.spec, sort_keys=True), record.artifact, record.applied_at),
+        )
+
+    def delete_function(self, workspace: str, name: str) -> None:
+        self._write("DELETE FROM functions WHERE workspace = ? AND name = ?", (workspace, name))
+
+    # ------------------------------------------------------------ tasks
+
+    def put_task(self, task: Task) -> None:
+        self._write(
+            "INSERT INTO tasks (id, run_id, workspace, function, kind, status, created_at, updated_at, message) "
+            "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status = excluded.status, "
+            "updated_at = excluded.updated_at, message = excluded.message",
+            (task.id, task.run_id, task.workspace, task.function, task.kind, task.status,
+             task.created_at, task.updated_at, task.message),
+            bump=False,
+        )
+
+    def list_tasks(self, workspace: str | None = None, task_id: str | None = None, limit: int = 50) -> list[Task]:
+        sql = "SELECT id, workspace, function, kind, status, created_at, updated_at, message, run_id FROM tasks"
+        clauses, args = [], []
+        if workspace:
+            clauses.append("workspace = ?")
+            args.append(workspace)
+        if task_id:
+            clauses.append("(id = ? OR id LIKE ?)")
+            args += [task_id, task_id + "%"]
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        if not self._exists():
+            return []
+        with self._mutex:
+            rows = self._db.execute(sql, args).fetchall()
+        return [Task(*row) for row in rows]
+
+    # ------------------------------------------------------------ lock
+
+    def _lock_row(self) -> LockInfo | None:
+        row = self._db.execute(
+            "SELECT id, holder, host, pid, command, created_at, expires_at, ci_url FROM locks WHERE name = 'state'"
+        ).fetchone()
+        return LockInfo(*row) if row else None
+
+    def _is_stale(self, held: LockInfo) -> bool:
+        if held.expires_at < _iso(_now()):
+            return True
+        # On the same host a dead pid frees the lock at once (kill -9 of a local apply).
+        return held.host == socket.gethostname() and not _pid_alive(held.pid)
+
+    def current_lock(self) -> LockInfo | None:
+        if not self._exists():
+            return None
+        with self._mutex:
+            return self._lock_row()
+
+    def acquire_lock(self, info: LockInfo, timeout_s: float) -> LockInfo:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._mutex:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    held = self._lock_row()
+                    if held is None or self._is_stale(held):
+                        lock = LockInfo(**{**info.__dict__, "expires_at": _iso(_now() + timedelta(seconds=self.lease_s))})
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO locks (name, id, holder, host, pid, command, created_at, expires_at, ci_url) "
+                            "VALUES ('state',?,?,?,?,?,?,?,?)",
+                            (lock.id, lock.holder, lock.host, lock.pid, lock.command, lock.created_at, lock.expires_at, lock.ci_url),
+                        )
+                        # Whatever was still running belonged to a run that is gone.
+                        self._db.execute(
+                            "UPDATE tasks SET status = 'failed', updated_at = ?, "
+                            "message = 'interrupted: the run ended before this step finished' "
+                            "WHERE status IN ('running', 'pending')",
+                            (_iso(_now()),),
+                        )
+                        self._db.execute("COMMIT")
+                        self._start_heartbeat(lock.id)
+                        return lock
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            if time.monotonic() >= deadline:
+                raise LockError(
+                    f"the state is locked by {held.holder} on {held.host} (pid {held.pid}, "
+                    f"`{held.command}`, since {held.created_at}, lease until {held.expires_at}"
+                    + (f", {held.ci_url}" if held.ci_url else "")
+                    + f"); wait, retry with --lock-timeout, or run `faasops force-unlock {held.id}` "
+                    "if that run is gone"
+                )
+            time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
+
+    def _start_heartbeat(self, lock_id: str) -> None:
+        self._held = lock_id
+
+        def beat() -> None:
+            while self._held == lock_id:
+                time.sleep(self.lease_s / 3)
+                if self._held != lock_id:
+                    return
+                self._write(
+                    "UPDATE locks SET expires_at = ? WHERE name = 'state' AND id = ?",
+                    (_iso(_now() + timedelta(seconds=self.lease_s)), lock_id),
+                    bump=False,
+                )
+
+        self._heartbeat = threading.Thread(target=beat, name="faasops-lock-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def release_lock(self, lock_id: str) -> None:
+        self._held = None
+        self._write("DELETE FROM locks WHERE name = 'state' AND id = ?", (lock_id,), bump=False)
+
+    def force_unlock(self, lock_id: str) -> None:
+        with self._mutex:
+            held = self._lock_row()
+        if held is None:
+            raise LockError("the state is not locked")
+        if held.id != lock_id:
+            raise LockError(f"lock id {lock_id!r} does not match the current lock {held.id!r} (held by {held.holder} on {held.host})")
+        self._write("DELETE FROM locks WHERE name = 'state' AND id = ?", (lock_id,), bump=False)
+
+    def close(self) -> None:
+        self._held = None
+        with self._mutex:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class LocalSourceStore:
+    """Source archives on disk, addressed by their content digest."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def upload(self, function: Function, snapshot: SourceSnapshot) -> str:
+        path = self.root / "sha256" / f"{snapshot.digest.removeprefix('sha256:')}.tar.gz"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+            tmp.write_bytes(snapshot.archive)
+            os.replace(tmp, path)
+        return path.as_uri()
+
+
+class LocalRegistry:
+    """Spin OCI artifacts in an OCI image layout on disk (``.faasops/oci``)."""
+
+    def __init__(self, root: Path, project: Project):
+        self.root = root
+        self.project = project
+
+    @cached_property
+    def layout(self) -> OciLayout:
+        return OciLayout(self.root)  # creates the layout: only on the first push
+
+    def push(self, function: Function, build: BuildResult, created: str) -> Artifact:
+        artifact = spin_artifact(
+            build.wasm_path, build.wasm_digest, function.name, created,
+            {"dev.faasops.function": function.address},
+        )
+        repository = f"{self.project.name}/{function.workspace}/{function.name}"
+        present = self.layout.has_blob(artifact.digest)
+        digest = self.layout.put_artifact(artifact, f"{repository}:{build.build_key.removeprefix('sha256:')[:16]}")
+        return Artifact(reference=f"local/{repository}@{digest}", digest=digest, pushed=not present)
+
+
+class LocalDeployer:
+    """"Deploys" by writing the rendered manifests per namespace; ``faasops up`` serves them."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _ns_dir(self, namespace: str) -> Path:
+        return self.root / namespace
+
+    def observe(self, project: Project, workspaces: Iterable[Workspace | str]) -> dict[str, LiveObject]:
+        live: dict[str, LiveObject] = {}
+        for ws in workspaces:
+            name = ws if isinstance(ws, str) else ws.name
+            namespace = name if isinstance(ws, str) else (ws.namespace or ws.name)
+            directory = self._ns_dir(namespace)
+            if not directory.is_dir():
+                continue
+            for path in sorted(directory.glob("*.yaml")):
+                if path.name == "_namespace.yaml":
+                    continue
+                docs = tuple(d for d in yaml.safe_load_all(path.read_text()) if d)
+                live[f"{name}/{path.stem}"] = LiveObject(f"{name}/{path.stem}", docs)
+        return live
+
+    def ensure_workspace(self, project: Project, workspace: Workspace) -> None:
+        namespace = workspace.namespace or workspace.name
+        directory = self._ns_dir(namespace)
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "faasops", "workspace_id": workspace.name, **workspace.labels}},
+        }
+        _atomic_write(directory / "_namespace.yaml", yaml.safe_dump(manifest, sort_keys=True))
+
+    def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None:
+        directory = self._ns_dir(namespace)
+        if directory.is_dir():
+            for path in directory.glob("*.yaml"):
+                path.unlink()
+            directory.rmdir()
+
+    def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> None:
+        namespace = manifests[0]["metadata"]["namespace"]
+        _atomic_write(self._ns_dir(namespace) / f"{function.name}.yaml", yaml.safe_dump_all(manifests, sort_keys=True))
+
+    def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None:
+        (self._ns_dir(namespace) / f"{name}.yaml").unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# -------------------------------------------------------------------- hook implementations
+
+
+@hookimpl
+def faasops_provider_types() -> list[tuple[str, str, str]]:
+    return [
+        ("state", "local", "SQLite state in .faasops/state.db"),
+        ("sources", "local", "content-addressed source archives in .faasops/sources"),
+        ("registry", "local", "Spin OCI artifacts in an OCI image layout (.faasops/oci)"),
+        ("deployer", "local", "manifests in .faasops/deploy, served by `faasops up`"),
+    ]
+
+
+def _dir(config: ProviderConfig, project: Project, default: str) -> Path:
+    return Path(config.options.get("path") or project.state_dir / default)
+
+
+@hookimpl
+def faasops_state_backend(config: ProviderConfig, project: Project) -> LocalState | None:
+    if config.type != "local":
+        return None
+    return LocalState(_dir(config, project, "state.db"), float(config.options.get("lock_lease_seconds", LOCK_LEASE_S)))
+
+
+@hookimpl
+def faasops_source_store(config: ProviderConfig, project: Project) -> LocalSourceStore | None:
+    return LocalSourceStore(_dir(config, project, "sources")) if config.type == "local" else None
+
+
+@hookimpl
+def faasops_registry(config: ProviderConfig, project: Project) -> LocalRegistry | None:
+    return LocalRegistry(_dir(config, project, "oci"), project) if config.type == "local" else None
+
+
+@hookimpl
+def faasops_deployer(config: ProviderConfig, project: Project) -> LocalDeployer | None:
+    return LocalDeployer(_dir(config, project, "deploy")) if config.type == "local" else None

