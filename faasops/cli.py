@@ -131,6 +131,20 @@ def init(directory: Path, name: str | None) -> None:
 
 
 @cli.command()
+def schema() -> None:
+    """Print the JSON Schema of faas.yaml (for editors: yaml-language-server, VS Code).
+
+    \b
+    Example:
+      faasops schema > faas.yaml.schema
+      # then, first line of faas.yaml:  # yaml-language-server: $schema=./faas.yaml.schema
+    """
+    from faasops.scaffold_project import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@cli.command()
 @pass_ctx
 def validate(ctx: Context) -> None:
     """Check every faas.yaml and function source without changing anything.

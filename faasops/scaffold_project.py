@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from importlib.resources import files
 from pathlib import Path
 
 from faasops.errors import FaasopsError
@@ -18,7 +19,8 @@ class IncomingHandler(http.IncomingHandler):
 '''
 
 MANIFEST = '''\
-# yaml-language-server: $schema=https://raw.githubusercontent.com/faasops/faasops/main/faas.yaml.schema
+# yaml-language-server: $schema=./faas.yaml.schema
+# (editor completion; refresh the schema after upgrading: `faasops schema > faas.yaml.schema`)
 apiVersion: faasops/v1
 project: {project}
 backend: local          # state, builds and artifacts under .faasops/; `aws` for DynamoDB/S3/ECR/Kubernetes
@@ -33,6 +35,11 @@ workspaces:
 GITIGNORE = ".faasops/\n"
 
 
+def schema_text() -> str:
+    """The JSON Schema of faas.yaml shipped with this faasops."""
+    return (files("faasops") / "faas.yaml.schema").read_text()
+
+
 def project_name(directory: Path) -> str:
     """A DNS-1123 label derived from the directory name."""
     name = re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-")[:63].strip("-")
@@ -45,6 +52,7 @@ def create_project(directory: Path, name: str | None = None) -> list[Path]:
         directory / "faas.yaml": MANIFEST.format(project=name or project_name(directory)),
         directory / "functions" / "hello" / "app.py": HELLO_HANDLER,
         directory / ".gitignore": GITIGNORE,
+        directory / "faas.yaml.schema": schema_text(),
     }
     existing = [p for p in files if p.exists()]
     if (directory / "faas.yaml") in existing:

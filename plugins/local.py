@@ -25,7 +25,7 @@ import yaml
 from faasops.errors import LockError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig, Workspace
-from faasops.oci import OciLayout, spin_artifact
+from faasops.oci import OciLayout, function_artifact
 from faasops.providers import (
     ActualState,
     Artifact,
@@ -319,9 +319,8 @@ class LocalRegistry:
         return OciLayout(self.root)  # creates the layout: only on the first push
 
     def push(self, function: Function, build: BuildResult, created: str) -> Artifact:
-        artifact = spin_artifact(
-            build.wasm_path, build.wasm_digest, function.name, created,
-            {"dev.faasops.function": function.address},
+        artifact = function_artifact(
+            function, build.wasm_path, build.wasm_digest, created, {"dev.faasops.function": function.address}
         )
         repository = f"{self.project.name}/{function.workspace}/{function.name}"
         present = self.layout.has_blob(artifact.digest)

@@ -1,18 +1,13 @@
-"""Shared fixtures: a per-session build cache and a way to run the real `faasops` command."""
+"""Shared fixtures: a per-session build cache and example projects."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
+from cli_support import copy_example
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,48 +20,6 @@ def shared_build_cache() -> Path:
     return cache
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
-
-
-def run_faasops(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                input: str | None = None, timeout: float = 600) -> Result:
-    """Run the real CLI in a subprocess, as a user or CI would."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "faasops.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, input=input,
-        env={**os.environ, **(env or {})},
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-@pytest.fixture
-def faasops():
-    return run_faasops
-
-
-def copy_example(name: str, dest: Path) -> Path:
-    target = dest / name
-    shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns(".faasops", "__pycache__"))
-    return target
-
-
 @pytest.fixture
 def hello_project(tmp_path: Path) -> Path:
     return copy_example("hello", tmp_path)
-
-
-def tree_snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` with its bytes: to prove a command wrote nothing."""
-    return {
-        str(p.relative_to(root)): (p.read_bytes() if p.is_file() and not p.is_symlink() else b"<link>")
-        for p in sorted(root.rglob("*"))
-        if p.is_file() or p.is_symlink()
-    }

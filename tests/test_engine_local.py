@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import run_faasops, tree_snapshot
+from cli_support import run_faasops, tree_snapshot
 
 TWO_FUNCTIONS = """\
 apiVersion: faasops/v1
@@ -162,10 +162,14 @@ def test_kill_9_during_apply_then_apply_converges_without_duplicates(hello_proje
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        rows = state_rows(project, "SELECT count(*) FROM tasks WHERE kind = 'build' AND status = 'running'") if (project / ".faasops" / "state.db").exists() else [(0,)]
-        if rows[0][0]:
-            break
+        try:
+            if state_rows(project, "SELECT count(*) FROM tasks WHERE kind = 'build' AND status = 'running'")[0][0]:
+                break
+        except sqlite3.OperationalError:
+            pass  # the database is still being created
         time.sleep(0.1)
+    else:
+        raise AssertionError("the build never started")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert state_rows(project, "SELECT count(*) FROM functions")[0][0] == 0  # nothing recorded mid-build

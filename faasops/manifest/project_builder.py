@@ -83,7 +83,7 @@ class ProjectBuilder:
         self.root = root
         self.problems: list[Problem] = []
         self._seen: set[tuple[str, int, int, str]] = set()
-        self._workspaces: dict[str, Location] = {}
+        self._workspaces: dict[str, YMap] = {}
 
     def problem(self, loc: Location, path: list[Any], message: str) -> None:
         # The same message at the same place is said once, e.g. a bad value in `defaults` that
@@ -134,12 +134,13 @@ class ProjectBuilder:
     def workspace(self, node: YMap, path: list[Any], settings: ProjectSettings) -> Workspace | None:
         name = _text(node.get("name"))
         if name is not None:
-            first = self._workspaces.setdefault(name, node.value_locs["name"])
-            if first != node.value_locs["name"]:
-                message = f"workspace '{name}' is already declared at {first}; workspace names are unique across all manifest files"
+            first = self._workspaces.setdefault(name, node)
+            if first is not node:
+                where = first.value_locs["name"]
+                message = f"workspace '{name}' is already declared at {where}; workspace names are unique across all manifest files"
                 self.problem(node.value_locs["name"], path + ["name"], message)
         functions: list[Function] = []
-        seen: dict[str, Location] = {}
+        seen: dict[str, YMap] = {}
         items = node.get("functions")
         for index, item in enumerate(items if isinstance(items, YSeq) else []):
             if not isinstance(item, YMap):
@@ -147,9 +148,9 @@ class ProjectBuilder:
             fn_path = path + ["functions", index]
             fn_name = _text(item.get("name"))
             if fn_name is not None:
-                first = seen.setdefault(fn_name, item.value_locs["name"])
-                if first != item.value_locs["name"]:
-                    message = f"function '{fn_name}' is already declared in this workspace at {first}"
+                first = seen.setdefault(fn_name, item)
+                if first is not item:
+                    message = f"function '{fn_name}' is already declared in this workspace at {first.value_locs['name']}"
                     self.problem(item.value_locs["name"], fn_path + ["name"], message)
             function = self.function(item, fn_path, name or "", settings.defaults)
             if function:
@@ -179,7 +180,7 @@ class ProjectBuilder:
         name = _text(node.get("name"))
         if name is None or source is None or not isinstance(handler, str):
             return None
-        autoscaling = self.autoscaling(settings.get("autoscaling"))
+        autoscaling = _autoscaling(settings.get("autoscaling"))
         replicas = settings.get("replicas")
         return Function(
             workspace=workspace,
@@ -255,18 +256,6 @@ class ProjectBuilder:
                 message = f"secret '{name}' would set the same environment variable as env.{name}; rename one of them"
                 self.problem(loc, secret_path, message)
 
-    def autoscaling(self, node: Any) -> Autoscaling | None:
-        if not isinstance(node, YMap) or not _is_int(node.get("max")):
-            return None
-        low = node.get("min", 1)
-        return Autoscaling(
-            type=node.get("type", "hpa") if isinstance(node.get("type"), str) else "hpa",
-            min_replicas=low if _is_int(low) else 1,
-            max_replicas=node["max"],
-            cpu_utilization=node.get("cpu") if _is_int(node.get("cpu")) else None,
-            memory_utilization=node.get("memory") if _is_int(node.get("memory")) else None,
-        )
-
     def directory(self, node: YMap, key: str, path: list[Any], what: str) -> ProjectDir | None:
         """The directory ``node[key]`` names, relative to the manifest that wrote it; it must
         exist inside the project root, symlinks resolved."""
@@ -312,6 +301,19 @@ class ProjectBuilder:
             self.problem(loc, at, f"the handler module {display} is a symlink to a file outside the project root")
             return
         self.problems += check_handler(module, display)
+
+
+def _autoscaling(node: Any) -> Autoscaling | None:
+    if not isinstance(node, YMap) or not _is_int(node.get("max")):
+        return None
+    low = node.get("min", 1)
+    return Autoscaling(
+        type=node.get("type", "hpa") if isinstance(node.get("type"), str) else "hpa",
+        min_replicas=low if _is_int(low) else 1,
+        max_replicas=node["max"],
+        cpu_utilization=node.get("cpu") if _is_int(node.get("cpu")) else None,
+        memory_utilization=node.get("memory") if _is_int(node.get("memory")) else None,
+    )
 
 
 def _text(value: Any) -> str | None:

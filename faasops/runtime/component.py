@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 import wasmtime
+from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 from faasops.errors import FaasopsError
@@ -34,19 +35,53 @@ from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 HANDLER_INTERFACE = "wasi:http/incoming-handler@0.2"
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_CONCURRENCY = 32
+DEFAULT_MEMORY_LIMIT = 1 << 30
 # Epoch ticks bound a request's run time; coarse ticks keep the ticker thread nearly free.
 EPOCH_TICK_S = 0.05
 # Part of the cache key: artifacts compiled with other engine settings don't deserialize.
-ENGINE_SETTINGS = "epoch1"
+ENGINE_SETTINGS = "epoch1-pool1"
+# Pool sizing per component instance; a componentize-py component has ~10 core instances.
+_CORE_INSTANCES_PER_COMPONENT = 32
+_MEMORIES_PER_COMPONENT = 4
+_TABLES_PER_COMPONENT = 32
+# Reset this much of a reused memory slot in place instead of handing it back to the kernel:
+# the next instance then starts without page faults on the Python heap. Measured on the hello
+# component: ~1.6 ms instead of ~2.0 ms per request, and two threads scale (≈800 vs ≈400
+# req/s) instead of fighting over the kernel's memory map. Costs RSS per warm slot.
+_KEEP_RESIDENT = 64 << 20
+_WARM_SLOTS = 8
 
 
 class ComponentLoadError(FaasopsError):
     """The file is not a component this runtime can serve."""
 
 
-def _engine() -> wasmtime.Engine:
+def _engine(max_instances: int, memory_limit: int) -> wasmtime.Engine:
     config = wasmtime.Config()
     config.epoch_interruption = True
+    # wasmtime-py has no wrapper for the pooling allocator; its C API is in the bindings.
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        ffi.wasmtime_pooling_allocation_config_total_component_instances_set(pool, max_instances)
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(
+            pool, max_instances * _CORE_INSTANCES_PER_COMPONENT)
+        ffi.wasmtime_pooling_allocation_config_max_core_instances_per_component_set(
+            pool, _CORE_INSTANCES_PER_COMPONENT)
+        ffi.wasmtime_pooling_allocation_config_total_memories_set(
+            pool, max_instances * _MEMORIES_PER_COMPONENT)
+        ffi.wasmtime_pooling_allocation_config_max_memories_per_component_set(
+            pool, _MEMORIES_PER_COMPONENT)
+        ffi.wasmtime_pooling_allocation_config_total_tables_set(
+            pool, max_instances * _TABLES_PER_COMPONENT)
+        ffi.wasmtime_pooling_allocation_config_max_tables_per_component_set(
+            pool, _TABLES_PER_COMPONENT)
+        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, memory_limit)
+        ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, _KEEP_RESIDENT)
+        ffi.wasmtime_pooling_allocation_config_max_unused_warm_slots_set(pool, _WARM_SLOTS)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pool)
     return wasmtime.Engine(config)
 
 
@@ -72,10 +107,16 @@ class _Compiled:
 class ComponentRuntime:
     """Compiles (or loads from the cache) components and hands out :class:`LoadedApp` objects."""
 
-    def __init__(self, cache_dir: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, cache_dir: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT):
+        """``timeout_s`` bounds each request; at most ``max_concurrency`` requests run at once
+        (more wait their turn); a guest's linear memory may grow to ``memory_limit`` bytes."""
         self.cache_dir = Path(cache_dir)
         self.timeout_s = timeout_s
-        self.engine = _engine()
+        self.engine = _engine(max_concurrency, memory_limit)
+        # The instance pool has max_concurrency slots; beyond that, instantiation would fail.
+        self._slots = threading.BoundedSemaphore(max_concurrency)
         self.compile_count = 0
         """How many components this runtime compiled from wasm (cache misses)."""
         self._compiled: "weakref.WeakValueDictionary[str, _Compiled]" = weakref.WeakValueDictionary()
@@ -176,6 +217,7 @@ class LoadedApp:
         trap: str | None = None
         started = time.perf_counter()
         cpu_started = time.thread_time()
+        runtime._slots.acquire()
         set_current_invocation(inv)
         store = wasmtime.Store(runtime.engine)
         try:
@@ -194,6 +236,7 @@ class LoadedApp:
         finally:
             set_current_invocation(None)
             store.close()
+            runtime._slots.release()
         return _response(inv, trap, runtime.timeout_s,
                          time.perf_counter() - started, time.thread_time() - cpu_started)
 

@@ -250,6 +250,29 @@ def test_field_selector_on_metadata_name_and_unknown_fields_rejected(custom: cli
         '"spec.image" is not a known field selector: only "metadata.name", "metadata.namespace"')
 
 
+def test_cluster_wide_pages_cover_every_object_once(custom: client.CustomObjectsApi, core: client.CoreV1Api,
+                                                    namespace: str) -> None:
+    # "a" < "a-b" as namespaces, although "a/…" > "a-b/…" as strings.
+    other = namespace + "-b"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    try:
+        for ns, name in [(namespace, "z"), (other, "c"), (namespace, "y")]:
+            apply(custom, spinapp(name, ns, {"paged": namespace}), "faasops")
+        seen: list[tuple[str, str]] = []
+        token = None
+        while True:
+            kwargs = {"_continue": token} if token else {}
+            page = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"paged={namespace}",
+                                                     limit=1, **kwargs)
+            seen += [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in page["items"]]
+            token = page["metadata"].get("continue")
+            if not token:
+                break
+        assert seen == [(namespace, "y"), (namespace, "z"), (other, "c")]
+    finally:
+        core.delete_namespace(other)
+
+
 def test_list_pages_with_limit_and_continue(custom: client.CustomObjectsApi, labelled_apps: str) -> None:
     first = custom.list_namespaced_custom_object(GROUP, VERSION, labelled_apps, PLURAL, limit=2)
     assert [i["metadata"]["name"] for i in first["items"]] == ["a", "b"]
@@ -348,6 +371,18 @@ def test_apply_keeps_fields_that_another_manager_still_owns(custom: client.Custo
                                           {"metadata": {"labels": {"b": "3"}}}, field_manager="kubectl-label")
     apply(custom, spinapp("app", namespace, {"a": "1"}), "faasops")
     assert get_app(custom, namespace, "app")["metadata"]["labels"] == {"a": "1", "b": "3"}
+
+
+def test_a_partial_apply_is_validated_as_the_merged_object(custom: client.CustomObjectsApi, namespace: str) -> None:
+    apply(custom, spinapp("app", namespace, replicas=1), "faasops")
+    partial = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SpinApp",
+               "metadata": {"name": "app", "namespace": namespace}, "spec": {"podLabels": {"team": "a"}}}
+    apply(custom, partial, "labeller")
+    live = get_app(custom, namespace, "app")
+    assert live["spec"]["podLabels"] == {"team": "a"}
+    assert live["spec"]["image"] == f"registry.local/app:1"
+    owners = {e["manager"]: e["fieldsV1"] for e in live["metadata"]["managedFields"]}
+    assert owners["labeller"] == {"f:spec": {"f:podLabels": {"f:team": {}}}}
 
 
 def test_merge_patch_drift_is_recorded_as_an_update_manager(custom: client.CustomObjectsApi, namespace: str) -> None:
@@ -483,6 +518,17 @@ def test_watch_from_an_old_resource_version_replays_history_and_honours_timeout(
     assert time.monotonic() - began < 5
 
 
+def test_a_watch_with_a_selector_sees_objects_enter_and_leave_it(custom: client.CustomObjectsApi,
+                                                                 namespace: str) -> None:
+    start = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["metadata"]["resourceVersion"]
+    apply(custom, spinapp("a", namespace, {"stage": "canary"}), "faasops")
+    apply(custom, spinapp("a", namespace, {"stage": "stable"}), "faasops")
+    apply(custom, spinapp("a", namespace, {"stage": "canary"}), "faasops")
+    stream = watch.Watch().stream(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+                                  label_selector="stage=canary", resource_version=start, timeout_seconds=1)
+    assert [event["type"] for event in stream] == ["ADDED", "DELETED", "ADDED"]
+
+
 def test_watch_without_a_version_starts_with_the_current_objects(core: client.CoreV1Api, namespace: str) -> None:
     core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="here")))
     stream = watch.Watch().stream(core.list_namespaced_config_map, namespace, timeout_seconds=1)
@@ -543,7 +589,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
 @pytest.fixture()
 def echo_backend() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

@@ -8,6 +8,8 @@ contain (the first one, as the problems sort). To add a case, make the directory
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -20,13 +22,29 @@ OUTSIDE = Path(__file__).parent / "fixtures"
 CASES = sorted(path.name for path in BROKEN.iterdir() if path.is_dir())
 
 
+def snapshot(root: Path) -> dict[str, str]:
+    """Every entry below ``root`` (symlinks not followed) with its content hash or link target."""
+    entries: dict[str, str] = {}
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(directory, name)
+            key = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                entries[key] = "link:" + os.readlink(path)
+            elif path.is_dir():
+                entries[key] = "dir"
+            else:
+                entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return entries
+
+
 def test_corpus_covers_at_least_24_cases():
     assert len(CASES) >= 24
     assert all((BROKEN / case / "expected.txt").is_file() for case in CASES)
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_broken_project_is_rejected_with_a_located_message(case: str, snapshot):
+def test_broken_project_is_rejected_with_a_located_message(case: str):
     root = BROKEN / case
     expected = (root / "expected.txt").read_text(encoding="utf-8").strip()
     before = snapshot(root), snapshot(OUTSIDE)

@@ -193,3 +193,11 @@ def test_request_exceeding_the_time_limit_is_stopped(
     assert response.status == 500
     assert "time limit" in response.body.decode()
     assert response.duration_s < 5
+
+
+def test_every_request_gets_a_fresh_instance(app: AppFactory) -> None:
+    stateful = app("stateful")
+
+    answers = {stateful.handle(HttpRequest("GET", f"/s/{i}")).body for i in range(5)}
+
+    assert answers == {b"1"}

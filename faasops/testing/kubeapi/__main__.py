@@ -14,13 +14,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one, printed on start)")
     parser.add_argument("--token", default=None, help="require this bearer token (default: accept any)")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with a self-signed certificate (kubectl only sends tokens over TLS)")
     parser.add_argument("--kubeconfig", default=None, help="write a kubeconfig for this server here")
     parser.add_argument("--no-spinkube", action="store_true", help="don't preinstall the SpinKube CRDs")
     parser.add_argument("--no-keda", action="store_true", help="don't preinstall KEDA's ScaledObject CRD")
     parser.add_argument("--spinapp-ready", action="store_true",
                         help="mark every SpinApp ready on write, standing in for spin-operator")
     args = parser.parse_args(argv)
-    emulator = KubeEmulator(port=args.port, token=args.token, host=args.host,
+    emulator = KubeEmulator(port=args.port, token=args.token, host=args.host, tls=args.tls,
                             preinstall_spinkube=not args.no_spinkube, preinstall_keda=not args.no_keda,
                             spinapp_ready=args.spinapp_ready)
     emulator.start()

@@ -52,6 +52,7 @@ CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACE_KEY = ("", "namespaces")
 SERVICE_KEY = ("", "services")
 SPINAPP_KEY = (SPINAPP_GROUP, "spinapps")
+ACCESS_REVIEW_KEY = ("authorization.k8s.io", "selfsubjectaccessreviews")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 # Kinds whose DELETE answers with the deleted object rather than a Status (ReturnDeletedObject).
@@ -257,21 +258,22 @@ class Cluster:
         with self.store.lock:
             list_rv = self.store.resource_version
             objects = self.store.list(rt.key, namespace)
-        start_after = ""
+        # Objects come sorted by (namespace, name); a continue token resumes after that pair.
+        start_after: tuple[str, str] | None = None
         if params.continue_token:
             try:
                 token = json.loads(base64.urlsafe_b64decode(params.continue_token.encode()))
-                start_after = token["start"]
+                start_after = (str(token["start"][0]), str(token["start"][1]))
                 list_rv = int(token.get("rv", list_rv))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, IndexError):
                 raise errors.bad_request("continue key is not valid: illegal base64 data") from None
         items: list[dict[str, Any]] = []
         remaining = 0
-        last_key = ""
+        last_key = ("", "")
         for obj in objects:
             metadata = obj["metadata"]
-            sort_key = f"{metadata.get('namespace', '')}/{metadata['name']}"
-            if start_after and sort_key <= start_after:
+            sort_key = (metadata.get("namespace", ""), metadata["name"])
+            if start_after is not None and sort_key <= start_after:
                 continue
             if not self.matches(params, obj):
                 continue
@@ -282,7 +284,7 @@ class Cluster:
             last_key = sort_key
         metadata_out: dict[str, Any] = {"resourceVersion": str(list_rv)}
         if remaining:
-            token = {"v": "meta.k8s.io/v1", "rv": list_rv, "start": last_key}
+            token = {"v": "meta.k8s.io/v1", "rv": list_rv, "start": list(last_key)}
             metadata_out["continue"] = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
             metadata_out["remainingItemCount"] = remaining
         return items, metadata_out
@@ -324,8 +326,14 @@ class Cluster:
         if self.store.get(NAMESPACE_KEY, "", namespace) is None:
             raise errors.not_found("", "namespaces", namespace)
 
-    def _validate_custom(self, rt: ResourceType, obj: dict[str, Any], params: WriteParams) -> tuple[dict[str, Any], list[str]]:
-        """Prune unknown fields (Strict → 422), apply defaults, check ``required`` (422)."""
+    def _validate_custom(self, rt: ResourceType, obj: dict[str, Any], params: WriteParams,
+                         complete: bool = True) -> tuple[dict[str, Any], list[str]]:
+        """Prune unknown fields (400 under Strict, a warning under Warn); for a complete object
+        also apply schema defaults and check ``required`` (422).
+
+        An apply configuration is partial, so it is only pruned here; the merged object gets
+        the defaults and required checks (``_complete_custom``).
+        """
         warnings: list[str] = []
         if not rt.is_custom or rt.schema is None:
             return obj, warnings
@@ -340,12 +348,19 @@ class Cluster:
             if params.field_validation in ("", "Warn"):
                 warnings.extend(f"unknown field \"{u}\"" for u in unknown)
             obj = {**prune_unknown(body, rt.schema), "metadata": obj.get("metadata", {})}
+        if complete:
+            obj = self._complete_custom(rt, obj)
+        return obj, warnings
+
+    def _complete_custom(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        if not rt.is_custom or rt.schema is None:
+            return obj
         obj = _apply_defaults(obj, rt.schema)
-        missing = [m for m in required_missing(_without(obj, "metadata", "status"), rt.schema)]
+        missing = required_missing(_without(obj, "metadata", "status"), rt.schema)
         if missing:
             name = _metadata(obj).get("name", "")
             raise errors.invalid(rt.group, rt.kind, name, [("FieldValueRequired", m, "Required value") for m in missing])
-        return obj, warnings
+        return obj
 
     def _admit(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """The admission checks of components the emulator stands in for (spin-operator)."""
@@ -458,6 +473,10 @@ class Cluster:
 
     def create(self, rt: ResourceType, namespace: str | None, body: Any, params: WriteParams) -> WriteResult:
         body = self._check_type(rt, copy.deepcopy(body))
+        if rt.key == ACCESS_REVIEW_KEY:
+            body["apiVersion"], body["kind"] = rt.api_version, rt.kind
+            body["status"] = {"allowed": True, "reason": "the emulator does not enforce RBAC"}
+            return WriteResult(body, 201)
         metadata = _metadata(body)
         if rt.namespaced:
             body_ns = metadata.get("namespace")
@@ -669,7 +688,7 @@ class Cluster:
                          if k in fieldmanager.APPLYABLE_METADATA and v not in ({}, [], None)}
         stripped_meta["name"] = name
         config = {**config, "metadata": stripped_meta}
-        config, warnings = self._validate_custom(rt, config, params)
+        config, warnings = self._validate_custom(rt, config, params, complete=False)
         with self.store.lock:
             if rt.namespaced:
                 assert namespace is not None
@@ -689,7 +708,7 @@ class Cluster:
             merged["kind"] = rt.kind
             managed = fieldmanager.encode_managed_fields(result.entries)
             if live is None:
-                obj = self._new_object(rt, merged, name, namespace)
+                obj = self._complete_custom(rt, self._new_object(rt, merged, name, namespace))
                 self._admit(rt, obj)
                 self._finish_write(rt, obj, None)
                 obj["metadata"]["managedFields"] = managed
@@ -702,6 +721,7 @@ class Cluster:
                 if key not in merged["metadata"] or not merged["metadata"][key]:
                     obj["metadata"].pop(key, None)
             if subresource != "status":
+                obj = self._complete_custom(rt, obj)
                 self._admit(rt, obj)
                 self._default(rt, obj, live)
                 self._finish_write(rt, obj, live)

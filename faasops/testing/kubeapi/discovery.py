@@ -166,6 +166,7 @@ _BUILTIN_SCHEMA_PREFIX = {
     "apps": "io.k8s.api.apps",
     "autoscaling": "io.k8s.api.autoscaling",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions",
+    "authorization.k8s.io": "io.k8s.api.authorization",
 }
 
 
@@ -224,13 +225,18 @@ def _paths_for(rt: ResourceType) -> dict[str, Any]:
                 "parameters": params, "responses": _response(ref),
                 "x-kubernetes-action": action, **extensions}
 
-    paths[collection] = {
-        "get": op("list", "list", _LIST_PARAMS),
-        "post": {**op("create", "post", _WRITE_PARAMS),
-                 "requestBody": {"content": {"*/*": {"schema": {"$ref": ref}}}, "required": True}},
-        "delete": op("delete", "deletecollection", _LIST_PARAMS, coll=True),
-        "parameters": path_params[1:],
-    }
+    verbs = set(rt.verbs)
+    collection_ops: dict[str, Any] = {}
+    if "list" in verbs:
+        collection_ops["get"] = op("list", "list", _LIST_PARAMS)
+    if "create" in verbs:
+        collection_ops["post"] = {**op("create", "post", _WRITE_PARAMS),
+                                  "requestBody": {"content": {"*/*": {"schema": {"$ref": ref}}}, "required": True}}
+    if "deletecollection" in verbs:
+        collection_ops["delete"] = op("delete", "deletecollection", _LIST_PARAMS, coll=True)
+    paths[collection] = {**collection_ops, "parameters": path_params[1:]}
+    if "get" not in verbs:
+        return paths
     paths[item] = {
         "get": op("read", "get", []),
         "put": {**op("replace", "put", _WRITE_PARAMS),

@@ -86,6 +86,13 @@ MESSAGES: dict[str, Descriptor] = {
                       5: _f("hostIP")},
     "EnvVar": {1: _f("name"), 2: _f("value")},
     "ResourceRequirements": {1: _f("limits", "quantitymap"), 2: _f("requests", "quantitymap")},
+    "SelfSubjectAccessReview": {1: _f("metadata", "msg", "ObjectMeta"),
+                                2: _f("spec", "msg", "SelfSubjectAccessReviewSpec")},
+    "SelfSubjectAccessReviewSpec": {1: _f("resourceAttributes", "msg", "ResourceAttributes"),
+                                    2: _f("nonResourceAttributes", "msg", "NonResourceAttributes")},
+    "ResourceAttributes": {1: _f("namespace"), 2: _f("verb"), 3: _f("group"), 4: _f("version"),
+                           5: _f("resource"), 6: _f("subresource"), 7: _f("name")},
+    "NonResourceAttributes": {1: _f("path"), 2: _f("verb")},
     "Empty": {},
 }
 
@@ -101,7 +108,8 @@ _POINTERS = {
 }
 
 _TOP_LEVEL = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount"),
-              ("v1", "Service"), ("apps/v1", "Deployment")}
+              ("v1", "Service"), ("apps/v1", "Deployment"),
+              ("authorization.k8s.io/v1", "SelfSubjectAccessReview")}
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

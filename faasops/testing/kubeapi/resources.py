@@ -137,6 +137,9 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
              scale_paths=(".spec.replicas", ".status.replicas")),
     _builtin("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
              ("all",), subresources=("status",), has_generation=True),
+    # No RBAC in the emulator: access reviews are answered "allowed" and never stored.
+    _builtin("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+             verbs=("create",)),
     _builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
              ("crd", "crds"), ("api-extensions",), subresources=("status",), has_generation=True),
 )

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import ApiError, bad_request
+from .errors import bad_request
 
 _KEY = r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
 _KEY_RE = re.compile(rf"^{_KEY}$")
@@ -203,7 +203,6 @@ def fields_match(requirements: list[FieldRequirement], obj: dict[str, Any]) -> b
 
 
 __all__ = [
-    "ApiError",
     "FieldRequirement",
     "Requirement",
     "fields_match",

@@ -7,15 +7,19 @@ this module owns the wire format (status codes, ``Status`` bodies, chunked watch
 
 from __future__ import annotations
 
+import base64
 import http.client
+import ipaddress
 import json
 import select
 import socket
+import ssl
+import tempfile
 import threading
-import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,8 +27,9 @@ from typing import Any
 import yaml
 
 from . import discovery, errors
-from .cluster import MERGE_PATCH, Cluster, ListParams, Options, WriteParams, parse_body
+from .cluster import Cluster, ListParams, Options, WriteParams, parse_body
 from .errors import ApiError
+from .patches import json_merge_patch, json_patch
 from .resources import ResourceType
 from .tables import table
 
@@ -66,9 +71,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = (
-        lambda self: self._dispatch()  # type: ignore[assignment]
-    )
+    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
     # ------------------------------------------------------------------ plumbing
 
@@ -99,7 +105,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             data += body
         self.wfile.write(data)
-        self._status_code = code
 
     def _send_json(self, code: int, value: Any, content_type: str = JSON, headers: dict[str, str] | None = None) -> None:
         self._send(code, json.dumps(value, separators=(",", ":")).encode(), content_type, headers)
@@ -115,7 +120,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         emulator = self.server.emulator
-        self._status_code = 0
         self._counted = False
         parsed = urllib.parse.urlsplit(self.path)
         path = parsed.path.rstrip("/") or "/"
@@ -265,16 +269,14 @@ class _Handler(BaseHTTPRequestHandler):
         dry_run_values = query_lists.get("dryRun", [])
         for value in dry_run_values:
             if value != "All":
-                raise errors.invalid("", "", "", [("FieldValueNotSupported", "dryRun",
-                                                    f'Unsupported value: "{value}": supported values: "All"')])
+                raise errors.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
         validation = query.get("fieldValidation", "")
         if validation not in ("", "Ignore", "Warn", "Strict"):
             raise errors.bad_request(f"fieldValidation: Invalid value: \"{validation}\": must be Ignore, Warn or Strict")
         force = query.get("force", "").lower() in ("true", "1")
         manager = query.get("fieldManager", "")
         if len(manager) > 128:
-            raise errors.invalid("", "", "", [("FieldValueTooLong", "fieldManager",
-                                                "Too long: may not be more than 128 bytes")])
+            raise errors.bad_request("fieldManager: Too long: may not be more than 128 bytes")
         return WriteParams(field_manager=manager, dry_run=bool(dry_run_values), force=force,
                            field_validation=validation)
 
@@ -361,8 +363,6 @@ class _Handler(BaseHTTPRequestHandler):
                 params.field_manager = params.field_manager or self._default_manager()
             if req.subresource == "scale":
                 scale = cluster.get_scale(rt, req.namespace, req.name)
-                from .patches import json_merge_patch, json_patch  # local: only scale needs them here
-
                 patch_body = parse_body(body, content_type)
                 patched = json_patch(scale, patch_body) if isinstance(patch_body, list) else json_merge_patch(scale, patch_body)
                 replicas = int((patched.get("spec") or {}).get("replicas", 0))
@@ -403,11 +403,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _client_alive(self) -> bool:
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
-            if readable:
-                return self.connection.recv(1, socket.MSG_PEEK) != b""
-        except OSError:
+            if not readable:
+                return True
+            if isinstance(self.connection, ssl.SSLSocket):
+                # TLS can't peek; a client sends nothing while it reads a watch, so whatever
+                # arrives (usually close_notify) may be consumed.
+                previous = self.connection.gettimeout()
+                self.connection.settimeout(0.1)
+                try:
+                    return self.connection.recv(1) != b""
+                except (TimeoutError, ssl.SSLWantReadError):
+                    return True
+                finally:
+                    self.connection.settimeout(previous)
+            return self.connection.recv(1, socket.MSG_PEEK) != b""
+        except (OSError, ValueError):
             return False
-        return True
 
     def _watch(self, req: ResourceRequest, params: ListParams, query: dict[str, str]) -> None:
         cluster = self.server.emulator.cluster
@@ -424,7 +435,6 @@ class _Handler(BaseHTTPRequestHandler):
         head = (f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-cache, private\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n")
         self.wfile.write(head.encode("latin-1"))
-        self._status_code = 200
         batches = [first] if first is not None else []
         try:
             for batch in _chain(batches, stream):
@@ -559,7 +569,10 @@ class KubeEmulator:
     Options:
         port: TCP port (0 picks a free one; read ``url`` after ``start()``).
         token: when set, requests must carry ``Authorization: Bearer <token>`` (else 401).
-            Without it, any or no token is accepted.
+            Without it, any or no token is accepted. kubectl sends tokens over TLS only, so
+            use ``tls=True`` with a token when kubectl is the client.
+        tls: serve HTTPS with a fresh self-signed certificate for 127.0.0.1/localhost (needs
+            the ``cryptography`` package); ``write_kubeconfig`` embeds it as the CA.
         preinstall_spinkube: install the SpinApp and SpinAppExecutor CRDs (core.spinkube.dev).
         preinstall_keda: install KEDA's ScaledObject CRD (keda.sh/v1alpha1).
         spinapp_ready: stand in for spin-operator by setting every SpinApp's status as ready
@@ -578,6 +591,7 @@ class KubeEmulator:
         token: str | None = None,
         host: str = "127.0.0.1",
         *,
+        tls: bool = False,
         preinstall_spinkube: bool = True,
         preinstall_keda: bool = True,
         spinapp_ready: bool = False,
@@ -587,6 +601,8 @@ class KubeEmulator:
         self.host = host
         self.port = port
         self.token = token
+        self.tls = tls
+        self.ca_pem: bytes | None = None
         self.cluster = Cluster(Options(
             preinstall_spinkube=preinstall_spinkube,
             preinstall_keda=preinstall_keda,
@@ -599,16 +615,29 @@ class KubeEmulator:
         self._thread: threading.Thread | None = None
         self._stats_lock = threading.Lock()
         self._counts: Counter[str] = Counter()
-        self._started_at = time.monotonic()
         self._backends: dict[tuple[str, str, str], str] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _bind(self) -> _Server:
+        server = _Server((self.host, self.port), self)
+        self.port = server.server_address[1]
+        if self.tls:
+            cert_pem, key_pem = _self_signed_certificate(self.host)
+            self.ca_pem = cert_pem
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "cert.pem").write_bytes(cert_pem)
+                (Path(tmp) / "key.pem").write_bytes(key_pem)
+                context.load_cert_chain(Path(tmp) / "cert.pem", Path(tmp) / "key.pem")
+            # Handshakes happen in the handler threads, not in the accept loop.
+            server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        return server
+
     def start(self) -> "KubeEmulator":
         """Start serving in a background thread (idempotent)."""
         if self._server is None:
-            self._server = _Server((self.host, self.port), self)
-            self.port = self._server.server_address[1]
+            self._server = self._bind()
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                             name=f"kube-emulator-{self.port}", daemon=True)
             self._thread.start()
@@ -627,8 +656,7 @@ class KubeEmulator:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread (the ``python -m`` entry point)."""
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
+        self._server = self._bind()
         try:
             self._server.serve_forever(poll_interval=0.2)
         finally:
@@ -642,7 +670,7 @@ class KubeEmulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     # ------------------------------------------------------------------ clients
 
@@ -652,7 +680,7 @@ class KubeEmulator:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": self._cluster_entry()}],
             "users": [{"name": context, "user": {"token": self.token or "faasops-emulator"}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
             "current-context": context,
@@ -662,6 +690,12 @@ class KubeEmulator:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(config, sort_keys=False))
         return target
+
+    def _cluster_entry(self) -> dict[str, str]:
+        entry = {"server": self.url}
+        if self.ca_pem is not None:
+            entry["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
+        return entry
 
     # ------------------------------------------------------------------ stats
 
@@ -722,3 +756,39 @@ class KubeEmulator:
     def mark_spinapp_ready(self, namespace: str, name: str, ready_replicas: int | None = None) -> dict[str, Any]:
         """Set a SpinApp's status to ready (as spin-operator would); returns the object."""
         return self.cluster.mark_ready(namespace, name, ready_replicas)
+
+
+def _self_signed_certificate(host: str) -> tuple[bytes, bytes]:
+    """A throwaway self-signed certificate (PEM cert, PEM key) valid for ``host`` and localhost."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "faasops-kube-emulator")])
+    now = datetime.now(timezone.utc)
+    alt_names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    try:
+        if host != "127.0.0.1":
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        alt_names.append(x509.DNSName(host))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return (certificate.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
