@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -338,6 +339,149 @@ def force_unlock(ctx: Context, lock_id: str) -> None:
     with ctx.engine() as engine:
         engine.state.force_unlock(lock_id)
     click.echo(f"lock {lock_id} removed")
+
+
+# ---------------------------------------------------------------------------------- day 2
+
+
+def _split_address(address: str, function: str | None = None) -> tuple[str, str | None]:
+    workspace, _, fn = address.partition("/")
+    return workspace, (fn or function or None)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0 picks a free port.")
+@click.option("--no-apply", is_flag=True, help="Serve what is deployed without applying first.")
+@click.option("-p", "--parallelism", type=click.IntRange(1, 256), default=4, show_default=True)
+@pass_ctx
+def up(ctx: Context, host: str, port: int, no_apply: bool, parallelism: int) -> None:
+    """Apply the project on the local backend and serve every function over HTTP.
+
+    Functions answer at http://HOST:PORT/<workspace>/<function>/… . Like `docker compose up`,
+    it applies without asking. Leave it running: a later `faasops apply` (in another terminal)
+    swaps in new versions without dropping requests. Stop with Ctrl-C.
+
+    \b
+    Example:
+      faasops up --port 8080 &
+      curl http://127.0.0.1:8080/demo/hello/
+    """
+    from faasops.serving import open_local
+
+    if not no_apply:
+        _run_apply(ctx, _plan_options((), ()), True, parallelism, False, 0.0, "Apply")
+    with ctx.engine() as engine, open_local(engine) as (functions, log):
+        from faasops.serving import LocalServer
+
+        with LocalServer(functions, log, host, port) as server:
+            click.echo(f"Serving {len(functions.addresses())} function(s) at {server.url}")
+            for address in functions.addresses():
+                click.echo(f"  {server.url}/{address}/")
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                click.echo("Stopping.")
+
+
+@cli.command()
+@click.argument("address", metavar="WS/FN")
+@click.option("-X", "--request", "method", metavar="METHOD", help="HTTP method (default GET, or POST with -d).")
+@click.option("-d", "--data", metavar="DATA|@FILE|@-", help="Request body; @FILE reads a file, @- stdin.")
+@click.option("-H", "--header", "headers", multiple=True, metavar="'K: V'", help="Request header (repeatable).")
+@click.option("--path", default="/", show_default=True, help="Path (and query) below the function's route.")
+@click.option("-i", "--include", is_flag=True, help="Print the status line and response headers too.")
+@pass_ctx
+def invoke(ctx: Context, address: str, method: str | None, data: str | None, headers: tuple[str, ...],
+           path: str, include: bool) -> None:
+    """Call a deployed function and print its response body.
+
+    Goes through a running `faasops up` when there is one, else runs the function in-process.
+
+    \b
+    Examples:
+      faasops invoke demo/hello
+      faasops invoke demo/echo -X PUT -d @payload.json -H 'content-type: application/json' -i
+      faasops invoke demo/echo --path '/items?id=7'
+    """
+    from faasops.serving import invoke_function, parse_headers, read_body
+
+    workspace, function = _split_address(address)
+    if not function:
+        raise FaasopsError(f"invoke needs WS/FN, got {address!r}")
+    body = read_body(data)
+    with ctx.engine() as engine:
+        response = invoke_function(engine, workspace, function, method or ("POST" if data is not None else "GET"),
+                                   path, parse_headers(headers), body)
+    if include:
+        click.echo(f"HTTP {response.status}")
+        for name, value in response.headers:
+            click.echo(f"{name}: {value}")
+        click.echo()
+    sys.stdout.buffer.write(response.body)
+    sys.stdout.flush()
+    if sys.stdout.isatty() and not response.body.endswith(b"\n"):
+        click.echo()  # keep the shell prompt off the body's last line
+    if response.error and not include:
+        click.echo(f"\n(function failed with {response.status}; see `faasops logs {workspace}/{function}`)", err=True)
+
+
+@cli.command()
+@click.argument("address", metavar="WS[/FN]")
+@click.argument("function", required=False)
+@click.option("-n", "--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries (Ctrl-C to stop).")
+@click.option("--since", metavar="DURATION", help="Only entries newer than this (30s, 15m, 2h, 1d).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_ctx
+def logs(ctx: Context, address: str, function: str | None, limit: int, follow: bool, since: str | None, fmt: str) -> None:
+    """Invocation logs of a workspace or one function: time, status, duration and the
+    function's stdout/stderr (a failing handler's traceback included), newest first.
+
+    \b
+    Examples:
+      faasops logs demo --limit 20
+      faasops logs demo/hello --follow
+    """
+    from faasops.observe import parse_duration, print_log_entries, follow_logs, open_log
+
+    workspace, fn = _split_address(address, function)
+    with ctx.engine() as engine:
+        log = open_log(engine)
+        cutoff = time.time() - parse_duration(since) if since else None
+        entries = list(reversed(log.entries(workspace, fn, limit=limit, since=cutoff)))
+        print_log_entries(entries, fmt)
+        if follow:
+            try:
+                follow_logs(log, workspace, fn, entries[-1].id if entries else 0, fmt)
+            except KeyboardInterrupt:
+                pass
+
+
+@cli.command()
+@click.argument("address", metavar="WS/FN")
+@click.option("--since", default="1h", show_default=True, metavar="DURATION", help="Window to show (15m, 1h, 1d).")
+@click.option("--step", default="1m", show_default=True, metavar="DURATION", help="Bucket size.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_ctx
+def metrics(ctx: Context, address: str, since: str, step: str, fmt: str) -> None:
+    """Requests, errors, latency and CPU of one function over time, with a sparkline.
+
+    \b
+    Examples:
+      faasops metrics demo/hello
+      faasops metrics demo/hello --since 15m --step 30s --format json
+    """
+    from faasops.observe import open_log, parse_duration, render_metrics
+
+    workspace, fn = _split_address(address)
+    if not fn:
+        raise FaasopsError(f"metrics needs WS/FN, got {address!r}")
+    window, bucket = parse_duration(since), parse_duration(step)
+    now = time.time()
+    with ctx.engine() as engine:
+        points = open_log(engine).metrics(workspace, fn, now - window, now, bucket)
+    click.echo(render_metrics(f"{workspace}/{fn}", points, bucket, fmt), nl=False)
 
 
 def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:

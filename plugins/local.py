@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from faasops.errors import LockError
+from faasops.errors import LockError, ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig, Workspace
 from faasops.oci import OciLayout, function_artifact
@@ -326,6 +326,17 @@ class LocalRegistry:
         present = self.layout.has_blob(artifact.digest)
         digest = self.layout.put_artifact(artifact, f"{repository}:{build.build_key.removeprefix('sha256:')[:16]}")
         return Artifact(reference=f"local/{repository}@{digest}", digest=digest, pushed=not present)
+
+
+    def component_path(self, reference: str) -> Path:
+        """The component (wasm layer) of a pushed artifact ``…@sha256:…``, for the local runtime."""
+        _, _, digest = reference.partition("@")
+        if not digest:
+            raise ProviderError(f"image reference {reference!r} has no digest")
+        try:
+            return self.layout.wasm_path_for(digest)
+        except (KeyError, FileNotFoundError) as exc:
+            raise ProviderError(f"image {reference} is not in the local registry {self.root}; run `faasops apply`") from exc
 
 
 class LocalDeployer:

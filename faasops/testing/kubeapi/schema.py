@@ -60,6 +60,17 @@ def patch_strategy(schema: Schema) -> tuple[str, str | None]:
     return schema.get("x-kubernetes-patch-strategy", ""), schema.get("x-kubernetes-patch-merge-key")
 
 
+def _is_closed(schema: dict[str, Any]) -> bool:
+    """An object schema that declares its properties and accepts no others."""
+    additional = schema.get("additionalProperties")
+    return (
+        schema.get("properties") is not None
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+        and not isinstance(additional, dict)
+        and additional is not True
+    )
+
+
 def unknown_fields(value: Any, schema: Schema, path: str = "") -> list[str]:
     """Dotted paths of fields a structural schema does not declare (what the server prunes).
 
@@ -70,13 +81,10 @@ def unknown_fields(value: Any, schema: Schema, path: str = "") -> list[str]:
     if schema is None or value is None:
         return found
     if isinstance(value, dict):
-        properties = schema.get("properties")
-        open_object = schema.get("x-kubernetes-preserve-unknown-fields") or isinstance(
-            schema.get("additionalProperties"), dict
-        ) or schema.get("additionalProperties") is True
+        closed = _is_closed(schema)
         for key, item in value.items():
             sub, declared = child_schema(schema, key)
-            if properties is not None and not declared and not open_object:
+            if closed and not declared:
                 found.append(f"{path}.{key}" if path else key)
                 continue
             found.extend(unknown_fields(item, sub, f"{path}.{key}" if path else key))
@@ -92,14 +100,11 @@ def prune_unknown(value: Any, schema: Schema) -> Any:
     if schema is None or value is None:
         return value
     if isinstance(value, dict):
-        properties = schema.get("properties")
-        open_object = schema.get("x-kubernetes-preserve-unknown-fields") or isinstance(
-            schema.get("additionalProperties"), dict
-        ) or schema.get("additionalProperties") is True
+        closed = _is_closed(schema)
         out: dict[str, Any] = {}
         for key, item in value.items():
             sub, declared = child_schema(schema, key)
-            if properties is not None and not declared and not open_object:
+            if closed and not declared:
                 continue
             out[key] = prune_unknown(item, sub)
         return out

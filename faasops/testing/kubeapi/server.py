@@ -196,24 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if parts[0] == "api":
             if len(parts) == 1:
-                self._tally("GET", path, None, "")
-                aggregated = self._wants_aggregated()
-                if aggregated:
-                    version = "apidiscovery.k8s.io/" + ("v2" if aggregated == discovery.AGGREGATED_V2 else "v2beta1")
-                    self._send_json(200, discovery.aggregated(cluster.registry, core=True, api_version=version), aggregated)
-                else:
-                    self._send_json(200, discovery.api_versions(f"{self.server.server_address[0]}:{self.server.server_address[1]}"))
+                self._discovery_root(path, core=True)
                 return
             group, version, rest = "", parts[1], parts[2:]
         elif parts[0] == "apis":
             if len(parts) == 1:
-                self._tally("GET", path, None, "")
-                aggregated = self._wants_aggregated()
-                if aggregated:
-                    version = "apidiscovery.k8s.io/" + ("v2" if aggregated == discovery.AGGREGATED_V2 else "v2beta1")
-                    self._send_json(200, discovery.aggregated(cluster.registry, core=False, api_version=version), aggregated)
-                else:
-                    self._send_json(200, discovery.api_group_list(cluster.registry))
+                self._discovery_root(path, core=False)
                 return
             if len(parts) == 2:
                 self._tally("GET", path, None, "")
@@ -237,6 +225,20 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._resource_request(group, version, rest)
         self._check_acceptable()
         self._resource(request, query, query_lists, body, watch_prefix)
+
+    def _discovery_root(self, path: str, core: bool) -> None:
+        """``/api`` or ``/apis``: aggregated discovery when asked for, the legacy form otherwise."""
+        self._tally("GET", path, None, "")
+        registry = self.server.emulator.cluster.registry
+        aggregated = self._wants_aggregated()
+        if aggregated:
+            version = "apidiscovery.k8s.io/" + ("v2" if aggregated == discovery.AGGREGATED_V2 else "v2beta1")
+            self._send_json(200, discovery.aggregated(registry, core=core, api_version=version), aggregated)
+        elif core:
+            host, port = self.server.server_address[:2]
+            self._send_json(200, discovery.api_versions(f"{host}:{port}"))
+        else:
+            self._send_json(200, discovery.api_group_list(registry))
 
     def _resource_request(self, group: str, version: str, rest: list[str]) -> ResourceRequest:
         cluster = self.server.emulator.cluster
@@ -298,16 +300,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         watching = watch_prefix or query.get("watch", "").lower() in ("1", "true")
         if method == "GET":
-            if req.name is None or (watching and req.name is not None):
+            if req.name is None or watching:
+                self._tally("WATCH" if watching else "LIST", "", rt, "")
                 params = cluster.parse_list_params(rt, query)
                 if watching:
                     if req.name is not None:
+                        # The legacy /watch/…/{name} form watches one object.
                         params.fields.append(
                             cluster.parse_list_params(rt, {"fieldSelector": f"metadata.name={req.name}"}).fields[0])
-                    self._tally("WATCH", "", rt, "")
                     self._watch(req, params, query)
                     return
-                self._tally("LIST", "", rt, "")
                 items, metadata = cluster.list(rt, req.namespace, params)
                 if self._accepts("as=Table"):
                     self._send_json(200, table(rt, items, metadata, query.get("includeObject", "Metadata")), TABLE)
