@@ -224,7 +224,8 @@ def open_local(engine: Any) -> Iterator[tuple[LocalFunctions, InvocationLog]]:
     """The local backend's deployed functions, loaded into a runtime, and its invocation log."""
     registry, deployer = _local_providers(engine)
     state_dir = engine.project.state_dir
-    runtime = ComponentRuntime(state_dir / "runtime-cache")
+    # Compiled components are keyed by content, so a cache shared between projects is safe.
+    runtime = ComponentRuntime(Path(os.environ.get("FAASOPS_RUNTIME_CACHE") or state_dir / "runtime-cache"))
     log = InvocationLog(state_dir / "invocations.db")
     try:
         yield LocalFunctions(engine.project, registry, deployer.root, runtime), log

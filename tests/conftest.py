@@ -17,6 +17,10 @@ def shared_build_cache() -> Path:
     cache = Path(os.environ.get("FAASOPS_BUILD_CACHE") or Path.home() / ".cache" / "faasops-tests" / "builds")
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["FAASOPS_BUILD_CACHE"] = str(cache)
+    # Compiled (wasmtime) components are content-addressed too.
+    runtime_cache = cache.parent / "runtime"
+    runtime_cache.mkdir(exist_ok=True)
+    os.environ.setdefault("FAASOPS_RUNTIME_CACHE", str(runtime_cache))
     return cache
 
 

@@ -27,7 +27,7 @@ from wasmtime import component as wc
 
 from faasops.errors import FaasopsError
 from faasops.runtime import spin, wasi, wasi_http  # noqa: F401  (they register host functions)
-from faasops.runtime.host import Invocation, link, set_current_invocation
+from faasops.runtime.host import RequestState, link, set_current_request
 from faasops.runtime.messages import HttpRequest, HttpResponse
 from faasops.runtime.spin import KeyValueDatabase
 from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
@@ -121,7 +121,8 @@ class ComponentRuntime:
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self.compile_count = 0
         """How many components this runtime compiled from wasm (cache misses)."""
-        self._compiled: "weakref.WeakValueDictionary[str, _Compiled]" = weakref.WeakValueDictionary()
+        self._compiled: weakref.WeakValueDictionary[str, _Compiled] = (
+            weakref.WeakValueDictionary())
         self._lock = threading.Lock()
         self._stop = threading.Event()
         threading.Thread(target=_tick, args=(weakref.ref(self.engine), self._stop),
@@ -184,7 +185,8 @@ class ComponentRuntime:
         exports = component.type.exports(self.engine)
         handler = next((name for name in exports if name.startswith(HANDLER_INTERFACE + ".")), None)
         handler_index = component.get_export_index(handler) if handler else None
-        handle_index = component.get_export_index("handle", handler_index) if handler_index else None
+        handle_index = (component.get_export_index("handle", handler_index)
+                        if handler_index else None)
         if handle_index is None:
             raise ComponentLoadError(
                 f"{wasm_path} does not export {HANDLER_INTERFACE}.x handle: not a Spin HTTP "
@@ -218,17 +220,17 @@ class LoadedApp:
         started = time.perf_counter()
         cpu_started = time.thread_time()
         runtime._slots.acquire()
-        inv = Invocation(variables=self._variables, key_value=self._key_value,
-                         deadline=time.monotonic() + runtime.timeout_s)
-        set_current_invocation(inv)
+        state = RequestState(variables=self._variables, key_value=self._key_value,
+                             deadline=time.monotonic() + runtime.timeout_s)
+        set_current_request(state)
         store = wasmtime.Store(runtime.engine)
         try:
             store.set_epoch_deadline(math.ceil(runtime.timeout_s / EPOCH_TICK_S) + 1)
             instance = compiled.linker.instantiate(store, compiled.component)
             handle = instance.get_func(store, compiled.handle_index)
             assert handle is not None
-            request_rep = inv.add_resource(incoming_request(request))
-            outparam_rep = inv.add_resource(ResponseOutparam())
+            request_rep = state.add_resource(incoming_request(request))
+            outparam_rep = state.add_resource(ResponseOutparam())
             handle(store,
                    wc.ResourceHost.own(request_rep, IncomingRequest.type_id),
                    wc.ResourceHost.own(outparam_rep, ResponseOutparam.type_id))
@@ -236,10 +238,10 @@ class LoadedApp:
         except wasmtime.WasmtimeError as exc:
             trap = str(exc)
         finally:
-            set_current_invocation(None)
+            set_current_request(None)
             store.close()
             runtime._slots.release()
-        return _response(inv, trap, runtime.timeout_s,
+        return _response(state, trap, runtime.timeout_s,
                          time.perf_counter() - started, time.thread_time() - cpu_started)
 
 
@@ -273,27 +275,27 @@ def incoming_request(request: HttpRequest) -> IncomingRequest:
 _TRACEBACK = "Traceback (most recent call last):"
 
 
-def _response(inv: Invocation, trap: str | None, timeout_s: float, duration: float,
+def _response(state: RequestState, trap: str | None, timeout_s: float, duration: float,
               cpu: float) -> HttpResponse:
-    stdout = inv.stdout.decode("utf-8", "replace")
-    stderr = inv.stderr.decode("utf-8", "replace")
+    stdout = state.stdout.decode("utf-8", "replace")
+    stderr = state.stderr.decode("utf-8", "replace")
 
     def failed(reason: str, error: str) -> HttpResponse:
         return HttpResponse(500, [("content-type", "text/plain; charset=utf-8")],
                             (reason + "\n").encode("utf-8"), stdout, stderr, duration, cpu, error)
 
     if trap is not None:
-        if inv.failure is not None:
-            reason = inv.failure
+        if state.failure is not None:
+            reason = state.failure
         elif "interrupt" in trap:
             reason = f"request exceeded the time limit of {timeout_s:g} s"
         else:
             reason = "guest crashed: " + trap.strip().splitlines()[0]
         return failed(reason, trap)
-    if inv.response is None:
-        reason = inv.response_error or "guest returned without sending a response"
+    if state.response is None:
+        reason = state.response_error or "guest returned without sending a response"
         return failed(reason, reason)
-    response = inv.response
+    response = state.response
     headers = [(name, value.decode("latin-1")) for name, value in response.headers.entries]
     body = bytes(response.body.data) if response.body is not None else b""
     error = None

@@ -6,7 +6,7 @@ Every host function goes through one ctypes trampoline (instead of wasmtime-py's
 * arguments and results use per-function :class:`~faasops.runtime.values.Codec` objects with a
   fast path for byte lists;
 * a failing host function never leaks through wasmtime-py's process-global "last exception"
-  slot (not thread-safe): the failure is stored on the request's :class:`Invocation` and turned
+  slot (not thread-safe): the failure is stored on the request's :class:`RequestState` and turned
   into a trap that ends only that request;
 * an import the runtime does not implement still links, as a function that fails the request
   with ``function called unsupported host API <interface> (<function>)``.
@@ -24,14 +24,19 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
-from wasmtime import WasmtimeError
+from wasmtime import Engine, WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 from faasops.runtime.values import Codec, codec_for
 
 HostImpl = Callable[..., Any]
-"""A host function: ``impl(invocation, *args)`` returning the Python shape of the WIT result."""
+"""A host function ``impl(state, *args)``: the request's :class:`RequestState`, then the lifted
+arguments; it returns the Python shape (see :mod:`faasops.runtime.values`) of the WIT result."""
+
+
+WitResult = tuple[str, Any]
+"""A WIT ``result`` as host functions return it: ``("ok", value)`` or ``("err", value)``."""
 
 
 class HostTrap(Exception):
@@ -69,7 +74,7 @@ class Resource:
 
 
 @dataclass
-class Invocation:
+class RequestState:
     """Everything one request's host calls share: handles, captured output, the response."""
 
     variables: dict[str, str]
@@ -99,23 +104,20 @@ class Invocation:
 
     def drop(self, rep: int) -> None:
         """The guest dropped its handle; forget the object."""
-        obj = self.resources.pop(rep, None)
-        close = getattr(obj, "on_drop", None)
-        if close is not None:
-            close()
+        self.resources.pop(rep, None)
 
 
 _current = threading.local()
 
 
-def current_invocation() -> Invocation | None:
-    """The invocation running on this thread, if any."""
-    return getattr(_current, "invocation", None)
+def current_request() -> RequestState | None:
+    """The request state of the guest running on this thread, if any."""
+    return getattr(_current, "state", None)
 
 
-def set_current_invocation(inv: Invocation | None) -> None:
-    """Bind (or unbind, with None) the invocation whose guest runs on this thread."""
-    _current.invocation = inv
+def set_current_request(state: RequestState | None) -> None:
+    """Bind (or unbind, with None) the request state of the guest that runs on this thread."""
+    _current.state = state
 
 
 # -- registry --------------------------------------------------------------------------------
@@ -176,28 +178,28 @@ def _error_pointer(message: str) -> int:
 
 @ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
 def _call_host(data, ctx, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
-    binding = _bindings[data]
-    inv = current_invocation()
+    binding = _bindings.get(data) or _Binding(f"host function #{data}", None)
+    state = current_request()
     try:
         if binding.impl is None:
             raise HostTrap(f"function called unsupported host API {binding.qualname}")
-        if inv is None:
+        if state is None:
             raise HostTrap(f"{binding.qualname} called outside a request")
         codec = binding.codec
         if codec is None:
             # The function type is the same on every call; read it once.
             codec = binding.codec = codec_for(wc.FuncType._from_ptr(ty, owner=binding))
         lifts = codec.params
-        out = binding.impl(inv, *[lifts[i](args[i], inv, ctx) for i in range(nargs)])
+        out = binding.impl(state, *[lifts[i](args[i], state, ctx) for i in range(nargs)])
         if codec.result is not None:
-            codec.result(out, results[0], inv, ctx)
+            codec.result(out, results[0], state, ctx)
         return 0
     except HostTrap as exc:
         message = str(exc)
     except BaseException:  # a host bug must fail the request, never unwind through wasm
         message = f"host function {binding.qualname} failed:\n{traceback.format_exc()}"
-    if inv is not None and inv.failure is None:
-        inv.failure = message
+    if state is not None and state.failure is None:
+        state.failure = message
     return _error_pointer(message)
 
 
@@ -208,9 +210,9 @@ def _forget_binding(data):  # type: ignore[no-untyped-def]
 
 
 def _drop_resource(_store: Any, rep: int) -> None:
-    inv = current_invocation()
-    if inv is not None:
-        inv.drop(rep)
+    state = current_request()
+    if state is not None:
+        state.drop(rep)
 
 
 def _add_func(instance: wc.LinkerInstance, qualname: str, name: str, impl: HostImpl | None) -> None:
@@ -231,7 +233,8 @@ class LinkReport:
     unsupported: tuple[str, ...]
 
 
-def link(engine: Any, component: wc.Component, api: HostApi = HOST_API) -> tuple[wc.Linker, LinkReport]:
+def link(engine: Engine, component: wc.Component,
+         api: HostApi = HOST_API) -> tuple[wc.Linker, LinkReport]:
     """Build a linker defining every import of ``component``.
 
     Imports with an implementation in ``api`` get it; every other function is defined as one

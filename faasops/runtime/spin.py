@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from faasops.runtime.host import HOST_API, Invocation, Resource
+from faasops.runtime.host import HOST_API, RequestState, Resource, WitResult
 
 KEY_VALUE = "fermyon:spin/key-value@2"
 VARIABLES = "fermyon:spin/variables@2"
@@ -95,7 +95,7 @@ class KeyValueStore(Resource):
         self.db = db
 
 
-def _kv(call: Any) -> tuple[str, Any]:
+def _kv(call: Any) -> WitResult:
     try:
         return ("ok", call())
     except sqlite3.Error as exc:
@@ -103,55 +103,55 @@ def _kv(call: Any) -> tuple[str, Any]:
 
 
 @HOST_API.func(KEY_VALUE, "[static]store.open")
-def _store_open(inv: Invocation, label: str) -> tuple[str, Any]:
+def _store_open(state: RequestState, label: str) -> WitResult:
     if label != DEFAULT_STORE:
         return ("err", "no-such-store")
-    if inv.key_value is None:
+    if state.key_value is None:
         return ("err", "access-denied")
-    return ("ok", KeyValueStore(inv.key_value))
+    return ("ok", KeyValueStore(state.key_value))
 
 
 @HOST_API.func(KEY_VALUE, "[method]store.get")
-def _store_get(inv: Invocation, store: KeyValueStore, key: str) -> tuple[str, Any]:
+def _store_get(state: RequestState, store: KeyValueStore, key: str) -> WitResult:
     return _kv(lambda: store.db.get(key))
 
 
 @HOST_API.func(KEY_VALUE, "[method]store.set")
-def _store_set(inv: Invocation, store: KeyValueStore, key: str, value: bytes) -> tuple[str, Any]:
+def _store_set(state: RequestState, store: KeyValueStore, key: str, value: bytes) -> WitResult:
     return _kv(lambda: store.db.set(key, value))
 
 
 @HOST_API.func(KEY_VALUE, "[method]store.delete")
-def _store_delete(inv: Invocation, store: KeyValueStore, key: str) -> tuple[str, Any]:
+def _store_delete(state: RequestState, store: KeyValueStore, key: str) -> WitResult:
     return _kv(lambda: store.db.delete(key))
 
 
 @HOST_API.func(KEY_VALUE, "[method]store.exists")
-def _store_exists(inv: Invocation, store: KeyValueStore, key: str) -> tuple[str, Any]:
+def _store_exists(state: RequestState, store: KeyValueStore, key: str) -> WitResult:
     return _kv(lambda: store.db.exists(key))
 
 
 @HOST_API.func(KEY_VALUE, "[method]store.get-keys")
-def _store_keys(inv: Invocation, store: KeyValueStore) -> tuple[str, Any]:
+def _store_keys(state: RequestState, store: KeyValueStore) -> WitResult:
     return _kv(store.db.keys)
 
 
 @HOST_API.func(VARIABLES, "get")
-def _variable_get(inv: Invocation, name: str) -> tuple[str, Any]:
+def _variable_get(state: RequestState, name: str) -> WitResult:
     if not _VARIABLE_NAME.match(name):
         return ("err", ("invalid-name", f"invalid variable name {name!r}: use lower-case "
                                         "letters, digits and underscores, starting with a letter"))
-    value = inv.variables.get(name)
+    value = state.variables.get(name)
     if value is None:
         return ("err", ("undefined", f"no variable named {name!r}"))
     return ("ok", value)
 
 
 @HOST_API.func(CONFIG, "get")
-def _config_get(inv: Invocation, key: str) -> tuple[str, Any]:
-    return ("ok", inv.variables.get(key))
+def _config_get(state: RequestState, key: str) -> WitResult:
+    return ("ok", state.variables.get(key))
 
 
 @HOST_API.func(CONFIG, "get-all")
-def _config_get_all(inv: Invocation) -> tuple[str, Any]:
-    return ("ok", sorted(inv.variables.items()))
+def _config_get_all(state: RequestState) -> WitResult:
+    return ("ok", sorted(state.variables.items()))

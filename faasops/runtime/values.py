@@ -36,7 +36,7 @@ from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 if TYPE_CHECKING:
-    from faasops.runtime.host import Invocation
+    from faasops.runtime.host import RequestState
 
 Val = ffi.wasmtime_component_val_t
 VAL_SIZE = ctypes.sizeof(Val)
@@ -45,8 +45,8 @@ PAYLOAD_OFFSET = Val.of.offset
 
 _U8_TAG = bytes([ffi.WASMTIME_COMPONENT_U8.value])
 
-Lift = Callable[[Any, "Invocation", Any], Any]
-Lower = Callable[[Any, Any, "Invocation", Any], None]
+Lift = Callable[[Any, "RequestState", Any], Any]
+Lower = Callable[[Any, Any, "RequestState", Any], None]
 
 
 class HostValueError(Exception):
@@ -77,7 +77,7 @@ def _read_name(vec: Any) -> str:
     return ctypes.string_at(addressof(vec.data.contents), size).decode("utf-8")
 
 
-def _lift_bytes(v: Any, inv: "Invocation", ctx: Any) -> bytes:
+def _lift_bytes(v: Any, state: "RequestState", ctx: Any) -> bytes:
     lst = v.of.list
     n = lst.size
     if n == 0:
@@ -101,72 +101,72 @@ def _resource_rep(ctx: Any, resource_any: Any) -> int:
 def lifter(ty: wc.ValType) -> Lift:
     """Return a function turning a C value of type ``ty`` into its Python shape."""
     if isinstance(ty, wc.Bool):
-        return lambda v, inv, ctx: bool(v.of.boolean)
+        return lambda v, state, ctx: bool(v.of.boolean)
     for cls, field in _NUMERIC_FIELDS.items():
         if isinstance(ty, cls):
-            return lambda v, inv, ctx, _f=field: getattr(v.of, _f)
+            return lambda v, state, ctx, _f=field: getattr(v.of, _f)
     if isinstance(ty, wc.Char):
-        return lambda v, inv, ctx: chr(v.of.character)
+        return lambda v, state, ctx: chr(v.of.character)
     if isinstance(ty, wc.String):
-        return lambda v, inv, ctx: _read_name(v.of.string)
+        return lambda v, state, ctx: _read_name(v.of.string)
     if isinstance(ty, wc.ListType):
         element = ty.element
         if isinstance(element, wc.U8):
             return _lift_bytes
         lift_el = lifter(element)
 
-        def lift_list(v: Any, inv: "Invocation", ctx: Any) -> list[Any]:
+        def lift_list(v: Any, state: "RequestState", ctx: Any) -> list[Any]:
             lst = v.of.list
-            return [lift_el(lst.data[i], inv, ctx) for i in range(lst.size)]
+            return [lift_el(lst.data[i], state, ctx) for i in range(lst.size)]
         return lift_list
     if isinstance(ty, wc.RecordType):
         fields = [(name, lifter(fty)) for name, fty in ty.fields]
 
-        def lift_record(v: Any, inv: "Invocation", ctx: Any) -> dict[str, Any]:
+        def lift_record(v: Any, state: "RequestState", ctx: Any) -> dict[str, Any]:
             data = v.of.record.data
-            return {name: lift(data[i].val, inv, ctx) for i, (name, lift) in enumerate(fields)}
+            return {name: lift(data[i].val, state, ctx) for i, (name, lift) in enumerate(fields)}
         return lift_record
     if isinstance(ty, wc.TupleType):
         elements = [lifter(e) for e in ty.elements]
 
-        def lift_tuple(v: Any, inv: "Invocation", ctx: Any) -> tuple[Any, ...]:
+        def lift_tuple(v: Any, state: "RequestState", ctx: Any) -> tuple[Any, ...]:
             data = v.of.tuple.data
-            return tuple(lift(data[i], inv, ctx) for i, lift in enumerate(elements))
+            return tuple(lift(data[i], state, ctx) for i, lift in enumerate(elements))
         return lift_tuple
     if isinstance(ty, wc.VariantType):
         cases = {name: (lifter(cty) if cty is not None else None) for name, cty in ty.cases}
 
-        def lift_variant(v: Any, inv: "Invocation", ctx: Any) -> tuple[str, Any]:
+        def lift_variant(v: Any, state: "RequestState", ctx: Any) -> tuple[str, Any]:
             tag = _read_name(v.of.variant.discriminant)
             lift = cases[tag]
-            return (tag, lift(v.of.variant.val.contents, inv, ctx) if lift else None)
+            return (tag, lift(v.of.variant.val.contents, state, ctx) if lift else None)
         return lift_variant
     if isinstance(ty, wc.EnumType):
-        return lambda v, inv, ctx: _read_name(v.of.enumeration)
+        return lambda v, state, ctx: _read_name(v.of.enumeration)
     if isinstance(ty, wc.OptionType):
         lift_some = lifter(ty.payload)
 
-        def lift_option(v: Any, inv: "Invocation", ctx: Any) -> Any:
+        def lift_option(v: Any, state: "RequestState", ctx: Any) -> Any:
             ptr = v.of.option
-            return lift_some(ptr.contents, inv, ctx) if ptr else None
+            return lift_some(ptr.contents, state, ctx) if ptr else None
         return lift_option
     if isinstance(ty, wc.ResultType):
         ok_ty, err_ty = ty.ok, ty.err
         lift_ok = lifter(ok_ty) if ok_ty is not None else None
         lift_err = lifter(err_ty) if err_ty is not None else None
 
-        def lift_result(v: Any, inv: "Invocation", ctx: Any) -> tuple[str, Any]:
+        def lift_result(v: Any, state: "RequestState", ctx: Any) -> tuple[str, Any]:
             res = v.of.result
             tag, lift = ("ok", lift_ok) if res.is_ok else ("err", lift_err)
-            return (tag, lift(res.val.contents, inv, ctx) if lift else None)
+            return (tag, lift(res.val.contents, state, ctx) if lift else None)
         return lift_result
     if isinstance(ty, wc.FlagsType):
-        def lift_flags(v: Any, inv: "Invocation", ctx: Any) -> set[str]:
+        def lift_flags(v: Any, state: "RequestState", ctx: Any) -> set[str]:
             flags = v.of.flags
             return {_read_name(flags.data[i]) for i in range(flags.size)}
         return lift_flags
     if isinstance(ty, (wc.OwnType, wc.BorrowType)):
-        return lambda v, inv, ctx: inv.resource(_resource_rep(ctx, v.of.resource))
+        return lambda v, state, ctx: state.resource(_resource_rep(ctx, v.of.resource))
     raise HostValueError(f"unsupported parameter type {type(ty).__name__}")
 
 
@@ -176,7 +176,7 @@ def _name(s: str) -> Any:
     return ffi.bytes_to_capi(s.encode("utf-8"))
 
 
-def _lower_bytes(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+def _lower_bytes(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
     n = len(value)
     lst = ffi.wasmtime_component_vallist_t()
     ffi.wasmtime_component_vallist_new_uninit(lst, n)
@@ -190,14 +190,14 @@ def _lower_bytes(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
     dst.of.list = lst
 
 
-def _boxed(lower: Lower, value: Any, inv: "Invocation", ctx: Any) -> Any:
+def _boxed(lower: Lower, value: Any, state: "RequestState", ctx: Any) -> Any:
     tmp = Val()
-    lower(value, tmp, inv, ctx)
+    lower(value, tmp, state, ctx)
     return ffi.wasmtime_component_val_new(byref(tmp))
 
 
-def _lower_resource(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
-    rep = inv.add_resource(value)
+def _lower_resource(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
+    rep = state.add_resource(value)
     host = ffi.wasmtime_component_resource_host_new(True, rep, value.type_id)
     out = POINTER(ffi.wasmtime_component_resource_any_t)()
     try:
@@ -213,7 +213,7 @@ def _lower_resource(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
 def lowerer(ty: wc.ValType) -> Lower:
     """Return a function writing a Python value of type ``ty`` into a C value."""
     if isinstance(ty, wc.Bool):
-        def lower_bool(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_bool(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             dst.kind = ffi.WASMTIME_COMPONENT_BOOL
             dst.of.boolean = bool(value)
         return lower_bool
@@ -221,18 +221,18 @@ def lowerer(ty: wc.ValType) -> Lower:
         if isinstance(ty, cls):
             kind = _NUMERIC_KINDS[cls]
 
-            def lower_number(value: Any, dst: Any, inv: "Invocation", ctx: Any,
+            def lower_number(value: Any, dst: Any, state: "RequestState", ctx: Any,
                              _f: str = field, _k: Any = kind) -> None:
                 dst.kind = _k
                 setattr(dst.of, _f, value)
             return lower_number
     if isinstance(ty, wc.Char):
-        def lower_char(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_char(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             dst.kind = ffi.WASMTIME_COMPONENT_CHAR
             dst.of.character = ord(value)
         return lower_char
     if isinstance(ty, wc.String):
-        def lower_string(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_string(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             dst.kind = ffi.WASMTIME_COMPONENT_STRING
             dst.of.string = _name(value)
         return lower_string
@@ -242,62 +242,62 @@ def lowerer(ty: wc.ValType) -> Lower:
             return _lower_bytes
         lower_el = lowerer(element)
 
-        def lower_list(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_list(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             items = list(value)
             lst = ffi.wasmtime_component_vallist_t()
             ffi.wasmtime_component_vallist_new_uninit(lst, len(items))
             for i, item in enumerate(items):
-                lower_el(item, lst.data[i], inv, ctx)
+                lower_el(item, lst.data[i], state, ctx)
             dst.kind = ffi.WASMTIME_COMPONENT_LIST
             dst.of.list = lst
         return lower_list
     if isinstance(ty, wc.RecordType):
         fields = [(name, lowerer(fty)) for name, fty in ty.fields]
 
-        def lower_record(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_record(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             rec = ffi.wasmtime_component_valrecord_t()
             ffi.wasmtime_component_valrecord_new_uninit(rec, len(fields))
             for i, (name, lower) in enumerate(fields):
                 entry = rec.data[i]
                 entry.name = _name(name)
-                lower(value[name], entry.val, inv, ctx)
+                lower(value[name], entry.val, state, ctx)
             dst.kind = ffi.WASMTIME_COMPONENT_RECORD
             dst.of.record = rec
         return lower_record
     if isinstance(ty, wc.TupleType):
         elements = [lowerer(e) for e in ty.elements]
 
-        def lower_tuple(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_tuple(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             tup = ffi.wasmtime_component_valtuple_t()
             ffi.wasmtime_component_valtuple_new_uninit(tup, len(elements))
             for i, (lower, item) in enumerate(zip(elements, value, strict=True)):
-                lower(item, tup.data[i], inv, ctx)
+                lower(item, tup.data[i], state, ctx)
             dst.kind = ffi.WASMTIME_COMPONENT_TUPLE
             dst.of.tuple = tup
         return lower_tuple
     if isinstance(ty, wc.VariantType):
         cases = {name: (lowerer(cty) if cty is not None else None) for name, cty in ty.cases}
 
-        def lower_variant(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_variant(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             tag, payload = (value, None) if isinstance(value, str) else value
             if tag not in cases:
                 raise HostValueError(f"variant has no case {tag!r} (cases: {', '.join(cases)})")
             lower = cases[tag]
             dst.kind = ffi.WASMTIME_COMPONENT_VARIANT
             dst.of.variant.discriminant = _name(tag)
-            dst.of.variant.val = _boxed(lower, payload, inv, ctx) if lower else None
+            dst.of.variant.val = _boxed(lower, payload, state, ctx) if lower else None
         return lower_variant
     if isinstance(ty, wc.EnumType):
-        def lower_enum(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_enum(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             dst.kind = ffi.WASMTIME_COMPONENT_ENUM
             dst.of.enumeration = _name(value)
         return lower_enum
     if isinstance(ty, wc.OptionType):
         lower_some = lowerer(ty.payload)
 
-        def lower_option(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_option(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             dst.kind = ffi.WASMTIME_COMPONENT_OPTION
-            dst.of.option = None if value is None else _boxed(lower_some, value, inv, ctx)
+            dst.of.option = None if value is None else _boxed(lower_some, value, state, ctx)
         return lower_option
     if isinstance(ty, wc.ResultType):
         ok_ty, err_ty = ty.ok, ty.err
@@ -306,15 +306,15 @@ def lowerer(ty: wc.ValType) -> Lower:
             "err": lowerer(err_ty) if err_ty is not None else None,
         }
 
-        def lower_result(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_result(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             tag, payload = value
             lower = branches[tag]
             dst.kind = ffi.WASMTIME_COMPONENT_RESULT
             dst.of.result.is_ok = tag == "ok"
-            dst.of.result.val = _boxed(lower, payload, inv, ctx) if lower else None
+            dst.of.result.val = _boxed(lower, payload, state, ctx) if lower else None
         return lower_result
     if isinstance(ty, wc.FlagsType):
-        def lower_flags(value: Any, dst: Any, inv: "Invocation", ctx: Any) -> None:
+        def lower_flags(value: Any, dst: Any, state: "RequestState", ctx: Any) -> None:
             names = sorted(value)
             flags = ffi.wasmtime_component_valflags_t()
             ffi.wasmtime_component_valflags_new_uninit(flags, len(names))

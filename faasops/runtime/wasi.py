@@ -10,7 +10,7 @@ import os
 import time
 from typing import Any
 
-from faasops.runtime.host import HOST_API, HostTrap, Invocation, Resource
+from faasops.runtime.host import HOST_API, HostTrap, RequestState, Resource, WitResult
 
 IO_ERROR = "wasi:io/error@0.2"
 IO_POLL = "wasi:io/poll@0.2"
@@ -20,7 +20,6 @@ IO_STREAMS = "wasi:io/streams@0.2"
 OUTPUT_CAPTURE_LIMIT = 1 << 20
 # How much a non-blocking write may hand over at once; larger means fewer host calls.
 WRITE_BUDGET = 1 << 20
-# wasi:io says blocking-write-and-flush takes at most 4096 bytes; we accept more, guests send less.
 RANDOM_LIMIT = 1 << 24
 
 OK = ("ok", None)
@@ -57,14 +56,14 @@ class InputStream(Resource):
         self._data = memoryview(data)
         self._pos = 0
 
-    def read(self, length: int) -> tuple[str, Any]:
+    def read(self, length: int) -> WitResult:
         if self._pos >= len(self._data) and length > 0:
             return CLOSED
         chunk = self._data[self._pos:self._pos + length]
         self._pos += len(chunk)
         return ("ok", chunk)
 
-    def skip(self, length: int) -> tuple[str, Any]:
+    def skip(self, length: int) -> WitResult:
         result = self.read(length)
         return result if result[0] == "err" else ("ok", len(result[1]))
 
@@ -80,7 +79,7 @@ class OutputStream(Resource):
         self.closed = False
         self._truncated = False
 
-    def write(self, data: Any) -> tuple[str, Any]:
+    def write(self, data: Any) -> WitResult:
         if self.closed:
             return CLOSED
         if self.limit is not None and len(self.sink) + len(data) > self.limit:
@@ -92,7 +91,7 @@ class OutputStream(Resource):
         return OK
 
 
-def _blocking_wait(inv: Invocation, pollables: list[Pollable]) -> None:
+def _blocking_wait(state: RequestState, pollables: list[Pollable]) -> None:
     """Sleep until one of ``pollables`` is ready, but never past the request's deadline."""
     deadlines = [p.ready_at_ns for p in pollables]
     if any(d is None for d in deadlines):
@@ -101,7 +100,7 @@ def _blocking_wait(inv: Invocation, pollables: list[Pollable]) -> None:
     delay = (wake_ns - time.monotonic_ns()) / 1e9
     if delay <= 0:
         return
-    if time.monotonic() + delay > inv.deadline:
+    if time.monotonic() + delay > state.deadline:
         raise HostTrap("request exceeded its time limit while sleeping")
     time.sleep(delay)
 
@@ -109,75 +108,76 @@ def _blocking_wait(inv: Invocation, pollables: list[Pollable]) -> None:
 # -- wasi:io ---------------------------------------------------------------------------------
 
 @HOST_API.func(IO_ERROR, "[method]error.to-debug-string")
-def _error_to_debug_string(inv: Invocation, err: IoError) -> str:
+def _error_to_debug_string(state: RequestState, err: IoError) -> str:
     return err.message
 
 
 @HOST_API.func(IO_POLL, "[method]pollable.ready")
-def _pollable_ready(inv: Invocation, pollable: Pollable) -> bool:
+def _pollable_ready(state: RequestState, pollable: Pollable) -> bool:
     return pollable.ready()
 
 
 @HOST_API.func(IO_POLL, "[method]pollable.block")
-def _pollable_block(inv: Invocation, pollable: Pollable) -> None:
-    _blocking_wait(inv, [pollable])
+def _pollable_block(state: RequestState, pollable: Pollable) -> None:
+    _blocking_wait(state, [pollable])
 
 
 @HOST_API.func(IO_POLL, "poll")
-def _poll(inv: Invocation, pollables: list[Pollable]) -> list[int]:
+def _poll(state: RequestState, pollables: list[Pollable]) -> list[int]:
     if not pollables:
         raise HostTrap("wasi:io/poll.poll called with an empty list")
     ready = [i for i, p in enumerate(pollables) if p.ready()]
     if not ready:
-        _blocking_wait(inv, pollables)
+        _blocking_wait(state, pollables)
         ready = [i for i, p in enumerate(pollables) if p.ready()]
     return ready
 
 
 @HOST_API.func(IO_STREAMS, "[method]input-stream.read")
 @HOST_API.func(IO_STREAMS, "[method]input-stream.blocking-read")
-def _input_read(inv: Invocation, stream: InputStream, length: int) -> tuple[str, Any]:
+def _input_read(state: RequestState, stream: InputStream, length: int) -> WitResult:
     return stream.read(length)
 
 
 @HOST_API.func(IO_STREAMS, "[method]input-stream.skip")
 @HOST_API.func(IO_STREAMS, "[method]input-stream.blocking-skip")
-def _input_skip(inv: Invocation, stream: InputStream, length: int) -> tuple[str, Any]:
+def _input_skip(state: RequestState, stream: InputStream, length: int) -> WitResult:
     return stream.skip(length)
 
 
 @HOST_API.func(IO_STREAMS, "[method]input-stream.subscribe")
 @HOST_API.func(IO_STREAMS, "[method]output-stream.subscribe")
-def _stream_subscribe(inv: Invocation, stream: Resource) -> Pollable:
+def _stream_subscribe(state: RequestState, stream: Resource) -> Pollable:
     return Pollable()
 
 
 @HOST_API.func(IO_STREAMS, "[method]output-stream.check-write")
-def _output_check_write(inv: Invocation, stream: OutputStream) -> tuple[str, Any]:
+def _output_check_write(state: RequestState, stream: OutputStream) -> WitResult:
     return CLOSED if stream.closed else ("ok", WRITE_BUDGET)
 
 
 @HOST_API.func(IO_STREAMS, "[method]output-stream.write")
 @HOST_API.func(IO_STREAMS, "[method]output-stream.blocking-write-and-flush")
-def _output_write(inv: Invocation, stream: OutputStream, contents: bytes) -> tuple[str, Any]:
+def _output_write(state: RequestState, stream: OutputStream, contents: bytes) -> WitResult:
     return stream.write(contents)
 
 
 @HOST_API.func(IO_STREAMS, "[method]output-stream.flush")
 @HOST_API.func(IO_STREAMS, "[method]output-stream.blocking-flush")
-def _output_flush(inv: Invocation, stream: OutputStream) -> tuple[str, Any]:
+def _output_flush(state: RequestState, stream: OutputStream) -> WitResult:
     return CLOSED if stream.closed else OK
 
 
 @HOST_API.func(IO_STREAMS, "[method]output-stream.write-zeroes")
 @HOST_API.func(IO_STREAMS, "[method]output-stream.blocking-write-zeroes-and-flush")
-def _output_write_zeroes(inv: Invocation, stream: OutputStream, length: int) -> tuple[str, Any]:
+def _output_write_zeroes(state: RequestState, stream: OutputStream, length: int) -> WitResult:
     return stream.write(bytes(length))
 
 
 @HOST_API.func(IO_STREAMS, "[method]output-stream.splice")
 @HOST_API.func(IO_STREAMS, "[method]output-stream.blocking-splice")
-def _output_splice(inv: Invocation, dst: OutputStream, src: InputStream, length: int) -> tuple[str, Any]:
+def _output_splice(state: RequestState, dst: OutputStream, src: InputStream,
+                   length: int) -> WitResult:
     tag, chunk = src.read(length)
     if tag == "err":
         return CLOSED
@@ -189,7 +189,7 @@ def _output_splice(inv: Invocation, dst: OutputStream, src: InputStream, length:
 
 @HOST_API.func("wasi:cli/environment@0.2", "get-environment")
 @HOST_API.func("wasi:cli/environment@0.2", "get-arguments")
-def _no_entries(inv: Invocation) -> list[Any]:
+def _no_entries(state: RequestState) -> list[Any]:
     return []
 
 
@@ -197,61 +197,61 @@ def _no_entries(inv: Invocation) -> list[Any]:
 @HOST_API.func("wasi:cli/terminal-stdin@0.2", "get-terminal-stdin")
 @HOST_API.func("wasi:cli/terminal-stdout@0.2", "get-terminal-stdout")
 @HOST_API.func("wasi:cli/terminal-stderr@0.2", "get-terminal-stderr")
-def _nothing(inv: Invocation) -> None:
+def _nothing(state: RequestState) -> None:
     return None
 
 
 @HOST_API.func("wasi:cli/exit@0.2", "exit")
-def _exit(inv: Invocation, status: tuple[str, Any]) -> None:
+def _exit(state: RequestState, status: tuple[str, Any]) -> None:
     raise HostTrap(f"guest exited ({'success' if status[0] == 'ok' else 'failure'}) "
                    "without sending a response")
 
 
 @HOST_API.func("wasi:cli/stdin@0.2", "get-stdin")
-def _stdin(inv: Invocation) -> InputStream:
+def _stdin(state: RequestState) -> InputStream:
     return InputStream()
 
 
 @HOST_API.func("wasi:cli/stdout@0.2", "get-stdout")
-def _stdout(inv: Invocation) -> OutputStream:
-    return OutputStream(inv.stdout, OUTPUT_CAPTURE_LIMIT)
+def _stdout(state: RequestState) -> OutputStream:
+    return OutputStream(state.stdout, OUTPUT_CAPTURE_LIMIT)
 
 
 @HOST_API.func("wasi:cli/stderr@0.2", "get-stderr")
-def _stderr(inv: Invocation) -> OutputStream:
-    return OutputStream(inv.stderr, OUTPUT_CAPTURE_LIMIT)
+def _stderr(state: RequestState) -> OutputStream:
+    return OutputStream(state.stderr, OUTPUT_CAPTURE_LIMIT)
 
 
 # -- wasi:clocks -----------------------------------------------------------------------------
 
 @HOST_API.func("wasi:clocks/monotonic-clock@0.2", "now")
-def _monotonic_now(inv: Invocation) -> int:
+def _monotonic_now(state: RequestState) -> int:
     return time.monotonic_ns()
 
 
 @HOST_API.func("wasi:clocks/monotonic-clock@0.2", "resolution")
-def _monotonic_resolution(inv: Invocation) -> int:
+def _monotonic_resolution(state: RequestState) -> int:
     return 1
 
 
 @HOST_API.func("wasi:clocks/monotonic-clock@0.2", "subscribe-instant")
-def _subscribe_instant(inv: Invocation, when: int) -> Pollable:
+def _subscribe_instant(state: RequestState, when: int) -> Pollable:
     return Pollable(when)
 
 
 @HOST_API.func("wasi:clocks/monotonic-clock@0.2", "subscribe-duration")
-def _subscribe_duration(inv: Invocation, duration: int) -> Pollable:
+def _subscribe_duration(state: RequestState, duration: int) -> Pollable:
     return Pollable(time.monotonic_ns() + duration)
 
 
 @HOST_API.func("wasi:clocks/wall-clock@0.2", "now")
-def _wall_now(inv: Invocation) -> dict[str, int]:
+def _wall_now(state: RequestState) -> dict[str, int]:
     seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
     return {"seconds": seconds, "nanoseconds": nanos}
 
 
 @HOST_API.func("wasi:clocks/wall-clock@0.2", "resolution")
-def _wall_resolution(inv: Invocation) -> dict[str, int]:
+def _wall_resolution(state: RequestState) -> dict[str, int]:
     return {"seconds": 0, "nanoseconds": 1}
 
 
@@ -259,7 +259,7 @@ def _wall_resolution(inv: Invocation) -> dict[str, int]:
 
 @HOST_API.func("wasi:random/random@0.2", "get-random-bytes")
 @HOST_API.func("wasi:random/insecure@0.2", "get-insecure-random-bytes")
-def _random_bytes(inv: Invocation, length: int) -> bytes:
+def _random_bytes(state: RequestState, length: int) -> bytes:
     if length > RANDOM_LIMIT:
         raise HostTrap(f"guest asked for {length} random bytes (limit {RANDOM_LIMIT})")
     return os.urandom(length)
@@ -267,22 +267,22 @@ def _random_bytes(inv: Invocation, length: int) -> bytes:
 
 @HOST_API.func("wasi:random/random@0.2", "get-random-u64")
 @HOST_API.func("wasi:random/insecure@0.2", "get-insecure-random-u64")
-def _random_u64(inv: Invocation) -> int:
+def _random_u64(state: RequestState) -> int:
     return int.from_bytes(os.urandom(8), "little")
 
 
 @HOST_API.func("wasi:random/insecure-seed@0.2", "insecure-seed")
-def _insecure_seed(inv: Invocation) -> tuple[int, int]:
-    return (_random_u64(inv), _random_u64(inv))
+def _insecure_seed(state: RequestState) -> tuple[int, int]:
+    return (_random_u64(state), _random_u64(state))
 
 
 # -- wasi:filesystem: no preopened directories -----------------------------------------------
 
 @HOST_API.func("wasi:filesystem/preopens@0.2", "get-directories")
-def _no_directories(inv: Invocation) -> list[Any]:
+def _no_directories(state: RequestState) -> list[Any]:
     return []
 
 
 @HOST_API.func("wasi:filesystem/types@0.2", "filesystem-error-code")
-def _no_filesystem_error_code(inv: Invocation, err: IoError) -> None:
+def _no_filesystem_error_code(state: RequestState, err: IoError) -> None:
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faasops.runtime.host import HOST_API, HostTrap, Invocation, Resource
+from faasops.runtime.host import HOST_API, HostTrap, RequestState, Resource, WitResult
 from faasops.runtime.wasi import InputStream, IoError, OK, OutputStream, Pollable
 
 TYPES = "wasi:http/types@0.2"
@@ -115,12 +115,12 @@ class OutgoingRequest(Resource):
 # -- fields ----------------------------------------------------------------------------------
 
 @HOST_API.func(TYPES, "[constructor]fields")
-def _fields_new(inv: Invocation) -> Fields:
+def _fields_new(state: RequestState) -> Fields:
     return Fields()
 
 
 @HOST_API.func(TYPES, "[static]fields.from-list")
-def _fields_from_list(inv: Invocation, entries: list[tuple[str, bytes]]) -> tuple[str, Any]:
+def _fields_from_list(state: RequestState, entries: list[tuple[str, bytes]]) -> WitResult:
     fields = Fields()
     for name, _value in entries:
         problem = fields._check(name)
@@ -131,19 +131,19 @@ def _fields_from_list(inv: Invocation, entries: list[tuple[str, bytes]]) -> tupl
 
 
 @HOST_API.func(TYPES, "[method]fields.get")
-def _fields_get(inv: Invocation, fields: Fields, name: str) -> list[bytes]:
+def _fields_get(state: RequestState, fields: Fields, name: str) -> list[bytes]:
     key = name.lower()
     return [value for n, value in fields.entries if n == key]
 
 
 @HOST_API.func(TYPES, "[method]fields.has")
-def _fields_has(inv: Invocation, fields: Fields, name: str) -> bool:
+def _fields_has(state: RequestState, fields: Fields, name: str) -> bool:
     key = name.lower()
     return any(n == key for n, _ in fields.entries)
 
 
 @HOST_API.func(TYPES, "[method]fields.set")
-def _fields_set(inv: Invocation, fields: Fields, name: str, values: list[bytes]) -> tuple[str, Any]:
+def _fields_set(state: RequestState, fields: Fields, name: str, values: list[bytes]) -> WitResult:
     problem = fields._check(name)
     if problem:
         return problem
@@ -153,7 +153,7 @@ def _fields_set(inv: Invocation, fields: Fields, name: str, values: list[bytes])
 
 
 @HOST_API.func(TYPES, "[method]fields.delete")
-def _fields_delete(inv: Invocation, fields: Fields, name: str) -> tuple[str, Any]:
+def _fields_delete(state: RequestState, fields: Fields, name: str) -> WitResult:
     problem = fields._check(name)
     if problem:
         return problem
@@ -163,7 +163,7 @@ def _fields_delete(inv: Invocation, fields: Fields, name: str) -> tuple[str, Any
 
 
 @HOST_API.func(TYPES, "[method]fields.append")
-def _fields_append(inv: Invocation, fields: Fields, name: str, value: bytes) -> tuple[str, Any]:
+def _fields_append(state: RequestState, fields: Fields, name: str, value: bytes) -> WitResult:
     problem = fields._check(name)
     if problem:
         return problem
@@ -172,51 +172,51 @@ def _fields_append(inv: Invocation, fields: Fields, name: str, value: bytes) -> 
 
 
 @HOST_API.func(TYPES, "[method]fields.entries")
-def _fields_entries(inv: Invocation, fields: Fields) -> list[tuple[str, bytes]]:
+def _fields_entries(state: RequestState, fields: Fields) -> list[tuple[str, bytes]]:
     return fields.entries
 
 
 @HOST_API.func(TYPES, "[method]fields.clone")
-def _fields_clone(inv: Invocation, fields: Fields) -> Fields:
+def _fields_clone(state: RequestState, fields: Fields) -> Fields:
     return Fields(list(fields.entries))
 
 
 # -- incoming request ------------------------------------------------------------------------
 
 @HOST_API.func(TYPES, "[method]incoming-request.method")
-def _request_method(inv: Invocation, request: IncomingRequest) -> Any:
+def _request_method(state: RequestState, request: IncomingRequest) -> Any:
     return method_variant(request.method)
 
 
 @HOST_API.func(TYPES, "[method]incoming-request.path-with-query")
-def _request_path(inv: Invocation, request: IncomingRequest) -> str:
+def _request_path(state: RequestState, request: IncomingRequest) -> str:
     return request.path_with_query
 
 
 @HOST_API.func(TYPES, "[method]incoming-request.scheme")
-def _request_scheme(inv: Invocation, request: IncomingRequest) -> Any:
+def _request_scheme(state: RequestState, request: IncomingRequest) -> Any:
     scheme = request.scheme.lower()
     return {"http": "HTTP", "https": "HTTPS"}.get(scheme, ("other", scheme))
 
 
 @HOST_API.func(TYPES, "[method]incoming-request.authority")
-def _request_authority(inv: Invocation, request: IncomingRequest) -> str:
+def _request_authority(state: RequestState, request: IncomingRequest) -> str:
     return request.authority
 
 
 @HOST_API.func(TYPES, "[method]incoming-request.headers")
-def _request_headers(inv: Invocation, request: IncomingRequest) -> Fields:
+def _request_headers(state: RequestState, request: IncomingRequest) -> Fields:
     return Fields(request.headers, immutable=True)
 
 
 @HOST_API.func(TYPES, "[method]incoming-request.consume")
-def _request_consume(inv: Invocation, request: IncomingRequest) -> tuple[str, Any]:
+def _request_consume(state: RequestState, request: IncomingRequest) -> WitResult:
     body, request.body = request.body, None
     return ("ok", body) if body is not None else ("err", None)
 
 
 @HOST_API.func(TYPES, "[method]incoming-body.stream")
-def _incoming_body_stream(inv: Invocation, body: IncomingBody) -> tuple[str, Any]:
+def _incoming_body_stream(state: RequestState, body: IncomingBody) -> WitResult:
     if body.stream_taken:
         return ("err", None)
     body.stream_taken = True
@@ -224,34 +224,34 @@ def _incoming_body_stream(inv: Invocation, body: IncomingBody) -> tuple[str, Any
 
 
 @HOST_API.func(TYPES, "[static]incoming-body.finish")
-def _incoming_body_finish(inv: Invocation, body: IncomingBody) -> FutureTrailers:
+def _incoming_body_finish(state: RequestState, body: IncomingBody) -> FutureTrailers:
     return FutureTrailers()
 
 
 @HOST_API.func(TYPES, "[method]future-trailers.subscribe")
-def _trailers_subscribe(inv: Invocation, trailers: FutureTrailers) -> Pollable:
+def _trailers_subscribe(state: RequestState, trailers: FutureTrailers) -> Pollable:
     return Pollable()
 
 
 @HOST_API.func(TYPES, "[method]future-trailers.get")
-def _trailers_get(inv: Invocation, trailers: FutureTrailers) -> Any:
+def _trailers_get(state: RequestState, trailers: FutureTrailers) -> Any:
     return ("ok", ("ok", None))  # some(ok(ok(none))): ready, no trailers
 
 
 # -- response --------------------------------------------------------------------------------
 
 @HOST_API.func(TYPES, "[constructor]outgoing-response")
-def _response_new(inv: Invocation, headers: Fields) -> OutgoingResponse:
+def _response_new(state: RequestState, headers: Fields) -> OutgoingResponse:
     return OutgoingResponse(headers)
 
 
 @HOST_API.func(TYPES, "[method]outgoing-response.status-code")
-def _response_status(inv: Invocation, response: OutgoingResponse) -> int:
+def _response_status(state: RequestState, response: OutgoingResponse) -> int:
     return response.status
 
 
 @HOST_API.func(TYPES, "[method]outgoing-response.set-status-code")
-def _response_set_status(inv: Invocation, response: OutgoingResponse, status: int) -> tuple[str, Any]:
+def _response_set_status(state: RequestState, response: OutgoingResponse, status: int) -> WitResult:
     if not 100 <= status <= 999:
         return ("err", None)
     response.status = status
@@ -259,13 +259,13 @@ def _response_set_status(inv: Invocation, response: OutgoingResponse, status: in
 
 
 @HOST_API.func(TYPES, "[method]outgoing-response.headers")
-def _response_headers(inv: Invocation, response: OutgoingResponse) -> Fields:
+def _response_headers(state: RequestState, response: OutgoingResponse) -> Fields:
     return Fields(response.headers.entries, immutable=True)
 
 
 @HOST_API.func(TYPES, "[method]outgoing-response.body")
 @HOST_API.func(TYPES, "[method]outgoing-request.body")
-def _outgoing_body(inv: Invocation, message: OutgoingResponse | OutgoingRequest) -> tuple[str, Any]:
+def _outgoing_body(state: RequestState, message: OutgoingResponse | OutgoingRequest) -> WitResult:
     if message.body is not None:
         return ("err", None)
     message.body = OutgoingBody()
@@ -273,7 +273,7 @@ def _outgoing_body(inv: Invocation, message: OutgoingResponse | OutgoingRequest)
 
 
 @HOST_API.func(TYPES, "[method]outgoing-body.write")
-def _outgoing_body_write(inv: Invocation, body: OutgoingBody) -> tuple[str, Any]:
+def _outgoing_body_write(state: RequestState, body: OutgoingBody) -> WitResult:
     if body.stream is not None or body.finished:
         return ("err", None)
     body.stream = OutputStream(body.data)
@@ -281,7 +281,8 @@ def _outgoing_body_write(inv: Invocation, body: OutgoingBody) -> tuple[str, Any]
 
 
 @HOST_API.func(TYPES, "[static]outgoing-body.finish")
-def _outgoing_body_finish(inv: Invocation, body: OutgoingBody, trailers: Fields | None) -> tuple[str, Any]:
+def _outgoing_body_finish(state: RequestState, body: OutgoingBody,
+                          trailers: Fields | None) -> WitResult:
     body.finished = True
     if body.stream is not None:
         body.stream.closed = True
@@ -289,38 +290,38 @@ def _outgoing_body_finish(inv: Invocation, body: OutgoingBody, trailers: Fields 
 
 
 @HOST_API.func(TYPES, "[static]response-outparam.set")
-def _outparam_set(inv: Invocation, outparam: ResponseOutparam, response: tuple[str, Any]) -> None:
-    if inv.response is not None or inv.response_error is not None:
+def _outparam_set(state: RequestState, outparam: ResponseOutparam, response: WitResult) -> None:
+    if state.response is not None or state.response_error is not None:
         raise HostTrap("guest set the response twice")
     tag, value = response
     if tag == "ok":
-        inv.response = value
+        state.response = value
     else:
-        inv.response_error = f"guest answered with HTTP error code {value!r}"
+        state.response_error = f"guest answered with HTTP error code {value!r}"
 
 
 @HOST_API.func(TYPES, "http-error-code")
-def _http_error_code(inv: Invocation, err: IoError) -> None:
+def _http_error_code(state: RequestState, err: IoError) -> None:
     return None
 
 
 # -- outgoing request: buildable, not sendable -----------------------------------------------
 
 @HOST_API.func(TYPES, "[constructor]outgoing-request")
-def _request_new(inv: Invocation, headers: Fields) -> OutgoingRequest:
+def _request_new(state: RequestState, headers: Fields) -> OutgoingRequest:
     return OutgoingRequest(headers)
 
 
 @HOST_API.func(TYPES, "[method]outgoing-request.headers")
-def _outgoing_request_headers(inv: Invocation, request: OutgoingRequest) -> Fields:
+def _outgoing_request_headers(state: RequestState, request: OutgoingRequest) -> Fields:
     return Fields(request.headers.entries, immutable=True)
 
 
 def _accessors(attr: str) -> None:
-    def get(inv: Invocation, request: OutgoingRequest) -> Any:
+    def get(state: RequestState, request: OutgoingRequest) -> Any:
         return getattr(request, attr)
 
-    def set_(inv: Invocation, request: OutgoingRequest, value: Any) -> tuple[str, Any]:
+    def set_(state: RequestState, request: OutgoingRequest, value: Any) -> WitResult:
         setattr(request, attr, value)
         return OK
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -77,7 +77,7 @@ def compiled_cache_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def runtime(compiled_cache_dir: Path) -> ComponentRuntime:
+def runtime(compiled_cache_dir: Path) -> Iterator[ComponentRuntime]:
     """One runtime for the session, like a long-running server."""
     rt = ComponentRuntime(compiled_cache_dir)
     yield rt

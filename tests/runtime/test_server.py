@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
@@ -14,11 +13,12 @@ from faasops.runtime import LoadedApp
 from faasops.runtime.server import InvocationRecord, RuntimeServer
 
 AppFactory = Callable[..., LoadedApp]
+Served = tuple[RuntimeServer, dict[tuple[str, str], LoadedApp], list[InvocationRecord]]
 
 
 @pytest.fixture
-def served(app: AppFactory) -> Iterator[tuple[RuntimeServer, dict[tuple[str, str], LoadedApp],
-                                             list[InvocationRecord]]]:
+def served(app: AppFactory) -> Iterator[Served]:
+    """A server on a free port with three apps, and the invocation records it made."""
     apps = {("team", "hello"): app("hello"), ("team", "echo"): app("echo"),
             ("team", "failing"): app("failing")}
     records: list[InvocationRecord] = []
@@ -43,7 +43,7 @@ def _request(server: RuntimeServer, method: str, path: str, body: bytes | None =
         conn.close()
 
 
-def test_server_routes_workspace_and_function_to_the_app(served) -> None:  # type: ignore[no-untyped-def]
+def test_server_routes_workspace_and_function_to_the_app(served: Served) -> None:
     server, _apps, _records = served
 
     status, headers, body = _request(server, "GET", "/team/hello")
@@ -53,7 +53,7 @@ def test_server_routes_workspace_and_function_to_the_app(served) -> None:  # typ
     assert server.port != 0
 
 
-def test_server_passes_full_path_query_and_body(served) -> None:  # type: ignore[no-untyped-def]
+def test_server_passes_full_path_query_and_body(served: Served) -> None:
     server, _apps, _records = served
 
     status, headers, body = _request(server, "POST", "/team/echo/a/b?q=1", body=b"data",
@@ -66,7 +66,7 @@ def test_server_passes_full_path_query_and_body(served) -> None:  # type: ignore
     assert seen["spin-path-info"] == "/a/b"
 
 
-def test_unknown_function_and_bad_path_are_json_404s(served) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_function_and_bad_path_are_json_404s(served: Served) -> None:
     server, _apps, _records = served
 
     unknown = _request(server, "GET", "/team/nope/x")
@@ -79,7 +79,7 @@ def test_unknown_function_and_bad_path_are_json_404s(served) -> None:  # type: i
     assert "team/nope" in json.loads(unknown[2])["error"]
 
 
-def test_every_invocation_is_recorded(served) -> None:  # type: ignore[no-untyped-def]
+def test_every_invocation_is_recorded(served: Served) -> None:
     server, _apps, records = served
 
     _request(server, "GET", "/team/hello/x?y=1")
@@ -97,7 +97,7 @@ def test_every_invocation_is_recorded(served) -> None:  # type: ignore[no-untype
     assert (nope.status, nope.method) == (404, "DELETE")
 
 
-def test_swapping_the_resolved_app_takes_effect_on_the_next_request(served) -> None:  # type: ignore[no-untyped-def]
+def test_swapping_the_resolved_app_takes_effect_on_the_next_request(served: Served) -> None:
     server, apps, _records = served
 
     before = _request(server, "GET", "/team/hello")
@@ -108,7 +108,7 @@ def test_swapping_the_resolved_app_takes_effect_on_the_next_request(served) -> N
     assert after[2] == b"still alive"
 
 
-def test_server_answers_concurrent_clients(served) -> None:  # type: ignore[no-untyped-def]
+def test_server_answers_concurrent_clients(served: Served) -> None:
     server, _apps, _records = served
     results: list[tuple[int, bytes]] = []
     lock = threading.Lock()
