@@ -62,13 +62,21 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                       help="Only this workspace or function (repeatable).")(fn)
     fn = click.option("--exclude", "excludes", multiple=True, metavar="WS[/FN]",
                       help="Leave this workspace or function out (repeatable).")(fn)
+    fn = click.option("--changed-since", metavar="GITREF",
+                      help="Only functions whose source or manifest entry changed since GITREF.")(fn)
     return fn
 
 
-def _plan_options(targets: tuple[str, ...], excludes: tuple[str, ...], prune: bool = False,
-                  destroy: bool = False, refresh: bool = True) -> PlanOptions:
+def _plan_options(engine: Engine, targets: tuple[str, ...], excludes: tuple[str, ...],
+                  changed_since: str | None, prune: bool = False, destroy: bool = False,
+                  refresh: bool = True) -> PlanOptions:
+    changed = None
+    if changed_since:
+        from faasops.git_changes import changed_functions
+
+        changed = changed_functions(engine.project, changed_since)
     return PlanOptions(prune=prune, destroy=destroy, refresh=refresh,
-                       selection=Selection(tuple(targets), tuple(excludes)))
+                       selection=Selection(tuple(targets), tuple(excludes), changed))
 
 
 def _confirm(plan: Plan, auto_approve: bool, verb: str) -> None:
@@ -97,17 +105,34 @@ def _report(result: ApplyResult, verb: str) -> None:
     raise ApplyError("\n".join(lines))
 
 
-def _run_apply(ctx: Context, options: PlanOptions, auto_approve: bool, parallelism: int,
-               continue_on_error: bool, lock_timeout: float, verb: str) -> None:
+def _run_apply(ctx: Context, make_options: Callable[[Engine], PlanOptions] | None, auto_approve: bool,
+               parallelism: int, continue_on_error: bool, lock_timeout: float, verb: str,
+               saved_plan: Path | None = None) -> None:
     with ctx.engine() as engine:
         with engine.locked(f"faasops {verb.lower()}", lock_timeout):
-            plan = engine.plan(options)
+            if saved_plan is not None:
+                # A saved plan was reviewed when it was made: apply exactly it, or refuse.
+                plan = load_plan_file(saved_plan)
+                engine.check_saved_plan(plan)  # (engine.apply checks the state serial)
+            else:
+                assert make_options is not None
+                plan = engine.plan(make_options(engine))
             click.echo(render_text(plan), nl=False)
             if not plan.has_changes:
                 return
-            _confirm(plan, auto_approve, "apply these changes" if verb == "Apply" else "destroy")
+            if saved_plan is None:
+                _confirm(plan, auto_approve, "apply these changes" if verb == "Apply" else "destroy")
             result = engine.apply(plan, parallelism=parallelism, continue_on_error=continue_on_error)
         _report(result, verb)
+
+
+def load_plan_file(path: Path) -> Plan:
+    try:
+        return Plan.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError as exc:
+        raise FaasopsError(f"plan file {path} does not exist") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FaasopsError(f"{path} is not a faasops plan file ({exc})") from exc
 
 
 # ---------------------------------------------------------------------------------- commands
@@ -169,6 +194,8 @@ def validate(ctx: Context) -> None:
 @selection_options
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True,
               help="text for people, json for tools (versioned, see README), markdown for PR comments.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also save the plan to FILE, for `faasops apply FILE` (holds no secret values).")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
 @click.option("--prune", is_flag=True, help="Also plan deleting what the manifests no longer declare.")
@@ -176,18 +203,21 @@ def validate(ctx: Context) -> None:
 @click.option("--refresh/--no-refresh", default=True, show_default=True,
               help="Compare with what is live (drift detection).")
 @pass_ctx
-def plan(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], fmt: str,
-         detailed_exitcode: bool, prune: bool, destroy: bool, refresh: bool) -> None:
-    """Show what apply would change. Writes nothing.
+def plan(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], changed_since: str | None,
+         fmt: str, out: Path | None, detailed_exitcode: bool, prune: bool, destroy: bool, refresh: bool) -> None:
+    """Show what apply would change. Writes nothing (but FILE with --out).
 
     \b
     Examples:
       faasops plan
       faasops plan --format markdown > plan.md     # a pull-request comment
-      faasops plan --detailed-exitcode || [ $? -eq 2 ] && echo "changes pending"
+      faasops plan --out plan.json && faasops apply plan.json
+      faasops plan --changed-since origin/main --detailed-exitcode
     """
     with ctx.engine() as engine:
-        result = engine.plan(_plan_options(targets, excludes, prune, destroy, refresh))
+        result = engine.plan(_plan_options(engine, targets, excludes, changed_since, prune, destroy, refresh))
+    if out is not None:
+        out.write_text(RENDERERS["json"](result))
     click.echo(RENDERERS[fmt](result), nl=False)
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)
@@ -205,40 +235,48 @@ def apply_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @cli.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[PLANFILE]")
 @apply_options
 @click.option("--prune", is_flag=True, help="Delete what the manifests no longer declare (never protected ones).")
 @pass_ctx
-def apply(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], auto_approve: bool,
-          parallelism: int, continue_on_error: bool, lock_timeout: float, prune: bool) -> None:
+def apply(ctx: Context, plan_file: Path | None, targets: tuple[str, ...], excludes: tuple[str, ...],
+          changed_since: str | None, auto_approve: bool, parallelism: int, continue_on_error: bool,
+          lock_timeout: float, prune: bool) -> None:
     """Make the deployed functions match the manifests.
 
     Takes the state lock, plans, shows the plan, asks for confirmation, then runs each function
     through upload → build → push → scaffold → deploy → record. Unchanged sources are not
     rebuilt; a function is recorded only after its deploy succeeded.
 
+    With PLANFILE (from `faasops plan --out`), applies exactly that plan without asking, and
+    refuses if the state, the manifests or the sources changed since it was made.
+
     \b
     Examples:
       faasops apply
       faasops apply --auto-approve -t demo/hello
       faasops -e prod apply --auto-approve --prune
+      faasops apply plan.json
     """
-    _run_apply(ctx, _plan_options(targets, excludes, prune=prune), auto_approve, parallelism,
-               continue_on_error, lock_timeout, "Apply")
+    if plan_file is not None and (targets or excludes or changed_since or prune):
+        raise FaasopsError("a saved plan already fixes what it covers: don't combine PLANFILE with -t/--exclude/--changed-since/--prune")
+    _run_apply(ctx, lambda engine: _plan_options(engine, targets, excludes, changed_since, prune=prune),
+               auto_approve, parallelism, continue_on_error, lock_timeout, "Apply", saved_plan=plan_file)
 
 
 @cli.command()
 @apply_options
 @pass_ctx
-def destroy(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], auto_approve: bool,
-            parallelism: int, continue_on_error: bool, lock_timeout: float) -> None:
+def destroy(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], changed_since: str | None,
+            auto_approve: bool, parallelism: int, continue_on_error: bool, lock_timeout: float) -> None:
     """Delete every deployed function and workspace of the project (protected ones are kept).
 
     \b
     Example:
       faasops destroy --auto-approve -t demo
     """
-    _run_apply(ctx, _plan_options(targets, excludes, destroy=True), auto_approve, parallelism,
-               continue_on_error, lock_timeout, "Destroy")
+    _run_apply(ctx, lambda engine: _plan_options(engine, targets, excludes, changed_since, destroy=True),
+               auto_approve, parallelism, continue_on_error, lock_timeout, "Destroy")
 
 
 @cli.command()
@@ -370,7 +408,7 @@ def up(ctx: Context, host: str, port: int, no_apply: bool, parallelism: int) -> 
     from faasops.serving import open_local
 
     if not no_apply:
-        _run_apply(ctx, _plan_options((), ()), True, parallelism, False, 0.0, "Apply")
+        _run_apply(ctx, lambda engine: PlanOptions(), True, parallelism, False, 0.0, "Apply")
     with ctx.engine() as engine, open_local(engine) as (functions, log):
         from faasops.serving import LocalServer
 

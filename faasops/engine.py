@@ -104,11 +104,35 @@ class Engine:
             state_serial=actual.serial,
             changes=tuple(changes),
             warnings=tuple(warnings),
-            destroy=options.destroy,
-            inputs_digest=inputs_digest(specs),
+            options=options,
+            inputs_digest=self.inputs_digest(options, specs),
         )
         self.check_policy(plan)
         return plan
+
+    def inputs_digest(self, options: PlanOptions, specs: dict[str, dict[str, Any]] | None = None) -> str:
+        """A fingerprint of everything on the desired side a plan was computed from: the covered
+        workspaces' and functions' specs (sources included) and the plan options."""
+        if specs is None:
+            covered = [f for f in self.project.functions() if options.selection.covers(f.address)]
+            specs = {} if options.destroy else self.desired_specs(covered)
+        workspaces = {ws.name: ws.spec() for ws in self.project.workspaces if options.selection.covers(ws.name)}
+        payload = {"project": self.project.name, "environment": self.project.environment,
+                   "options": options.as_dict(), "workspaces": workspaces, "functions": specs}
+        return "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def check_saved_plan(self, plan: Plan) -> None:
+        """Refuse a saved plan made for another project, or from other manifests or sources."""
+        if plan.project != self.project.name or plan.environment != self.project.environment:
+            raise StalePlanError(
+                f"the plan was made for project {plan.project!r} (environment {plan.environment!r}), "
+                f"not {self.project.name!r} (environment {self.project.environment!r})"
+            )
+        if self.inputs_digest(plan.options) != plan.inputs_digest:
+            raise StalePlanError(
+                "the manifests or function sources changed since the plan was made; "
+                "run `faasops plan --out FILE` again"
+            )
 
     def check_policy(self, plan: Plan) -> None:
         violations = [v for result in self.pm.hook.faasops_check_plan(plan=plan, project=self.project) for v in (result or ())]
@@ -181,11 +205,6 @@ class Engine:
         result = executor.run(plan, recorded_namespaces(actual.workspaces))
         self.pm.hook.faasops_post_apply(plan=plan, project=self.project, result=result)
         return result
-
-
-def inputs_digest(specs: dict[str, dict[str, Any]]) -> str:
-    """A fingerprint of everything a plan was computed from on the desired side."""
-    return "sha256:" + hashlib.sha256(json.dumps(specs, sort_keys=True).encode()).hexdigest()
 
 
 def _user() -> str:

@@ -6,6 +6,8 @@ absolute; ``location`` points back into the manifest for error messages.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,14 @@ class SecretRef:
 
     def as_spec(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "ref": self.ref, "key": self.key}
+
+
+def secrets_fingerprint(secrets: tuple[SecretRef, ...]) -> str | None:
+    """A digest of secret references (names and sources, never values), or None without secrets."""
+    if not secrets:
+        return None
+    payload = json.dumps([s.as_spec() for s in secrets], sort_keys=True).encode()
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,8 @@ class Function:
             "handler": self.handler,
             "env": dict(sorted(self.env.items())),
             "variables": dict(sorted(self.variables.items())),
-            "secrets": [s.as_spec() for s in self.secrets],
+            # Only a fingerprint of the references: plans and state never need more to see a change.
+            "secrets": secrets_fingerprint(self.secrets),
             "resources": self.resources.as_spec(),
             "replicas": None if self.autoscaling else self.replicas,
             "autoscaling": self.autoscaling.as_spec() if self.autoscaling else None,

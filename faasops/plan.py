@@ -75,7 +75,7 @@ class Plan:
     state_serial: int
     changes: tuple[ResourceChange, ...] = ()
     warnings: tuple[str, ...] = ()
-    destroy: bool = False
+    options: "PlanOptions" = field(default_factory=lambda: PlanOptions())
     format_version: int = FORMAT_VERSION
     # Fingerprint of the manifests and sources the plan was made from (saved plans use it).
     inputs_digest: str = ""
@@ -103,8 +103,13 @@ class Plan:
                 destroy += 1
         return {"add": add, "change": change, "destroy": destroy}
 
+    @property
+    def destroy(self) -> bool:
+        return self.options.destroy
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["options"] = self.options.as_dict()
         data["summary"] = self.summary()
         for change in data["changes"]:
             change["action"] = change["action"].value
@@ -133,28 +138,47 @@ class Plan:
             state_serial=data["state_serial"],
             changes=changes,
             warnings=tuple(data.get("warnings", ())),
-            destroy=data.get("destroy", False),
+            options=PlanOptions.from_dict(data.get("options", {})),
             inputs_digest=data.get("inputs_digest", ""),
         )
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Which resources a plan covers (``-t`` / ``--exclude``); empty ``targets`` means all."""
+    """Which resources a plan covers.
+
+    ``targets`` (``-t``) and ``excludes`` (``--exclude``) hold ``WS`` or ``WS/FN`` patterns; empty
+    ``targets`` means everything. ``changed`` (``--changed-since``) is the set of function
+    addresses whose source or manifest entry changed, or None when not used.
+    """
 
     targets: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
+    changed: tuple[str, ...] | None = None
 
     def covers(self, address: str) -> bool:
         def matches(pattern: str) -> bool:
             return address == pattern or address.startswith(pattern + "/")
 
+        def needed_by(pattern: str) -> bool:
+            # A function also covers its workspace (which must exist before the function).
+            return matches(pattern) or pattern.startswith(address + "/")
+
         if any(matches(p) for p in self.excludes):
             return False
-        if not self.targets:
-            return True
-        # A function target also covers its workspace (it must exist before the function).
-        return any(matches(p) or p.startswith(address + "/") for p in self.targets)
+        if self.changed is not None and not any(needed_by(a) for a in self.changed):
+            return False
+        return not self.targets or any(needed_by(p) for p in self.targets)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"targets": list(self.targets), "excludes": list(self.excludes),
+                "changed": None if self.changed is None else list(self.changed)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Selection":
+        changed = data.get("changed")
+        return cls(tuple(data.get("targets", ())), tuple(data.get("excludes", ())),
+                   None if changed is None else tuple(changed))
 
 
 @dataclass(frozen=True)
@@ -163,3 +187,12 @@ class PlanOptions:
     destroy: bool = False
     refresh: bool = True  # observe live objects for drift
     selection: Selection = field(default_factory=Selection)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"prune": self.prune, "destroy": self.destroy, "refresh": self.refresh,
+                "selection": self.selection.as_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PlanOptions":
+        return cls(bool(data.get("prune")), bool(data.get("destroy")), bool(data.get("refresh", True)),
+                   Selection.from_dict(data.get("selection", {})))

@@ -1,0 +1,870 @@
+"""The AWS providers: state and task history in DynamoDB (``dynamodb``), sources in S3 (``s3``).
+
+Both use boto3's default credential chain (``AWS_*`` environment variables, ``AWS_PROFILE``,
+IRSA web identity in-cluster, instance roles); faas.yaml never carries credentials. An unset
+``endpoint_url`` leaves boto3's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_DYNAMODB`` /
+``AWS_ENDPOINT_URL_S3`` support in charge. boto3 is imported on first use only, because every
+faasops command loads every plugin.
+
+DynamoDB table design
+=====================
+
+One table can hold the state of many projects: every key starts with the project name. All
+key attributes are strings.
+
+==========================  ==============================  =====================================
+item                        ``pk``                          ``sk``
+==========================  ==============================  =====================================
+state serial                ``PROJECT#<project>``           ``META#SERIAL``
+workspace record            ``PROJECT#<project>``           ``WS#<workspace>``
+function record             ``PROJECT#<project>``           ``WS#<workspace>#FN#<function>``
+task                        ``TASKS#<project>``             ``TASK#<task id>``
+state lock                  ``LOCK#<project>``              ``LOCK``
+==========================  ==============================  =====================================
+
+- **Reading the state is one Query** (``pk = PROJECT#<project>``, strongly consistent,
+  paginated past 1 MB) however many workspaces and functions there are; ``read(workspaces)``
+  filters client-side. Specs are stored as JSON strings, as the local backend does.
+- **Record writes are fenced transactions.** ``put/delete_workspace`` and
+  ``put/delete_function`` run as one ``TransactWriteItems``: the record, ``ADD serial 1`` on the
+  serial item and — while this backend holds the lock — a ``ConditionCheck`` that the lock item
+  still carries our lock id. A run whose lease expired and was taken over therefore cannot
+  write over the new holder's state; it gets a :class:`~faasops.errors.LockError` instead.
+- **Tasks are keyed by id**, so ``put_task`` is an upsert by id (``UpdateItem``: status,
+  updated_at and message change; the rest is kept with ``if_not_exists``) and ``--id`` prefix
+  lookup is one strongly consistent Query on ``begins_with(sk, "TASK#<prefix>")``. Listing
+  newest-first needs a time order, which the id key can't give, so each task also carries
+  ``task_order = <created_at>#<id>`` and three global secondary indexes (projection ALL):
+
+  ================  ======================================  ===============  ======================
+  index             partition key                           sort key         serves
+  ================  ======================================  ===============  ======================
+  ``tasks_by_time`` ``task_scope = TASKS#<project>``        ``task_order``   ``faasops tasks``
+  ``tasks_by_ws``   ``task_ws_scope = TASKS#<project>#WS#<ws>`` ``task_order``  ``faasops tasks WS``
+  ``open_tasks``    ``open_scope = TASKS#<project>``        ``task_order``   interrupted-task sweep
+  ================  ======================================  ===============  ======================
+
+  GSIs rather than extra items because DynamoDB maintains them without a transaction per task
+  write, and unlike an LSI they put no 10 GB cap on a project's task history. ``open_scope`` is
+  set only while a task is ``pending``/``running``, so ``open_tasks`` is a sparse index: taking
+  the lock marks the previous run's unfinished tasks failed ("interrupted") by querying just
+  those, each update conditional on the task still being open (GSIs are eventually consistent;
+  the condition makes a stale index entry harmless). Listings through a GSI may lag a write by
+  a few milliseconds — fine for a history view.
+- **The lock** is one item holding id, holder, host, pid, command, created_at, expires_at,
+  ci_url and a ``version`` counter. Taking it: read it (consistently); if absent, expired, or
+  held by a dead pid on this host, write ours with ``attribute_not_exists(pk)`` or
+  ``lock_id = <seen id> AND version = <seen version>``. Losing that race fails the condition,
+  and the loser looks again until its timeout. A heartbeat every lease/3 extends
+  ``expires_at`` and bumps ``version`` on condition of still holding the lock; release and
+  force-unlock delete on condition of the lock id. Expiry compares client clocks: keep hosts
+  NTP-synced well within the lease (60 s by default).
+
+``create_table: true`` creates the table (on-demand billing) on the first write — never on a
+read. To create it yourself: ``aws dynamodb create-table --cli-input-json "$(python -m
+faasops.plugins.aws table-definition TABLE)"``.
+
+S3 layout
+=========
+
+``s3://<bucket>/<prefix><sha256 hex of the source tree>.tar.gz``, written with server-side
+encryption (``AES256`` or ``aws:kms``), ``Content-Type: application/gzip`` and metadata
+``workspace``/``function``/``digest``. Objects are content-addressed, so an upload first HEADs
+the key and skips the PUT when it is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from faasops.errors import FaasopsError, LockError, ProviderError
+from faasops.hookspecs import hookimpl
+from faasops.model import Function, Project, ProviderConfig
+from faasops.providers import ActualState, FunctionRecord, LockInfo, SourceSnapshot, Task, WorkspaceRecord
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+LOCK_LEASE_S = 60.0
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_PREFIX = "sources/"
+SSE_MODES = ("AES256", "aws:kms")
+
+SERIAL_SK = "META#SERIAL"
+LOCK_SK = "LOCK"
+INDEX_BY_TIME = "tasks_by_time"
+INDEX_BY_WORKSPACE = "tasks_by_ws"
+INDEX_OPEN = "open_tasks"
+OPEN_STATUSES = ("pending", "running")
+INTERRUPTED = "interrupted: the run ended before this step finished"
+
+_CREDENTIAL_OPTIONS = {
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key", "access_key_id",
+    "secret_key", "secret_access_key", "session_token", "password", "credentials",
+}
+_ACCESS_CODES = {
+    "AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "InvalidClientTokenId",
+    "InvalidSignatureException", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+    "MissingAuthenticationToken", "InvalidAccessKeyId", "InvalidToken", "AllAccessDisabled",
+    "KMS.AccessDeniedException", "403",
+}
+_THROTTLE_CODES = {
+    "Throttling", "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "SlowDown", "TooManyRequestsException", "LimitExceededException", "RequestThrottled",
+}
+_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA|ANPA|AGPA)[A-Z0-9]{12,}\b")
+
+
+# -------------------------------------------------------------------- shared AWS plumbing
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _one_line(text: str) -> str:
+    return _KEY_ID.sub("<access key id>", " ".join(str(text).split()))
+
+
+def _safe_url(url: str | None) -> str:
+    """The endpoint without any ``user:password@`` part."""
+    return re.sub(r"//[^/@]*@", "//", url) if url else "the default AWS endpoint"
+
+
+class _ConditionFailed(Exception):
+    """A conditional write did not apply. ``reasons``: the codes of a cancelled transaction."""
+
+    def __init__(self, reasons: list[str] | None = None):
+        super().__init__(reasons)
+        self.reasons = reasons or []
+
+
+class _NotFound(ProviderError):
+    """The table or bucket does not exist (message says how to create it)."""
+
+
+class _AwsService:
+    """One lazily created boto3 client with standard retries, an API-call counter and error
+    mapping to one-line :class:`ProviderError` messages that never carry credentials."""
+
+    service = ""
+    display = ""
+
+    def __init__(self, *, region: str | None, endpoint_url: str | None, max_attempts: int):
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.max_attempts = max_attempts
+        #: API calls made, keyed ``"<service>.<Operation>"`` (e.g. ``"dynamodb.Query"``; one per
+        #: page of a paginated read, retries not counted). For tests and benchmarks.
+        self.calls: Counter[str] = Counter()
+        self._calls_mutex = threading.Lock()
+        self._client: BaseClient | None = None
+        self._client_mutex = threading.Lock()
+
+    @property
+    def client(self) -> BaseClient:
+        with self._client_mutex:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> BaseClient:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+
+        config = Config(
+            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            connect_timeout=5, read_timeout=30, user_agent_extra="faasops",
+        )
+        try:
+            client = boto3.session.Session().client(
+                self.service, region_name=self.region, endpoint_url=self.endpoint_url, config=config
+            )
+        except BotoCoreError as exc:
+            raise ProviderError(f"{self.display}: cannot create an AWS client: {_one_line(exc)} "
+                                "(set `region` in faas.yaml or AWS_REGION)") from None
+        client.meta.events.register("before-call.*.*", self._count)
+        return client
+
+    def _count(self, event_name: str, **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        with self._calls_mutex:
+            self.calls[f"{service}.{operation}"] += 1
+
+    @property
+    def endpoint(self) -> str:
+        url = self._client.meta.endpoint_url if self._client is not None else self.endpoint_url
+        return _safe_url(url)
+
+    def _missing(self, operation: str) -> _NotFound:
+        """The error for a missing table or bucket, saying how to create it."""
+        raise NotImplementedError
+
+    def _call(self, operation: str, ok_codes: tuple[str, ...] = (), **kwargs: Any) -> dict[str, Any]:
+        """Call ``operation`` (snake_case), mapping every failure to a one-line user error.
+
+        Failed conditions raise :class:`_ConditionFailed` for the caller to handle; an error
+        whose code is in ``ok_codes`` returns ``{}`` instead."""
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectionError as BotoConnectionError,
+            HTTPClientError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
+
+        client = self.client
+        try:
+            return getattr(client, operation)(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            message = str(error.get("Message", ""))
+            if code in ok_codes:
+                return {}
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed() from None
+            if code == "TransactionCanceledException":
+                reasons = [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
+                raise _ConditionFailed(reasons) from None
+            if code in ("ResourceNotFoundException", "NoSuchBucket"):
+                raise self._missing(exc.operation_name) from None
+            if code in _ACCESS_CODES:
+                raise ProviderError(
+                    f"{self.display}: access denied for {exc.operation_name} ({code}"
+                    + (f": {_one_line(message)}" if message and message != code else "")
+                    + "); check the IAM permissions of the AWS identity faasops runs as"
+                ) from None
+            if code in _THROTTLE_CODES:
+                raise ProviderError(
+                    f"{self.display}: {exc.operation_name} was throttled ({code}) and still failed after "
+                    f"{self.max_attempts} attempts; retry later, raise `max_attempts`, or raise the capacity"
+                ) from None
+            raise ProviderError(f"{self.display}: {exc.operation_name} failed: {code}: {_one_line(message)}") from None
+        except (NoCredentialsError, PartialCredentialsError):
+            raise ProviderError(
+                f"{self.display}: no usable AWS credentials: faasops uses the default AWS credential chain "
+                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, IRSA web identity, instance role)"
+            ) from None
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise ProviderError(
+                f"{self.display}: cannot reach {self.endpoint} ({type(exc).__name__} after "
+                f"{self.max_attempts} attempts); check `endpoint_url`, `region` and the network"
+            ) from None
+        except BotoCoreError as exc:
+            raise ProviderError(f"{self.display}: {_one_line(exc)}") from None
+
+    def close(self) -> None:
+        with self._client_mutex:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+# -------------------------------------------------------------------- DynamoDB state
+
+
+def table_definition(table: str) -> dict[str, Any]:
+    """The ``CreateTable`` request for a faasops state table (see the module docstring)."""
+    string_attrs = ("pk", "sk", "task_scope", "task_ws_scope", "open_scope", "task_order")
+
+    def index(name: str, partition: str) -> dict[str, Any]:
+        return {
+            "IndexName": name,
+            "KeySchema": [{"AttributeName": partition, "KeyType": "HASH"},
+                          {"AttributeName": "task_order", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+
+    return {
+        "TableName": table,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in string_attrs],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [
+            index(INDEX_BY_TIME, "task_scope"),
+            index(INDEX_BY_WORKSPACE, "task_ws_scope"),
+            index(INDEX_OPEN, "open_scope"),
+        ],
+    }
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+class DynamoDBState(_AwsService):
+    """State, task history and the lock of one project in a (shared) DynamoDB table."""
+
+    service = "dynamodb"
+
+    def __init__(self, project: str, table: str, *, region: str | None = None, endpoint_url: str | None = None,
+                 create_table: bool = False, lease_s: float = LOCK_LEASE_S,
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+        super().__init__(region=region, endpoint_url=endpoint_url, max_attempts=max_attempts)
+        self.project = project
+        self.table = table
+        self.create_table = create_table
+        self.lease_s = lease_s
+        self.display = f"DynamoDB table {table!r}"
+        self._state_pk = f"PROJECT#{project}"
+        self._tasks_pk = f"TASKS#{project}"
+        self._lock_key = {"pk": _s(f"LOCK#{project}"), "sk": _s(LOCK_SK)}
+        self._record_mutex = threading.Lock()
+        self._held: str | None = None
+        self._stop_beat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    def _missing(self, operation: str) -> _NotFound:
+        return _NotFound(
+            f"{self.display} does not exist at {self.endpoint}: set `create_table: true` under "
+            "providers.state in faas.yaml, or create it with `aws dynamodb create-table --cli-input-json "
+            f"\"$(python -m faasops.plugins.aws table-definition {self.table})\"`"
+        )
+
+    # ------------------------------------------------------------ table
+
+    def _write(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """A write; with ``create_table`` a missing table is created, then the write retried."""
+        try:
+            return self._call(operation, **kwargs)
+        except _NotFound:
+            if not self.create_table:
+                raise
+        self._create_table()
+        return self._call(operation, **kwargs)
+
+    def _create_table(self) -> None:
+        # ResourceInUseException: another run is creating it right now.
+        self._call("create_table", ok_codes=("ResourceInUseException",), **table_definition(self.table))
+        waiter = self.client.get_waiter("table_exists")
+        waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every item of one Query, page by page."""
+        request = {"TableName": self.table, **kwargs}
+        while True:
+            page = self._call("query", **request)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _read_missing_ok(self, read: Any, empty: Any) -> Any:
+        """Reads never create the table: with ``create_table`` a missing one reads as empty."""
+        try:
+            return read()
+        except _NotFound:
+            if self.create_table:
+                return empty
+            raise
+
+    # ------------------------------------------------------------ records
+
+    def read(self, workspaces: Iterable[str] | None = None) -> ActualState:
+        items = self._read_missing_ok(lambda: list(self._query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": _s(self._state_pk)},
+            ConsistentRead=True,
+        )), [])
+        wanted = set(workspaces) if workspaces is not None else None
+        serial = 0
+        ws: dict[str, WorkspaceRecord] = {}
+        fns: dict[str, FunctionRecord] = {}
+        for item in items:
+            kind = item.get("item_type", {}).get("S")
+            if kind == "serial":
+                serial = int(item["serial"]["N"])
+                continue
+            workspace = item["workspace"]["S"]
+            if wanted is not None and workspace not in wanted:
+                continue
+            if kind == "workspace":
+                ws[workspace] = WorkspaceRecord(workspace, json.loads(item["spec"]["S"]))
+            elif kind == "function":
+                record = FunctionRecord(workspace, item["name"]["S"], json.loads(item["spec"]["S"]),
+                                        item["artifact"]["S"], item["applied_at"]["S"])
+                fns[record.address] = record
+        return ActualState(ws, fns, serial)
+
+    def _record(self, change: dict[str, Any], what: str) -> None:
+        """Write one record, bump the serial and (holding the lock) check we still hold it —
+        all in one transaction."""
+        serial = {"Update": {
+            "TableName": self.table, "Key": {"pk": _s(self._state_pk), "sk": _s(SERIAL_SK)},
+            "UpdateExpression": "SET item_type = :t ADD serial :one",
+            "ExpressionAttributeValues": {":t": _s("serial"), ":one": _n(1)},
+        }}
+        items = [change, serial]
+        held = self._held
+        if held:
+            items.append({"ConditionCheck": {
+                "TableName": self.table, "Key": self._lock_key,
+                "ConditionExpression": "lock_id = :id", "ExpressionAttributeValues": {":id": _s(held)},
+            }})
+        # One writer per process: the serial item would otherwise make the apply threads'
+        # transactions conflict with each other.
+        with self._record_mutex:
+            for attempt in range(8):
+                try:
+                    self._write("transact_write_items", TransactItems=items)
+                    return
+                except _ConditionFailed as failed:
+                    if held and len(failed.reasons) == 3 and failed.reasons[2] == "ConditionalCheckFailed":
+                        raise LockError(
+                            f"the state lock {held} is no longer held by this run (its lease expired or it "
+                            f"was force-unlocked), so {what} was not recorded; run `faasops plan` again"
+                        ) from None
+                    if "TransactionConflict" not in failed.reasons:
+                        raise ProviderError(f"{self.display}: recording {what} was cancelled "
+                                            f"({', '.join(failed.reasons) or 'no reason given'})") from None
+                time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+        raise ProviderError(f"{self.display}: recording {what} kept conflicting with another writer; retry")
+
+    def _put_record(self, item: dict[str, Any], what: str) -> None:
+        self._record({"Put": {"TableName": self.table, "Item": item}}, what)
+
+    def _delete_record(self, sk: str, what: str) -> None:
+        self._record({"Delete": {"TableName": self.table, "Key": {"pk": _s(self._state_pk), "sk": _s(sk)}}}, what)
+
+    def put_workspace(self, record: WorkspaceRecord) -> None:
+        self._put_record({
+            "pk": _s(self._state_pk), "sk": _s(f"WS#{record.name}"), "item_type": _s("workspace"),
+            "workspace": _s(record.name), "spec": _s(json.dumps(record.spec, sort_keys=True)),
+        }, f"workspace {record.name}")
+
+    def delete_workspace(self, name: str) -> None:
+        self._delete_record(f"WS#{name}", f"the deletion of workspace {name}")
+
+    def put_function(self, record: FunctionRecord) -> None:
+        self._put_record({
+            "pk": _s(self._state_pk), "sk": _s(f"WS#{record.workspace}#FN#{record.name}"),
+            "item_type": _s("function"), "workspace": _s(record.workspace), "name": _s(record.name),
+            "spec": _s(json.dumps(record.spec, sort_keys=True)), "artifact": _s(record.artifact),
+            "applied_at": _s(record.applied_at),
+        }, f"function {record.address}")
+
+    def delete_function(self, workspace: str, name: str) -> None:
+        self._delete_record(f"WS#{workspace}#FN#{name}", f"the deletion of function {workspace}/{name}")
+
+    # ------------------------------------------------------------ tasks
+
+    def put_task(self, task: Task) -> None:
+        values: dict[str, dict[str, str]] = {
+            ":status": _s(task.status), ":updated": _s(task.updated_at), ":message": _s(task.message),
+            ":run": _s(task.run_id), ":ws": _s(task.workspace), ":kind": _s(task.kind),
+            ":created": _s(task.created_at), ":scope": _s(self._tasks_pk),
+            ":ws_scope": _s(f"{self._tasks_pk}#WS#{task.workspace}"), ":order": _s(f"{task.created_at}#{task.id}"),
+            ":id": _s(task.id), ":type": _s("task"),
+        }
+        # Like the local backend's upsert: only status, updated_at and message change.
+        sets = [
+            "#status = :status", "updated_at = :updated", "message = :message",
+            "item_type = :type", "task_id = if_not_exists(task_id, :id)",
+            "run_id = if_not_exists(run_id, :run)", "workspace = if_not_exists(workspace, :ws)",
+            "#kind = if_not_exists(#kind, :kind)", "created_at = if_not_exists(created_at, :created)",
+            "task_scope = if_not_exists(task_scope, :scope)",
+            "task_ws_scope = if_not_exists(task_ws_scope, :ws_scope)",
+            "task_order = if_not_exists(task_order, :order)",
+        ]
+        if task.function is not None:
+            sets.append("#function = if_not_exists(#function, :function)")
+            values[":function"] = _s(task.function)
+        expression = "SET " + ", ".join(sets)
+        if task.status in OPEN_STATUSES:
+            expression += ", open_scope = :scope"
+        else:
+            expression += " REMOVE open_scope"
+        names = {"#status": "status", "#kind": "kind"}
+        if task.function is not None:
+            names["#function"] = "function"
+        self._write(
+            "update_item", TableName=self.table, Key={"pk": _s(self._tasks_pk), "sk": _s(f"TASK#{task.id}")},
+            UpdateExpression=expression, ExpressionAttributeValues=values, ExpressionAttributeNames=names,
+        )
+
+    def list_tasks(self, workspace: str | None = None, task_id: str | None = None, limit: int = 50) -> list[Task]:
+        return self._read_missing_ok(lambda: self._list_tasks(workspace, task_id, limit), [])
+
+    def _list_tasks(self, workspace: str | None, task_id: str | None, limit: int) -> list[Task]:
+        if limit <= 0:
+            return []
+        if task_id:
+            items = [
+                item for item in self._query(
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                    ExpressionAttributeValues={":pk": _s(self._tasks_pk), ":prefix": _s(f"TASK#{task_id}")},
+                    ConsistentRead=True,
+                )
+                if not workspace or item["workspace"]["S"] == workspace
+            ]
+            items.sort(key=lambda item: item["task_order"]["S"], reverse=True)
+            return [_task(item) for item in items[:limit]]
+        index, key, scope = (
+            (INDEX_BY_WORKSPACE, "task_ws_scope", f"{self._tasks_pk}#WS#{workspace}") if workspace
+            else (INDEX_BY_TIME, "task_scope", self._tasks_pk)
+        )
+        found: list[Task] = []
+        for item in self._query(
+            IndexName=index, KeyConditionExpression=f"{key} = :scope",
+            ExpressionAttributeValues={":scope": _s(scope)}, ScanIndexForward=False, Limit=limit,
+        ):
+            found.append(_task(item))
+            if len(found) == limit:
+                break
+        return found
+
+    def _mark_interrupted(self) -> None:
+        """Fail the tasks a previous run left pending or running (it is gone: we hold the lock)."""
+        for item in list(self._query(
+            IndexName=INDEX_OPEN, KeyConditionExpression="open_scope = :scope",
+            ExpressionAttributeValues={":scope": _s(self._tasks_pk)},
+        )):
+            try:
+                self._call(
+                    "update_item", TableName=self.table, Key={"pk": item["pk"], "sk": item["sk"]},
+                    UpdateExpression="SET #status = :failed, updated_at = :now, message = :why REMOVE open_scope",
+                    ConditionExpression="#status IN (:pending, :running)",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":failed": _s("failed"), ":now": _s(_iso(_now())), ":why": _s(INTERRUPTED),
+                        ":pending": _s("pending"), ":running": _s("running"),
+                    },
+                )
+            except _ConditionFailed:
+                pass  # it finished after the index was read
+
+    # ------------------------------------------------------------ lock
+
+    def _get_lock(self) -> tuple[LockInfo, int] | None:
+        def get() -> dict[str, Any]:
+            return self._call("get_item", TableName=self.table, Key=self._lock_key, ConsistentRead=True)
+
+        item = self._read_missing_ok(get, {}).get("Item")
+        if not item:
+            return None
+        info = LockInfo(
+            id=item["lock_id"]["S"], holder=item["holder"]["S"], host=item["host"]["S"],
+            pid=int(item["pid"]["N"]), command=item["command"]["S"], created_at=item["created_at"]["S"],
+            expires_at=item["expires_at"]["S"], ci_url=item.get("ci_url", {}).get("S", ""),
+        )
+        return info, int(item["version"]["N"])
+
+    def current_lock(self) -> LockInfo | None:
+        found = self._get_lock()
+        return found[0] if found else None
+
+    def _is_stale(self, held: LockInfo) -> bool:
+        if held.expires_at < _iso(_now()):
+            return True
+        # On the same host a dead pid frees the lock at once (kill -9 of a local apply).
+        return held.host == socket.gethostname() and not _pid_alive(held.pid)
+
+    def acquire_lock(self, info: LockInfo, timeout_s: float) -> LockInfo:
+        deadline = time.monotonic() + timeout_s
+        lost_races = 0
+        while True:
+            found = self._get_lock()
+            held = found[0] if found else None
+            if held is None or self._is_stale(held):
+                lock = replace(info, expires_at=_iso(_now() + timedelta(seconds=self.lease_s)))
+                if self._try_take(lock, found):
+                    self._mark_interrupted()
+                    self._start_heartbeat(lock.id)
+                    return lock
+                lost_races += 1
+                if lost_races < 20 or time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.0, 0.05))
+                    continue  # look again: who won?
+                raise LockError("could not take the state lock: other runs kept taking it first; retry")
+            if time.monotonic() >= deadline:
+                raise LockError(
+                    f"the state is locked by {held.holder} on {held.host} (pid {held.pid}, "
+                    f"`{held.command}`, since {held.created_at}, lease until {held.expires_at}"
+                    + (f", {held.ci_url}" if held.ci_url else "")
+                    + f"); wait, retry with --lock-timeout, or run `faasops force-unlock {held.id}` "
+                    "if that run is gone"
+                )
+            time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
+
+    def _try_take(self, lock: LockInfo, seen: tuple[LockInfo, int] | None) -> bool:
+        """Write ``lock`` if the lock item is still what we saw; False when another run won."""
+        if seen is None:
+            condition, values = "attribute_not_exists(pk)", {}
+        else:
+            condition = "lock_id = :seen_id AND version = :seen_version"
+            values = {":seen_id": _s(seen[0].id), ":seen_version": _n(seen[1])}
+        item = {
+            **self._lock_key, "item_type": _s("lock"), "lock_id": _s(lock.id), "holder": _s(lock.holder),
+            "host": _s(lock.host), "pid": _n(lock.pid), "command": _s(lock.command),
+            "created_at": _s(lock.created_at), "expires_at": _s(lock.expires_at), "ci_url": _s(lock.ci_url),
+            "version": _n(seen[1] + 1 if seen else 1),
+        }
+        try:
+            self._write("put_item", TableName=self.table, Item=item, ConditionExpression=condition,
+                        **({"ExpressionAttributeValues": values} if values else {}))
+        except _ConditionFailed:
+            return False
+        return True
+
+    def _start_heartbeat(self, lock_id: str) -> None:
+        self._stop_heartbeat()
+        self._held = lock_id
+        stop = self._stop_beat = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.lease_s / 3):
+                try:
+                    self._call(
+                        "update_item", TableName=self.table, Key=self._lock_key,
+                        UpdateExpression="SET expires_at = :expires ADD version :one",
+                        ConditionExpression="lock_id = :id",
+                        ExpressionAttributeValues={
+                            ":expires": _s(_iso(_now() + timedelta(seconds=self.lease_s))),
+                            ":one": _n(1), ":id": _s(lock_id),
+                        },
+                    )
+                except _ConditionFailed:
+                    return  # the lock was taken from us; record writes are fenced against this
+                except FaasopsError:
+                    continue  # a network blip: the lease outlasts two missed beats
+
+        self._heartbeat = threading.Thread(target=beat, name="faasops-dynamodb-lock-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def _stop_heartbeat(self) -> None:
+        self._held = None
+        self._stop_beat.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join(timeout=5)
+        self._heartbeat = None
+
+    def _delete_lock(self, lock_id: str) -> None:
+        self._call("delete_item", TableName=self.table, Key=self._lock_key,
+                   ConditionExpression="lock_id = :id", ExpressionAttributeValues={":id": _s(lock_id)})
+
+    def release_lock(self, lock_id: str) -> None:
+        if self._held == lock_id:
+            self._stop_heartbeat()
+        try:
+            self._delete_lock(lock_id)
+        except (_ConditionFailed, _NotFound):
+            pass  # already gone, or taken over after our lease expired: not ours to delete
+
+    def force_unlock(self, lock_id: str) -> None:
+        found = self._get_lock()
+        if found is None:
+            raise LockError("the state is not locked")
+        held = found[0]
+        if held.id != lock_id:
+            raise LockError(f"lock id {lock_id!r} does not match the current lock {held.id!r} "
+                            f"(held by {held.holder} on {held.host})")
+        try:
+            self._delete_lock(lock_id)
+        except _ConditionFailed:
+            raise LockError(f"lock {lock_id!r} changed while it was being removed; look again") from None
+
+    def close(self) -> None:
+        self._stop_heartbeat()
+        super().close()
+
+
+def _task(item: dict[str, Any]) -> Task:
+    return Task(
+        id=item["task_id"]["S"], workspace=item["workspace"]["S"], function=item.get("function", {}).get("S"),
+        kind=item["kind"]["S"], status=item["status"]["S"], created_at=item["created_at"]["S"],
+        updated_at=item["updated_at"]["S"], message=item.get("message", {}).get("S", ""),
+        run_id=item.get("run_id", {}).get("S", ""),
+    )
+
+
+# -------------------------------------------------------------------- S3 sources
+
+
+class S3SourceStore(_AwsService):
+    """Validated source archives in S3, content-addressed and encrypted at rest."""
+
+    service = "s3"
+
+    def __init__(self, bucket: str, *, prefix: str = DEFAULT_PREFIX, region: str | None = None,
+                 endpoint_url: str | None = None, sse: str = "AES256", kms_key_id: str | None = None,
+                 create_bucket: bool = False, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+        super().__init__(region=region, endpoint_url=endpoint_url, max_attempts=max_attempts)
+        self.bucket = bucket
+        prefix = prefix.lstrip("/")
+        self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        self.sse = sse
+        self.kms_key_id = kms_key_id
+        self.create_bucket = create_bucket
+        self.display = f"S3 bucket {bucket!r}"
+        self._bucket_mutex = threading.Lock()
+
+    def _missing(self, operation: str) -> _NotFound:
+        return _NotFound(f"{self.display} does not exist at {self.endpoint}: create it, or set "
+                         "`create_bucket: true` under providers.sources in faas.yaml")
+
+    def key_for(self, snapshot: SourceSnapshot) -> str:
+        return f"{self.prefix}{snapshot.digest.removeprefix('sha256:')}.tar.gz"
+
+    def upload(self, function: Function, snapshot: SourceSnapshot) -> str:
+        key = self.key_for(snapshot)
+        uri = f"s3://{self.bucket}/{key}"
+        if self._exists(key):
+            return uri
+        put = {
+            "Bucket": self.bucket, "Key": key, "Body": snapshot.archive, "ContentType": "application/gzip",
+            "ServerSideEncryption": self.sse,
+            "Metadata": {"workspace": function.workspace, "function": function.name, "digest": snapshot.digest},
+        }
+        if self.kms_key_id:
+            put["SSEKMSKeyId"] = self.kms_key_id
+        try:
+            self._call("put_object", **put)
+        except _NotFound:
+            if not self.create_bucket:
+                raise
+            self._create_bucket()
+            self._call("put_object", **put)
+        return uri
+
+    def _exists(self, key: str) -> bool:
+        """HEAD the object. A 404 (no object, or no bucket: the PUT tells which) or a 403 (no
+        s3:ListBucket/GetObject permission: PUT anyway, it is idempotent) both mean "write it"."""
+        found = self._call("head_object", ok_codes=("404", "403", "NoSuchKey", "NotFound", "Forbidden"),
+                           Bucket=self.bucket, Key=key)
+        return bool(found)
+
+    def _create_bucket(self) -> None:
+        with self._bucket_mutex:
+            request: dict[str, Any] = {"Bucket": self.bucket}
+            region = self.client.meta.region_name
+            if region and region != "us-east-1":
+                request["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            self._call("create_bucket", ok_codes=("BucketAlreadyOwnedByYou",), **request)
+            self._call("put_public_access_block", Bucket=self.bucket, PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            })
+
+
+# -------------------------------------------------------------------- options
+
+
+def _options(config: ProviderConfig, known: dict[str, type | tuple[type, ...]], required: tuple[str, ...]) -> dict[str, Any]:
+    """``config.options`` checked against ``known`` (name → accepted types)."""
+    where = f"providers.{config.slot} ({config.type})"
+    for name, value in config.options.items():
+        if name.lower() in _CREDENTIAL_OPTIONS:
+            raise ProviderError(f"{where}: remove `{name}`: faasops never reads AWS credentials from faas.yaml; "
+                                "it uses the default AWS credential chain (environment, AWS_PROFILE, IRSA)")
+        if name not in known:
+            raise ProviderError(f"{where}: unknown option `{name}` (known: {', '.join(sorted(known))})")
+        accepted = known[name] if isinstance(known[name], tuple) else (known[name],)
+        # bool is an int in Python, but `create_table: 1` or `max_attempts: true` is a typo.
+        wrong = not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted)
+        if value is not None and wrong:
+            raise ProviderError(f"{where}: option `{name}` has the wrong type ({type(value).__name__})")
+    for name in required:
+        if not config.options.get(name):
+            raise ProviderError(f"{where}: option `{name}` is required")
+    return {k: v for k, v in config.options.items() if v is not None}
+
+
+def _attempts(options: dict[str, Any], where: str) -> int:
+    attempts = int(options.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+    if attempts < 1:
+        raise ProviderError(f"{where}: `max_attempts` must be at least 1")
+    return attempts
+
+
+# -------------------------------------------------------------------- hook implementations
+
+
+@hookimpl
+def faasops_provider_types() -> list[tuple[str, str, str]]:
+    return [
+        ("state", "dynamodb", "state, task history and lock in a DynamoDB table (one table, many projects)"),
+        ("sources", "s3", "content-addressed, encrypted source archives in S3"),
+    ]
+
+
+@hookimpl
+def faasops_state_backend(config: ProviderConfig, project: Project) -> DynamoDBState | None:
+    if config.type != "dynamodb":
+        return None
+    options = _options(config, {
+        "table": str, "region": str, "endpoint_url": str, "create_table": bool,
+        "lock_lease_seconds": (int, float), "max_attempts": int,
+    }, required=("table",))
+    lease = float(options.get("lock_lease_seconds", LOCK_LEASE_S))
+    if lease <= 0:
+        raise ProviderError("providers.state (dynamodb): `lock_lease_seconds` must be positive")
+    return DynamoDBState(
+        project.name, options["table"], region=options.get("region"), endpoint_url=options.get("endpoint_url"),
+        create_table=options.get("create_table", False), lease_s=lease,
+        max_attempts=_attempts(options, "providers.state (dynamodb)"),
+    )
+
+
+@hookimpl
+def faasops_source_store(config: ProviderConfig, project: Project) -> S3SourceStore | None:
+    if config.type != "s3":
+        return None
+    options = _options(config, {
+        "bucket": str, "prefix": str, "region": str, "endpoint_url": str, "sse": str, "kms_key_id": str,
+        "create_bucket": bool, "max_attempts": int,
+    }, required=("bucket",))
+    sse = options.get("sse", "AES256")
+    if sse not in SSE_MODES:
+        raise ProviderError(f"providers.sources (s3): `sse` must be one of {', '.join(SSE_MODES)}, not {sse!r}")
+    if options.get("kms_key_id") and sse != "aws:kms":
+        raise ProviderError("providers.sources (s3): `kms_key_id` needs `sse: aws:kms`")
+    return S3SourceStore(
+        options["bucket"], prefix=options.get("prefix", DEFAULT_PREFIX), region=options.get("region"),
+        endpoint_url=options.get("endpoint_url"), sse=sse, kms_key_id=options.get("kms_key_id"),
+        create_bucket=options.get("create_bucket", False),
+        max_attempts=_attempts(options, "providers.sources (s3)"),
+    )
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m faasops.plugins.aws table-definition TABLE``: the CreateTable JSON."""
+    if len(argv) != 2 or argv[0] != "table-definition":
+        print("usage: python -m faasops.plugins.aws table-definition TABLE", file=sys.stderr)
+        return 2
+    print(json.dumps(table_definition(argv[1]), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

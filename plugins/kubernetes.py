@@ -1,0 +1,560 @@
+"""The ``kubernetes`` deployer: server-side apply of rendered manifests, batched observation.
+
+Every write is a server-side apply (``PATCH`` with ``application/apply-patch+yaml``,
+``fieldManager``, ``fieldValidation=Strict`` and ``force`` per option) through the client's
+generic request path (``ApiClient.param_serialize`` + ``call_api``), not the typed
+``patch_namespaced_custom_object``: that method only accepts 200, and an apply that creates an
+object answers 201. The status is checked here, so 200 and 201 are both success.
+
+Reads are batched: ``observe`` makes one LIST per namespace and kind (SpinApp,
+HorizontalPodAutoscaler, ScaledObject — always all three, so the count never depends on what is
+declared), selected by ``app.kubernetes.io/managed-by=faasops`` and grouped by the
+``workspace_id`` / ``function_id`` labels the ``spinkube`` scaffolder puts on every object.
+
+Ownership rules:
+
+* a namespace faasops creates carries ``app.kubernetes.io/managed-by: faasops``; a namespace
+  that existed before only gets ``workspace_id`` and the workspace's labels, so
+  ``delete_workspace`` never deletes a namespace faasops did not create (it gives up its labels
+  there instead);
+* an autoscaler is stale when it carries the function's ``function_id`` but is no longer
+  rendered (HPA → KEDA, autoscaling turned off) and is deleted on deploy; objects with a
+  controller owner reference (the HPA KEDA creates copies the ScaledObject's labels) belong to
+  that controller and are never reported or deleted;
+* under autoscaling the autoscaler owns ``replicas``: the observed SpinApp drops
+  ``spec.replicas`` when ``enableAutoscaling`` is true, so it never shows up as drift.
+
+Options (``providers.deployer`` in faas.yaml): ``kubeconfig`` (path; default: the in-cluster
+service account when ``KUBERNETES_SERVICE_HOST`` is set, else ``$KUBECONFIG`` or
+``~/.kube/config``), ``context``, ``field_manager`` (``faasops``), ``force_conflicts`` (false),
+``wait`` (false: wait for each SpinApp to be ready after deploy), ``wait_timeout`` (300 s),
+``request_timeout`` (30 s per API request).
+
+The ``kubernetes`` package is imported on first use, so loading the plugin costs nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from urllib.parse import quote
+
+from faasops.errors import ProviderError
+from faasops.hookspecs import hookimpl
+from faasops.model import Function, Project, ProviderConfig, Workspace
+from faasops.plugins.spinkube import (
+    FUNCTION_ID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    WORKSPACE_ID_LABEL,
+    function_id,
+)
+from faasops.providers import LiveObject
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+TYPE = "kubernetes"
+DEFAULT_FIELD_MANAGER = "faasops"
+DEFAULT_WAIT_TIMEOUT_S = 300.0
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+APPLY_PATCH = "application/apply-patch+yaml"
+LIST_PAGE_SIZE = 500
+CONNECT_ATTEMPTS = 3
+# Stripped from observed objects: the server sets them, faasops never does.
+SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
+                   "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A resource type the deployer talks to, and where it lives in the API."""
+
+    kind: str
+    api_version: str
+    plural: str
+    namespaced: bool = True
+    missing_hint: str = ""  # what to install when the cluster does not serve it
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        return base + (f"/{quote(name, safe='')}" if name else "")
+
+    def missing(self) -> str:
+        """The one-line error for a cluster that does not serve this kind."""
+        if self.missing_hint:
+            return f"the cluster has no {self.kind} CRD ({self.api_version}): {self.missing_hint}"
+        return f"the cluster does not serve {self.kind} ({self.api_version})"
+
+
+NAMESPACE = Kind("Namespace", "v1", "namespaces", namespaced=False)
+SPINAPP = Kind("SpinApp", "core.spinkube.dev/v1alpha1", "spinapps", missing_hint="install SpinKube")
+HPA = Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers")
+SCALED_OBJECT = Kind("ScaledObject", "keda.sh/v1alpha1", "scaledobjects",
+                     missing_hint="install KEDA, or use autoscaling type hpa")
+AUTOSCALERS = (HPA, SCALED_OBJECT)
+OBSERVED = (SPINAPP, *AUTOSCALERS)
+KNOWN_KINDS = {(k.api_version, k.kind): k for k in (NAMESPACE, *OBSERVED)}
+
+
+class _Response:
+    """A decoded API answer."""
+
+    def __init__(self, status: int, body: Any):
+        self.status = status
+        self.body = body
+
+    @property
+    def message(self) -> str:
+        if isinstance(self.body, dict):
+            return str(self.body.get("message") or self.body.get("reason") or "")
+        return str(self.body or "").strip()
+
+    @property
+    def details(self) -> dict[str, Any]:
+        details = self.body.get("details") if isinstance(self.body, dict) else None
+        return details if isinstance(details, dict) else {}
+
+
+class KubernetesDeployer:
+    """A :class:`faasops.providers.Deployer` for a Kubernetes cluster running SpinKube.
+
+    ``calls`` counts API requests by ``"<VERB> <plural>"`` (``"LIST spinapps"``,
+    ``"PATCH spinapps"`` …) for tests and benchmarks. Safe to share between apply threads.
+    """
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        options = dict(options or {})
+        self.kubeconfig: str | None = options.get("kubeconfig")
+        self.context: str | None = options.get("context")
+        self.field_manager = str(options.get("field_manager") or DEFAULT_FIELD_MANAGER)
+        self.force_conflicts = _bool(options.get("force_conflicts", False), "force_conflicts")
+        self.wait = _bool(options.get("wait", False), "wait")
+        self.wait_timeout = _seconds(options.get("wait_timeout", DEFAULT_WAIT_TIMEOUT_S), "wait_timeout")
+        self.request_timeout = _seconds(options.get("request_timeout", DEFAULT_REQUEST_TIMEOUT_S), "request_timeout")
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        self._client_lock = threading.Lock()
+        self._client: ApiClient | None = None
+        self._kinds: dict[tuple[str, str], Kind] = dict(KNOWN_KINDS)
+
+    # ------------------------------------------------------------------------------ Deployer
+
+    def observe(self, project: Project, workspaces: Iterable[Workspace | str]) -> dict[str, LiveObject]:
+        """Live manifests per function address: one LIST per namespace and observed kind."""
+        by_namespace: dict[str, dict[str, Workspace | None]] = {}
+        for ws in workspaces:
+            declared = project.workspace(ws) if isinstance(ws, str) else ws
+            name = ws if isinstance(ws, str) else ws.name
+            namespace = declared.spec()["namespace"] if declared is not None else name
+            by_namespace.setdefault(namespace, {})[name] = declared
+        found: dict[str, list[dict[str, Any]]] = {}
+        for namespace, members in by_namespace.items():
+            declared_ids = {
+                (ws_name, function_id(ws_name, fn.name)): f"{ws_name}/{fn.name}"
+                for ws_name, ws in members.items() if ws is not None
+                for fn in ws.functions
+            }
+            address_of: dict[tuple[str, str], str] = {}
+            for kind in OBSERVED:  # SpinApps first: their names give the addresses
+                for obj in self._list(kind, namespace, f"{MANAGED_BY_LABEL}={MANAGED_BY}"):
+                    labels = obj.get("metadata", {}).get("labels") or {}
+                    ws_name, fid = labels.get(WORKSPACE_ID_LABEL), labels.get(FUNCTION_ID_LABEL)
+                    if ws_name not in members or not fid or _controlled(obj):
+                        continue
+                    key = (ws_name, fid)
+                    address = address_of.get(key) or declared_ids.get(key) or f"{ws_name}/{obj['metadata']['name']}"
+                    address_of.setdefault(key, address)
+                    found.setdefault(address, []).append(_observed(obj))
+        return {address: LiveObject(address, tuple(manifests)) for address, manifests in sorted(found.items())}
+
+    def ensure_workspace(self, project: Project, workspace: Workspace) -> None:
+        """Create the namespace when missing (labelled as faasops'), else label it for the
+        workspace — without claiming a namespace someone else created."""
+        namespace = workspace.spec()["namespace"]
+        existing = self._get(NAMESPACE, None, namespace)
+        labels = {**workspace.labels, WORKSPACE_ID_LABEL: workspace.name}
+        if existing is None or _managed(existing):
+            labels[MANAGED_BY_LABEL] = MANAGED_BY
+        self._apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
+
+    def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None:
+        """Delete the namespace if faasops created it for this workspace; otherwise only give up
+        faasops' labels on it."""
+        existing = self._get(NAMESPACE, None, namespace)
+        if existing is None:
+            return
+        labels = existing.get("metadata", {}).get("labels") or {}
+        if _managed(existing) and labels.get(WORKSPACE_ID_LABEL) in (None, workspace):
+            self._delete(NAMESPACE, None, namespace)
+        else:
+            # An apply without the labels removes the ones only faasops set.
+            self._apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+
+    def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> None:
+        """Server-side apply ``manifests``, delete the function's autoscalers that are no longer
+        rendered, and (with ``wait``) wait for the SpinApp to be ready."""
+        if not manifests:
+            raise ProviderError(f"{function.address}: nothing to deploy (the scaffolder rendered no manifests)")
+        autoscaler_kinds = {(k.api_version, k.kind) for k in AUTOSCALERS}
+        autoscalers = [m for m in manifests if (m.get("apiVersion"), m.get("kind")) in autoscaler_kinds]
+        others = [m for m in manifests if all(m is not a for a in autoscalers)]
+        spinapp = next((m for m in manifests if m.get("kind") == SPINAPP.kind), None)
+        namespace = (spinapp or manifests[0])["metadata"]["namespace"]
+        labels = (spinapp or {}).get("metadata", {}).get("labels") or {}
+        fid = labels.get(FUNCTION_ID_LABEL) or function_id(function.workspace, function.name)
+        for manifest in others:
+            self._apply(manifest)
+        # Stale autoscalers go before the new ones apply, so an HPA and a ScaledObject never
+        # fight over the same Deployment.
+        keep = {(m["kind"], m["metadata"]["name"]) for m in autoscalers}
+        self._delete_autoscalers(namespace, fid, keep)
+        for manifest in autoscalers:
+            self._apply(manifest)
+        if self.wait and spinapp is not None:
+            self._wait_ready(namespace, spinapp["metadata"]["name"])
+
+    def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None:
+        """Delete the SpinApp and the function's autoscalers; what is already gone is fine."""
+        self._delete(SPINAPP, namespace, name)
+        self._delete_autoscalers(namespace, function_id(workspace, name), keep=set())
+
+    # ------------------------------------------------------------------------------ operations
+
+    def _apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply one manifest; returns the object the server answered (200 or 201)."""
+        kind = self._kind(manifest)
+        metadata = manifest.get("metadata") or {}
+        namespace, name = metadata.get("namespace"), metadata["name"]
+        query = [("fieldManager", self.field_manager), ("fieldValidation", "Strict")]
+        if self.force_conflicts:
+            query.append(("force", "true"))
+        response = self._request("PATCH", kind, kind.path(namespace, name), query, body=manifest,
+                                 content_type=APPLY_PATCH)
+        if response.status < 300:
+            return response.body
+        what = f"{kind.kind} {_where(namespace, name)}"
+        if response.status == 409:
+            raise ProviderError(self._conflict_message(what, response))
+        if response.status == 404:
+            if response.details.get("kind") == "namespaces":
+                raise ProviderError(f"{what}: namespace {namespace} does not exist (apply its workspace first)")
+            raise ProviderError(kind.missing())
+        error = self._error("patch", kind, namespace, response, what)
+        if response.status == 422 and kind is SPINAPP and "replicas" not in (manifest.get("spec") or {}) \
+                and "replicas" in response.message:
+            # Applying without replicas removes only faasops' own; another manager's stay, and
+            # spin-operator refuses them next to enableAutoscaling.
+            error = ProviderError(
+                f"{error}; another field manager still sets spec.replicas: remove it with `kubectl patch spinapp "
+                f"""{name} -n {namespace} --type json -p '[{{"op":"remove","path":"/spec/replicas"}}]'`"""
+            )
+        raise error
+
+    def _conflict_message(self, what: str, response: _Response) -> str:
+        by_manager: dict[str, list[str]] = {}
+        for cause in response.details.get("causes") or ():
+            # 'conflict with "kubectl-patch" using core.spinkube.dev/v1alpha1' → kubectl-patch
+            match = re.search(r'conflict with "([^"]*)"', str(cause.get("message", "")))
+            manager = match.group(1) if match else "another field manager"
+            by_manager.setdefault(manager, []).append(str(cause.get("field", "?")))
+        owners = "; ".join(f"{manager} owns {', '.join(fields)}" for manager, fields in by_manager.items())
+        return (
+            f"{what}: conflict with another field manager ({owners or _one_line(response.message)}); "
+            "set force_conflicts: true under providers.deployer (or run with --force-conflicts) "
+            "to take the fields back"
+        )
+
+    def _get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        response = self._request("GET", kind, kind.path(namespace, name))
+        if response.status == 404:
+            return None
+        if response.status >= 300:
+            raise self._error("get", kind, namespace, response, f"{kind.kind} {_where(namespace, name)}")
+        return response.body
+
+    def _list(self, kind: Kind, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace`` matching ``selector``; a kind the cluster
+        does not serve has none."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = [("labelSelector", selector), ("limit", str(LIST_PAGE_SIZE))]
+            if token:
+                query.append(("continue", token))
+            response = self._request("LIST", kind, kind.path(namespace), query)
+            if response.status == 404:
+                return []
+            if response.status >= 300:
+                raise self._error("list", kind, namespace, response, f"{kind.plural} in namespace {namespace}")
+            items.extend(response.body.get("items") or ())
+            token = (response.body.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+    def _delete(self, kind: Kind, namespace: str | None, name: str) -> None:
+        response = self._request("DELETE", kind, kind.path(namespace, name),
+                                 body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"})
+        if response.status >= 300 and response.status != 404:
+            raise self._error("delete", kind, namespace, response, f"{kind.kind} {_where(namespace, name)}")
+
+    def _delete_autoscalers(self, namespace: str, fid: str, keep: set[tuple[str, str]]) -> None:
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{FUNCTION_ID_LABEL}={fid}"
+        for kind in AUTOSCALERS:
+            for obj in self._list(kind, namespace, selector):
+                name = obj["metadata"]["name"]
+                if (kind.kind, name) not in keep and not _controlled(obj):
+                    self._delete(kind, namespace, name)
+
+    def _wait_ready(self, namespace: str, name: str) -> None:
+        deadline = time.monotonic() + self.wait_timeout
+        delay = 0.05
+        while True:
+            obj = self._get(SPINAPP, namespace, name)
+            if obj is not None and _ready(obj):
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                state = _readiness(obj) if obj is not None else "it no longer exists"
+                raise ProviderError(
+                    f"SpinApp {namespace}/{name} is not ready after {self.wait_timeout:g}s ({state}); "
+                    "check `kubectl describe spinapp` and the pods, or raise wait_timeout"
+                )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+    # ------------------------------------------------------------------------------ transport
+
+    def _kind(self, manifest: dict[str, Any]) -> Kind:
+        """The resource type of a manifest; kinds beyond the built-in ones (a user template's
+        ``allowed_kinds``) are looked up once in the API discovery document."""
+        key = (manifest.get("apiVersion", ""), manifest.get("kind", ""))
+        kind = self._kinds.get(key)
+        if kind is not None:
+            return kind
+        api_version, kind_name = key
+        probe = Kind(kind_name, api_version, "")
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        response = self._request("GET", probe, base, counter="GET discovery")
+        if response.status == 404:
+            raise ProviderError(probe.missing())
+        if response.status >= 300:
+            raise self._error("get", probe, None, response, f"API discovery {base}")
+        for resource in response.body.get("resources") or ():
+            if resource.get("kind") == kind_name and "/" not in resource.get("name", ""):
+                kind = Kind(kind_name, api_version, resource["name"], bool(resource.get("namespaced")))
+                self._kinds[key] = kind
+                return kind
+        raise ProviderError(probe.missing())
+
+    def _api(self) -> ApiClient:
+        with self._client_lock:
+            if self._client is None:
+                from kubernetes import client
+
+                from faasops import __version__
+
+                api = client.ApiClient(self._configuration())
+                api.user_agent = f"faasops/{__version__}"  # how audit logs name the caller
+                self._client = api
+            return self._client
+
+    def _configuration(self) -> Any:
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        # Connection retries are ours (quietly): urllib3's log a warning per attempt.
+        configuration.retries = 0
+        try:
+            if self.kubeconfig:
+                path = Path(os.path.expanduser(str(self.kubeconfig)))
+                if not path.is_file():
+                    raise ProviderError(f"kubeconfig {path} does not exist (providers.deployer.kubeconfig)")
+                config.load_kube_config(config_file=str(path), context=self.context,
+                                        client_configuration=configuration, persist_config=False)
+            elif os.environ.get("KUBERNETES_SERVICE_HOST") and not self.context:
+                config.load_incluster_config(client_configuration=configuration)
+            else:
+                path_list = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+                config.load_kube_config(config_file=path_list, context=self.context,
+                                        client_configuration=configuration, persist_config=False)
+        except config.ConfigException as exc:
+            # ConfigException messages name files and fields, never credentials.
+            where = self.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise ProviderError(f"cannot load the Kubernetes configuration ({where}): {_one_line(str(exc))}") from None
+        except (OSError, ValueError) as exc:
+            # Parse errors can quote the file (and its tokens): name the file only.
+            where = self.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise ProviderError(f"cannot read the Kubernetes configuration {where} ({type(exc).__name__})") from None
+        return configuration
+
+    def _request(self, method: str, kind: Kind, path: str, query: list[tuple[str, str]] | None = None,
+                 body: Any = None, content_type: str = "application/json", counter: str = "") -> _Response:
+        """One API request; the answer's status is the caller's to judge, except for
+        transport failures and 401, which are always errors."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        api = self._api()
+        http_method = "GET" if method == "LIST" else method
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        with self._calls_lock:
+            self.calls[counter or f"{method} {kind.plural}"] += 1
+        host = api.configuration.host
+        for attempt in range(CONNECT_ATTEMPTS):
+            request = api.param_serialize(http_method, path, query_params=query or None, header_params=dict(headers),
+                                          body=body, auth_settings=["BearerToken"])
+            try:
+                raw = api.call_api(*request, _request_timeout=self.request_timeout)
+                raw.read()
+                break
+            except urllib3.exceptions.HTTPError as exc:
+                cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+                if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+                    raise ProviderError(
+                        f"the Kubernetes API server at {host} did not answer {http_method} {path} within "
+                        f"{self.request_timeout:g}s (providers.deployer.request_timeout)"
+                    ) from None
+                if attempt + 1 < CONNECT_ATTEMPTS:
+                    time.sleep(0.1 * 3**attempt)
+                    continue
+                raise ProviderError(f"cannot reach the Kubernetes API server at {host}: {_reason(cause)}") from None
+            except ApiException as exc:  # the client reports TLS failures this way (status 0)
+                raise ProviderError(
+                    f"cannot talk to the Kubernetes API server at {host}: {_one_line(str(exc.reason))}"
+                ) from None
+        try:
+            decoded: Any = json.loads(raw.data) if raw.data else None
+        except ValueError:
+            decoded = raw.data.decode("utf-8", "replace")
+        response = _Response(raw.status, decoded)
+        if response.status == 401:
+            raise ProviderError(
+                f"the Kubernetes API server at {host} rejected the credentials (401 Unauthorized) "
+                f"for {method.lower()} {kind.plural}: check the kubeconfig user or the service account token"
+            )
+        return response
+
+    def _error(self, verb: str, kind: Kind, namespace: str | None, response: _Response, what: str) -> ProviderError:
+        message = _one_line(response.message)
+        if response.status == 403:
+            scope = f" in namespace {namespace}" if namespace else ""
+            return ProviderError(
+                f"forbidden: faasops may not {verb} {kind.plural}{scope} (403): grant it RBAC permission; "
+                f"the server said: {message}"
+            )
+        if response.status in (400, 422):
+            return ProviderError(f"{what} was rejected ({response.status}): {message}")
+        return ProviderError(f"{verb} {what} failed ({response.status}): {message}")
+
+
+# ------------------------------------------------------------------------------------------ values
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ProviderError(f"providers.deployer.{name} must be true or false, not {value!r}")
+
+
+def _seconds(value: Any, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds <= 0 or isinstance(value, bool):
+        raise ProviderError(f"providers.deployer.{name} must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+def _where(namespace: str | None, name: str) -> str:
+    return f"{namespace}/{name}" if namespace else name
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _reason(exc: Exception) -> str:
+    """``connection refused``-style text out of urllib3's nested exceptions."""
+    text = str(exc)
+    if "] " in text:  # "...: [Errno 111] Connection refused"
+        text = text.rsplit("] ", 1)[1]
+    elif ": " in text:
+        text = text.rsplit(": ", 1)[1]
+    return _one_line(text).lower() or type(exc).__name__
+
+
+def _managed(obj: dict[str, Any]) -> bool:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+
+
+def _controlled(obj: dict[str, Any]) -> bool:
+    """Whether a controller owns the object (KEDA's HPA copies its ScaledObject's labels)."""
+    return any(ref.get("controller") for ref in (obj.get("metadata") or {}).get("ownerReferences") or ())
+
+
+def _observed(obj: dict[str, Any]) -> dict[str, Any]:
+    """A live object with what the server populates stripped, so drift compares what faasops
+    sets; the replica count of an autoscaled SpinApp belongs to the autoscaler."""
+    clean = copy.deepcopy(obj)
+    clean.pop("status", None)
+    metadata = clean.get("metadata") or {}
+    for key in SERVER_METADATA:
+        metadata.pop(key, None)
+    spec = clean.get("spec")
+    if clean.get("kind") == SPINAPP.kind and isinstance(spec, dict) and spec.get("enableAutoscaling") is True:
+        spec.pop("replicas", None)
+    return clean
+
+
+def _ready(spinapp: dict[str, Any]) -> bool:
+    """Ready when ``readyReplicas`` reaches the desired count (``spec.replicas``, or 1 under
+    autoscaling); an operator that reports no ``readyReplicas`` counts with ``Available``."""
+    status = spinapp.get("status") or {}
+    desired = (spinapp.get("spec") or {}).get("replicas") or 1
+    if "readyReplicas" in status:
+        return int(status.get("readyReplicas") or 0) >= desired
+    return any(c.get("type") == "Available" and c.get("status") == "True" for c in status.get("conditions") or ())
+
+
+def _readiness(spinapp: dict[str, Any]) -> str:
+    status = spinapp.get("status") or {}
+    desired = (spinapp.get("spec") or {}).get("replicas") or 1
+    text = f"{int(status.get('readyReplicas') or 0)}/{desired} replicas ready"
+    available = next((c for c in status.get("conditions") or () if c.get("type") == "Available"), None)
+    if available is not None:
+        text += f", Available={available.get('status')}"
+        if available.get("message"):
+            text += f": {_one_line(str(available['message']))}"
+    return text
+
+
+# ------------------------------------------------------------------------------------------ hooks
+
+
+@hookimpl
+def faasops_provider_types() -> list[tuple[str, str, str]]:
+    return [("deployer", TYPE, "server-side applies SpinApps (and HPA/KEDA autoscalers) to a Kubernetes cluster")]
+
+
+@hookimpl
+def faasops_deployer(config: ProviderConfig, project: Project) -> KubernetesDeployer | None:
+    if config.type != TYPE:
+        return None
+    return KubernetesDeployer(config.options)

@@ -1,0 +1,77 @@
+"""Fixtures for the AWS providers: one real moto server per session, wiped before every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from faasops.plugins.aws import DynamoDBState, S3SourceStore
+from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
+
+TABLE = "faasops-state"
+BUCKET = "faasops-sources"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    try:
+        server = MotoServer().start()
+    except MotoServerNotFound as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """The session's moto server, empty, with fake credentials in the environment (which the
+    CLI subprocesses inherit) and none of the developer's AWS settings."""
+    for name, value in aws_env().items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    moto_server.reset()
+    return moto_server
+
+
+@pytest.fixture()
+def dynamodb(moto: MotoServer) -> Any:
+    """A raw boto3 client, to look at what the backend wrote."""
+    return moto.client("dynamodb")
+
+
+@pytest.fixture()
+def s3(moto: MotoServer) -> Any:
+    return moto.client("s3")
+
+
+StateFactory = Callable[..., DynamoDBState]
+
+
+@pytest.fixture()
+def make_state(moto: MotoServer) -> Iterator[StateFactory]:
+    """``make_state(project="shop", **options)``: a DynamoDB backend on moto, closed afterwards."""
+    made: list[DynamoDBState] = []
+
+    def make(project: str = "shop", table: str = TABLE, **options: Any) -> DynamoDBState:
+        options = {"endpoint_url": moto.url, "create_table": True, **options}
+        state = DynamoDBState(project, table, **options)
+        made.append(state)
+        return state
+
+    yield make
+    for state in made:
+        state.close()
+
+
+@pytest.fixture()
+def make_store(moto: MotoServer) -> Callable[..., S3SourceStore]:
+    def make(bucket: str = BUCKET, **options: Any) -> S3SourceStore:
+        return S3SourceStore(bucket, **{"endpoint_url": moto.url, "create_bucket": True, **options})
+
+    return make
