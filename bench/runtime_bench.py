@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
+import os
 import statistics
 import sys
 import tempfile
@@ -23,18 +23,23 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from faasops.model import Function, Location  # noqa: E402
+from faasops.plugins.componentize import ComponentizePyBuilder  # noqa: E402
 from faasops.runtime import ComponentRuntime, HttpRequest, LoadedApp  # noqa: E402
+from faasops.source import snapshot_directory  # noqa: E402
 from faasops.runtime.server import RuntimeServer  # noqa: E402
 
 
-def _test_support():  # type: ignore[no-untyped-def]
-    """The test suite's component builder (same handlers, same cache)."""
-    spec = importlib.util.spec_from_file_location(
-        "runtime_test_support", ROOT / "tests" / "runtime" / "conftest.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+HANDLERS = ROOT / "tests" / "runtime" / "handlers"
+CACHE = Path(os.environ.get("FAASOPS_BENCH_CACHE") or Path.home() / ".cache" / "faasops-tests")
+
+
+def build(name: str) -> Path:
+    """Build a test handler with faasops' own builder (content-addressed, shared with the tests)."""
+    builder = ComponentizePyBuilder(CACHE / "builds")
+    source = HANDLERS / name
+    function = Function(workspace="bench", name=name, source_dir=source, source=name, location=Location("bench"))
+    return builder.build(function, snapshot_directory(source)).wasm_path
 
 
 @dataclass
@@ -108,10 +113,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="client threads for throughput")
     args = parser.parse_args()
 
-    support = _test_support()
-    components = support.test_cache_root() / "components"
-    hello_wasm = support.build_component(support.HANDLERS / "hello", components)
-    echo_wasm = support.build_component(support.HANDLERS / "echo", components)
+    hello_wasm = build("hello")
+    echo_wasm = build("echo")
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "compiled"
@@ -129,7 +132,7 @@ def main() -> None:
                   f"   (compiled: {runtime.compile_count})")
             runtime.close()
 
-    runtime = ComponentRuntime(support.test_cache_root() / "compiled")
+    runtime = ComponentRuntime(CACHE / "runtime")
     hello: LoadedApp = runtime.load(hello_wasm)
     echo: LoadedApp = runtime.load(echo_wasm)
     megabyte = bytes(range(256)) * 4096

@@ -47,20 +47,26 @@ def manifest_drift(desired: Iterable[dict[str, Any]], live: Iterable[dict[str, A
     """Human-readable drift between the manifests faasops would apply and what is live.
 
     Only fields faasops sets are compared (a subset match), so fields added by controllers or
-    defaulting don't count as drift.
+    defaulting don't count as drift. A live object that is no longer rendered (an autoscaler
+    left over after autoscaling was switched off) is drift too.
     """
-    by_key = {(m.get("kind"), m.get("metadata", {}).get("name")): m for m in live}
+    key = lambda m: (m.get("kind"), m.get("metadata", {}).get("name"))  # noqa: E731
+    by_key = {key(m): m for m in live}
+    rendered = set()
     problems = []
     for manifest in desired:
-        key = (manifest.get("kind"), manifest.get("metadata", {}).get("name"))
-        found = by_key.get(key)
+        kind, name = key(manifest)
+        rendered.add((kind, name))
+        found = by_key.get((kind, name))
         if found is None:
-            problems.append(f"{key[0]} {key[1]} is missing from the cluster")
+            problems.append(f"{kind} {name} is missing from the cluster")
             continue
+        have_fields = flatten(_comparable(found))
         for path, want in flatten(_comparable(manifest)).items():
-            have = flatten(_comparable(found)).get(path)
+            have = have_fields.get(path)
             if have != want:
-                problems.append(f"{key[0]} {key[1]}: {path} is {have!r}, want {want!r}")
+                problems.append(f"{kind} {name}: {path} is {have!r}, want {want!r}")
+    problems += [f"{kind} {name} is live but no longer rendered" for kind, name in by_key if (kind, name) not in rendered]
     return problems
 
 

@@ -344,6 +344,14 @@ class OciLayout:
                 return path
         raise ProviderError(f"{self.root}: {manifest_digest} has no wasm component layer")
 
+    def locked_app_for(self, manifest_digest: str) -> dict[str, Any]:
+        """The Spin locked app (config layer) of an artifact: triggers, components, their env."""
+        manifest = self.resolve(manifest_digest)
+        for layer in manifest.get("layers", []):
+            if layer.get("mediaType") == SPIN_APP_MEDIA_TYPE:
+                return json.loads(self.read_blob(layer["digest"]))
+        raise ProviderError(f"{self.root}: {manifest_digest} has no Spin application config layer")
+
     def list_refs(self) -> dict[str, str]:
         """``{ref name: manifest digest}``, sorted by name."""
         refs = {_ref_name(m): m["digest"] for m in self._read_index() if _ref_name(m)}

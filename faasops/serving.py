@@ -93,6 +93,7 @@ class LocalFunctions:
             app = self.runtime.load(
                 self.registry.component_path(item.image),
                 variables=item.variables,
+                env=self.registry.component_env(item.image),
                 kv_path=self.project.state_dir / "kv.db",
                 kv_namespace=address,
             )

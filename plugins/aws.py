@@ -6,21 +6,34 @@ IRSA web identity in-cluster, instance roles); faas.yaml never carries credentia
 ``AWS_ENDPOINT_URL_S3`` support in charge. boto3 is imported on first use only, because every
 faasops command loads every plugin.
 
+Options (under ``providers.state`` / ``providers.sources`` in faas.yaml)
+=====================================================================
+
+- ``dynamodb``: ``table`` (required), ``region``, ``endpoint_url``, ``create_table`` (default
+  false), ``lock_lease_seconds`` (default 60), ``max_attempts`` (botocore standard-mode retries,
+  default 5).
+- ``s3``: ``bucket`` (required), ``prefix`` (default ``sources/``), ``region``,
+  ``endpoint_url``, ``sse`` (``AES256`` default, or ``aws:kms``), ``kms_key_id`` (with
+  ``aws:kms``; default the account's ``aws/s3`` key), ``create_bucket`` (default false; a created
+  bucket blocks public access), ``max_attempts``.
+
+Unknown options are refused, and so are credential-like ones.
+
 DynamoDB table design
 =====================
 
 One table can hold the state of many projects: every key starts with the project name. All
 key attributes are strings.
 
-==========================  ==============================  =====================================
-item                        ``pk``                          ``sk``
-==========================  ==============================  =====================================
-state serial                ``PROJECT#<project>``           ``META#SERIAL``
-workspace record            ``PROJECT#<project>``           ``WS#<workspace>``
-function record             ``PROJECT#<project>``           ``WS#<workspace>#FN#<function>``
-task                        ``TASKS#<project>``             ``TASK#<task id>``
-state lock                  ``LOCK#<project>``              ``LOCK``
-==========================  ==============================  =====================================
+================  ========================  ====================================
+item              ``pk``                    ``sk``
+================  ========================  ====================================
+state serial      ``PROJECT#<project>``     ``META#SERIAL``
+workspace record  ``PROJECT#<project>``     ``WS#<workspace>``
+function record   ``PROJECT#<project>``     ``WS#<workspace>#FN#<function>``
+task              ``TASKS#<project>``       ``TASK#<task id>``
+state lock        ``LOCK#<project>``        ``LOCK``
+================  ========================  ====================================
 
 - **Reading the state is one Query** (``pk = PROJECT#<project>``, strongly consistent,
   paginated past 1 MB) however many workspaces and functions there are; ``read(workspaces)``
@@ -34,21 +47,18 @@ state lock                  ``LOCK#<project>``              ``LOCK``
   updated_at and message change; the rest is kept with ``if_not_exists``) and ``--id`` prefix
   lookup is one strongly consistent Query on ``begins_with(sk, "TASK#<prefix>")``. Listing
   newest-first needs a time order, which the id key can't give, so each task also carries
-  ``task_order = <created_at>#<id>`` and three global secondary indexes (projection ALL):
+  ``task_order = <created_at>#<id>`` and is indexed by three global secondary indexes, all
+  sorted by ``task_order`` (projection ALL, queried with ``ScanIndexForward=False``):
 
-  ================  ======================================  ===============  ======================
-  index             partition key                           sort key         serves
-  ================  ======================================  ===============  ======================
-  ``tasks_by_time`` ``task_scope = TASKS#<project>``        ``task_order``   ``faasops tasks``
-  ``tasks_by_ws``   ``task_ws_scope = TASKS#<project>#WS#<ws>`` ``task_order``  ``faasops tasks WS``
-  ``open_tasks``    ``open_scope = TASKS#<project>``        ``task_order``   interrupted-task sweep
-  ================  ======================================  ===============  ======================
+  - ``tasks_by_time`` on ``task_scope = TASKS#<project>``: ``faasops tasks``;
+  - ``tasks_by_ws`` on ``task_ws_scope = TASKS#<project>#WS#<workspace>``: ``faasops tasks WS``;
+  - ``open_tasks`` on ``open_scope = TASKS#<project>``, set only while a task is ``pending`` or
+    ``running`` — a sparse index of unfinished tasks.
 
   GSIs rather than extra items because DynamoDB maintains them without a transaction per task
-  write, and unlike an LSI they put no 10 GB cap on a project's task history. ``open_scope`` is
-  set only while a task is ``pending``/``running``, so ``open_tasks`` is a sparse index: taking
-  the lock marks the previous run's unfinished tasks failed ("interrupted") by querying just
-  those, each update conditional on the task still being open (GSIs are eventually consistent;
+  write, and unlike an LSI they put no 10 GB cap on a project's task history. Taking the lock
+  marks the previous run's unfinished tasks failed ("interrupted") by querying ``open_tasks``
+  only, each update conditional on the task still being open (GSIs are eventually consistent;
   the condition makes a stale index entry harmless). Listings through a GSI may lag a write by
   a few milliseconds — fine for a history view.
 - **The lock** is one item holding id, holder, host, pid, command, created_at, expires_at,
@@ -256,6 +266,11 @@ class _AwsService:
                 raise _ConditionFailed(reasons) from None
             if code in ("ResourceNotFoundException", "NoSuchBucket"):
                 raise self._missing(exc.operation_name) from None
+            if "specified index" in message:
+                raise ProviderError(
+                    f"{self.display}: {_one_line(message)}: it was not created by faasops; see "
+                    "`python -m faasops.plugins.aws table-definition TABLE` for the layout it needs"
+                ) from None
             if code in _ACCESS_CODES:
                 raise ProviderError(
                     f"{self.display}: access denied for {exc.operation_name} ({code}"
@@ -368,8 +383,12 @@ class DynamoDBState(_AwsService):
     def _create_table(self) -> None:
         # ResourceInUseException: another run is creating it right now.
         self._call("create_table", ok_codes=("ResourceInUseException",), **table_definition(self.table))
-        waiter = self.client.get_waiter("table_exists")
-        waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        from botocore.exceptions import WaiterError
+
+        try:
+            self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        except WaiterError as exc:
+            raise ProviderError(f"{self.display}: it was created but did not become ACTIVE: {_one_line(exc)}") from None
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """Every item of one Query, page by page."""

@@ -184,7 +184,8 @@ class RegistryOptions:
 
         password_env = text("password_env")
         if password_env is not None and not _ENV_NAME.fullmatch(password_env):
-            raise ProviderError(f"{where}: password_env must name an environment variable, got {password_env!r}")
+            # Not echoed: a password pasted here by mistake must not reach the output.
+            raise ProviderError(f"{where}: password_env must be the name of an environment variable")
         tag = text("tag")
         if tag and not _TAG.fullmatch(tag):
             raise ProviderError(f"{where}: tag {tag!r} is not a valid OCI tag")
@@ -199,7 +200,7 @@ class RegistryOptions:
             registry_url=registry_url,
             username=text("username"),
             password_env=password_env,
-            repository_prefix=text("repository_prefix") if "repository_prefix" in opts else DEFAULT_REPOSITORY_PREFIX,
+            repository_prefix=(text("repository_prefix") or "") if "repository_prefix" in opts else DEFAULT_REPOSITORY_PREFIX,
             tag=tag,
             insecure=flag("insecure", False),
             ca_bundle=text("ca_bundle"),
@@ -208,7 +209,8 @@ class RegistryOptions:
             connect_timeout_s=float(number("connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT_S, 0.1)),
             region=text("region"),
             endpoint_url=text("endpoint_url"),
-            registry_id=text("registry_id"),
+            # YAML reads an unquoted account id as a number; account ids have 12 digits.
+            registry_id=str(opts["registry_id"]).zfill(12) if isinstance(opts.get("registry_id"), int) else text("registry_id"),
             create_repositories=flag("create_repositories", True),
             image_tag_mutability=mutability,
             scan_on_push=flag("scan_on_push", False),
@@ -297,6 +299,7 @@ class EcrApi:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
+                # Imported on first use: every faasops command loads this plugin, few push.
                 import boto3
                 from botocore.config import Config
 
@@ -306,12 +309,17 @@ class EcrApi:
                     raise ProviderError(
                         "ECR: no AWS region; set providers.registry.region or AWS_REGION / AWS_DEFAULT_REGION"
                     )
+                _redact_botocore_logs()
                 self._session = session
                 self._client = session.client(
                     "ecr",
                     region_name=region,
                     endpoint_url=self.options.endpoint_url,
-                    config=Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="faasops"),
+                    config=Config(
+                        retries={"mode": "standard", "max_attempts": 3},
+                        connect_timeout=self.options.connect_timeout_s,
+                        user_agent_extra="faasops",
+                    ),
                 )
             return self._client
 
@@ -444,6 +452,25 @@ class EcrApi:
             self._repositories.add(name)
 
 
+_TOKEN_FIELD = re.compile(r"""(['"]authorizationToken['"]\s*:\s*['"])[^'"]*""")
+
+
+class _RedactEcrTokens(logging.Filter):
+    """botocore logs response bodies at DEBUG, ECR authorization tokens included: blank them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "authorizationToken" in message:
+            record.msg, record.args = _TOKEN_FIELD.sub(r"\1***", message), ()
+        return True
+
+
+def _redact_botocore_logs() -> None:
+    logger = logging.getLogger("botocore.parsers")
+    if not any(isinstance(f, _RedactEcrTokens) for f in logger.filters):
+        logger.addFilter(_RedactEcrTokens())
+
+
 class EcrLogin(LoginSource):
     """The ECR authorization token as registry credentials."""
 
@@ -475,6 +502,17 @@ def parse_challenge(header: str) -> Challenge:
     return Challenge(scheme.lower(), params)
 
 
+def merge_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    """Token scopes with the actions of one resource merged (``repository:r:pull`` and
+    ``repository:r:pull,push`` → ``repository:r:pull,push``), so one token serves them all."""
+    actions: dict[str, set[str]] = {}
+    for scope in scopes:
+        resource, _, wanted = scope.rpartition(":")
+        if resource:
+            actions.setdefault(resource, set()).update(a for a in wanted.split(",") if a)
+    return frozenset(f"{resource}:{','.join(sorted(acts))}" for resource, acts in actions.items())
+
+
 def _xml_field(text: str, name: str) -> str | None:
     match = re.search(rf"<{name}>(.*?)</{name}>", text, re.S)
     return match.group(1).strip() if match else None
@@ -494,7 +532,10 @@ def _describe_network_error(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or exc
     if isinstance(reason, urllib3.exceptions.NameResolutionError):
         return "cannot resolve the host name"
-    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
+    # NewConnectionError subclasses ConnectTimeoutError: look for the OS error (refused…) first.
+    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    ):
         return "timed out connecting"
     if isinstance(reason, urllib3.exceptions.ReadTimeoutError):
         return "timed out waiting for a response"
@@ -581,7 +622,7 @@ class DistributionClient:
                 headers = {"Authorization": login.basic()} if login else {}
                 response = self._http("GET", url, "token", headers, None)
         if response.status in (401, 403):
-            raise self._rejected(login, realm_parts.netloc)
+            raise self._rejected(login, f"token service {realm_parts.netloc}")
         if response.status != 200:
             raise ProviderError(f"registry token service {realm_parts.netloc} answered HTTP {response.status}")
         try:
@@ -596,14 +637,13 @@ class DistributionClient:
             self._tokens[scopes] = (token, time.monotonic() + max(ttl - 10, 5))
         return token
 
-    def _rejected(self, login: Login | None, where: str | None = None) -> ProviderError:
-        where = where or self.host
+    def _rejected(self, login: Login | None, via: str = "") -> ProviderError:
         if login is None:
-            return ProviderError(
-                f"registry {where} requires credentials; set username and password_env for it"
-            )
-        origin = f" ({login.origin})" if login.origin else ""
-        return ProviderError(f"registry rejected the credentials for user {login.username} at {where}{origin}")
+            return ProviderError(f"registry {self.host} requires credentials; set username and password_env for it")
+        notes = "; ".join(n for n in (login.origin, via) if n)
+        return ProviderError(
+            f"registry rejected the credentials for user {login.username} at {self.host}" + (f" ({notes})" if notes else "")
+        )
 
     # ---------------------------------------------------------------------------- requests
 
@@ -630,7 +670,7 @@ class DistributionClient:
         """Send one request, answering auth challenges: a Bearer challenge fetches a token for the
         scopes (and the challenge's own), a rejected renewable login (ECR token) is renewed once."""
         url = urljoin(self.base_url + "/", url)
-        wanted = frozenset(scopes)
+        wanted = merge_scopes(scopes)
         renewed = bearer_retried = False
         while True:
             sent = dict(headers or {})
@@ -646,7 +686,7 @@ class DistributionClient:
             if challenge.scheme == "bearer" and not bearer_retried:
                 bearer_retried = True
                 if challenge.params.get("scope"):
-                    wanted = wanted | set(challenge.params["scope"].split(" "))
+                    wanted = merge_scopes([*wanted, *challenge.params["scope"].split(" ")])
                 with self._lock:
                     self._bearer = challenge
                     self._tokens.pop(wanted, None)
@@ -777,16 +817,21 @@ class DistributionClient:
             return None
         raise self.failure(response, f"HEAD manifest {reference}", repository)
 
-    def put_manifest(self, repository: str, reference: str, manifest: bytes, digest: str) -> None:
+    def put_manifest(self, repository: str, reference: str, manifest: bytes, digest: str) -> bool:
+        """``PUT`` the manifest under a digest or tag. False when the registry keeps an existing
+        tag (``TAG_INVALID``: ECR's immutable tags); any other refusal raises."""
         response = self.request(
             "PUT", f"/v2/{repository}/manifests/{reference}", "manifest", self._scopes(repository),
             body=manifest, headers={"Content-Type": MANIFEST_MEDIA_TYPE, "Content-Length": str(len(manifest))},
         )
+        if response.status == 400 and not reference.startswith("sha256:") and "TAG_INVALID" in self._details(response):
+            return False
         if response.status not in (200, 201):
             raise self.failure(response, f"PUT manifest {reference}", repository)
         stored = response.headers.get("Docker-Content-Digest")
         if stored and stored != digest:
             raise ProviderError(f"registry {self.host} stored the manifest of {repository} as {stored}, expected {digest}")
+        return True
 
     def close(self) -> None:
         self._pool.clear()
@@ -901,8 +946,7 @@ class DistributionRegistry:
             for blob in artifact.blobs():
                 self._remember(blob.digest, repository)
             if tag and client.manifest_digest(repository, tag) != digest:
-                client.put_manifest(repository, tag, artifact.manifest, digest)
-                self.calls.add("tag.moved")
+                self._put_tag(client, repository, tag, artifact.manifest, digest)
             log.debug("%s already has %s", repository, digest)
             return Artifact(reference=reference, digest=digest, pushed=False)
 
@@ -911,10 +955,21 @@ class DistributionRegistry:
             self._push_blob(client, repository, blob, function)
         client.put_manifest(repository, digest, artifact.manifest, digest)
         if tag:
-            client.put_manifest(repository, tag, artifact.manifest, digest)
+            self._put_tag(client, repository, tag, artifact.manifest, digest)
         self.calls.add("manifest.pushed")
         log.info("pushed %s", reference)
         return Artifact(reference=reference, digest=digest, pushed=True)
+
+    def _put_tag(self, client: DistributionClient, repository: str, tag: str, manifest: bytes, digest: str) -> None:
+        if client.put_manifest(repository, tag, manifest, digest):
+            self.calls.add("tag.put")
+            return
+        # Deploys use the digest, so an immutable tag left on an earlier image is no failure.
+        self.calls.add("tag.kept")
+        log.warning(
+            "%s: the registry keeps tag %s on another image (immutable tags); %s is pushed by digest only",
+            repository, tag, digest,
+        )
 
     def _remember(self, digest: str, repository: str) -> None:
         with self._lock:

@@ -24,7 +24,8 @@ Ownership rules:
 * under autoscaling the autoscaler owns ``replicas``: the observed SpinApp drops
   ``spec.replicas`` when ``enableAutoscaling`` is true, so it never shows up as drift.
 
-Options (``providers.deployer`` in faas.yaml): ``kubeconfig`` (path; default: the in-cluster
+Options (``providers.deployer`` in faas.yaml): ``kubeconfig`` (path, relative to the project
+root; default: the in-cluster
 service account when ``KUBERNETES_SERVICE_HOST`` is set, else ``$KUBECONFIG`` or
 ``~/.kube/config``), ``context``, ``field_manager`` (``faasops``), ``force_conflicts`` (false),
 ``wait`` (false: wait for each SpinApp to be ready after deploy), ``wait_timeout`` (300 s),
@@ -134,9 +135,11 @@ class KubernetesDeployer:
     ``"PATCH spinapps"`` …) for tests and benchmarks. Safe to share between apply threads.
     """
 
-    def __init__(self, options: Mapping[str, Any] | None = None):
+    def __init__(self, options: Mapping[str, Any] | None = None, root: Path | None = None):
         options = dict(options or {})
-        self.kubeconfig: str | None = options.get("kubeconfig")
+        kubeconfig = options.get("kubeconfig")
+        # A relative kubeconfig path is relative to the project root, like every faas.yaml path.
+        self.kubeconfig: Path | None = (Path(root or ".") / Path(str(kubeconfig)).expanduser()) if kubeconfig else None
         self.context: str | None = options.get("context")
         self.field_manager = str(options.get("field_manager") or DEFAULT_FIELD_MANAGER)
         self.force_conflicts = _bool(options.get("force_conflicts", False), "force_conflicts")
@@ -190,17 +193,18 @@ class KubernetesDeployer:
         self._apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
 
     def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None:
-        """Delete the namespace if faasops created it for this workspace; otherwise only give up
-        faasops' labels on it."""
+        """Delete the namespace if faasops created it and no other workspace's functions live
+        there; on a namespace faasops did not create, only give up faasops' labels."""
         existing = self._get(NAMESPACE, None, namespace)
         if existing is None:
             return
-        labels = existing.get("metadata", {}).get("labels") or {}
-        if _managed(existing) and labels.get(WORKSPACE_ID_LABEL) in (None, workspace):
-            self._delete(NAMESPACE, None, namespace)
-        else:
+        if not _managed(existing):
             # An apply without the labels removes the ones only faasops set.
             self._apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            return
+        others = f"{MANAGED_BY_LABEL}={MANAGED_BY},{WORKSPACE_ID_LABEL}!={workspace}"
+        if not self._list(SPINAPP, namespace, others, limit=1):
+            self._delete(NAMESPACE, None, namespace)
 
     def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> None:
         """Server-side apply ``manifests``, delete the function's autoscalers that are no longer
@@ -284,13 +288,13 @@ class KubernetesDeployer:
             raise self._error("get", kind, namespace, response, f"{kind.kind} {_where(namespace, name)}")
         return response.body
 
-    def _list(self, kind: Kind, namespace: str, selector: str) -> list[dict[str, Any]]:
-        """Every object of ``kind`` in ``namespace`` matching ``selector``; a kind the cluster
-        does not serve has none."""
+    def _list(self, kind: Kind, namespace: str, selector: str, limit: int = 0) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace`` matching ``selector`` (with ``limit``, at
+        most one page of that size); a kind the cluster does not serve has none."""
         items: list[dict[str, Any]] = []
         token = ""
         while True:
-            query = [("labelSelector", selector), ("limit", str(LIST_PAGE_SIZE))]
+            query = [("labelSelector", selector), ("limit", str(limit or LIST_PAGE_SIZE))]
             if token:
                 query.append(("continue", token))
             response = self._request("LIST", kind, kind.path(namespace), query)
@@ -300,7 +304,7 @@ class KubernetesDeployer:
                 raise self._error("list", kind, namespace, response, f"{kind.plural} in namespace {namespace}")
             items.extend(response.body.get("items") or ())
             token = (response.body.get("metadata") or {}).get("continue") or ""
-            if not token:
+            if not token or limit:
                 return items
 
     def _delete(self, kind: Kind, namespace: str | None, name: str) -> None:
@@ -378,7 +382,7 @@ class KubernetesDeployer:
         configuration.retries = 0
         try:
             if self.kubeconfig:
-                path = Path(os.path.expanduser(str(self.kubeconfig)))
+                path = self.kubeconfig
                 if not path.is_file():
                     raise ProviderError(f"kubeconfig {path} does not exist (providers.deployer.kubeconfig)")
                 config.load_kube_config(config_file=str(path), context=self.context,
@@ -524,19 +528,23 @@ def _observed(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ready(spinapp: dict[str, Any]) -> bool:
-    """Ready when ``readyReplicas`` reaches the desired count (``spec.replicas``, or 1 under
-    autoscaling); an operator that reports no ``readyReplicas`` counts with ``Available``."""
+    """Ready when ``readyReplicas`` reaches ``spec.replicas``. An autoscaled SpinApp (no
+    ``spec.replicas``; KEDA may hold it at zero) is ready with one ready replica or the
+    ``Available`` condition, as is one whose operator reports no ``readyReplicas``."""
     status = spinapp.get("status") or {}
-    desired = (spinapp.get("spec") or {}).get("replicas") or 1
-    if "readyReplicas" in status:
-        return int(status.get("readyReplicas") or 0) >= desired
-    return any(c.get("type") == "Available" and c.get("status") == "True" for c in status.get("conditions") or ())
+    desired = (spinapp.get("spec") or {}).get("replicas")
+    available = any(c.get("type") == "Available" and c.get("status") == "True" for c in status.get("conditions") or ())
+    if "readyReplicas" not in status:
+        return available
+    ready = int(status.get("readyReplicas") or 0)
+    return ready >= desired if desired else (ready >= 1 or available)
 
 
 def _readiness(spinapp: dict[str, Any]) -> str:
     status = spinapp.get("status") or {}
-    desired = (spinapp.get("spec") or {}).get("replicas") or 1
-    text = f"{int(status.get('readyReplicas') or 0)}/{desired} replicas ready"
+    desired = (spinapp.get("spec") or {}).get("replicas")
+    ready = int(status.get("readyReplicas") or 0)
+    text = f"{ready}/{desired} replicas ready" if desired else f"{ready} replicas ready, autoscaled"
     available = next((c for c in status.get("conditions") or () if c.get("type") == "Available"), None)
     if available is not None:
         text += f", Available={available.get('status')}"
@@ -557,4 +565,4 @@ def faasops_provider_types() -> list[tuple[str, str, str]]:
 def faasops_deployer(config: ProviderConfig, project: Project) -> KubernetesDeployer | None:
     if config.type != TYPE:
         return None
-    return KubernetesDeployer(config.options)
+    return KubernetesDeployer(config.options, project.root)

@@ -328,15 +328,23 @@ class LocalRegistry:
         return Artifact(reference=f"local/{repository}@{digest}", digest=digest, pushed=not present)
 
 
-    def component_path(self, reference: str) -> Path:
-        """The component (wasm layer) of a pushed artifact ``…@sha256:…``, for the local runtime."""
+    def _digest(self, reference: str) -> str:
         _, _, digest = reference.partition("@")
         if not digest:
             raise ProviderError(f"image reference {reference!r} has no digest")
+        return digest
+
+    def component_path(self, reference: str) -> Path:
+        """The component (wasm layer) of a pushed artifact ``…@sha256:…``, for the local runtime."""
         try:
-            return self.layout.wasm_path_for(digest)
+            return self.layout.wasm_path_for(self._digest(reference))
         except (KeyError, FileNotFoundError) as exc:
             raise ProviderError(f"image {reference} is not in the local registry {self.root}; run `faasops apply`") from exc
+
+    def component_env(self, reference: str) -> dict[str, str]:
+        """The component's environment, as recorded in the artifact's Spin locked app."""
+        locked = self.layout.locked_app_for(self._digest(reference))
+        return dict(locked["components"][0].get("env", {}))
 
 
 class LocalDeployer:

@@ -36,14 +36,18 @@ workspaces:
         source: functions/failing
       - name: counter
         source: functions/counter
+      - name: settings
+        source: functions/settings
+        env: {GREETING: Hej}
+        variables: {audience: platform team}
 """
 
 
 @pytest.fixture(scope="module")
 def served_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One applied project with four functions, shared by the tests of this module."""
+    """One applied project with five functions, shared by the tests of this module."""
     root = tmp_path_factory.mktemp("serving")
-    for name in ("hello", "echo", "failing", "counter"):
+    for name in ("hello", "echo", "failing", "counter", "settings"):
         shutil.copytree(HANDLERS / name, root / "functions" / name)
     (root / "faas.yaml").write_text(MANIFEST)
     applied = run_faasops("-C", str(root), "apply", "--auto-approve")
@@ -97,6 +101,12 @@ def test_failing_handler_answers_500_and_its_traceback_is_in_logs(served_project
     entries = [json.loads(l) for l in run_faasops("-C", str(served_project), "logs", "demo", "failing", "--format", "json").out.splitlines()]
     assert [e["status"] for e in entries][-2:] == [500, 200]
     assert {e["function_id"] for e in entries} == {"demo.failing"}
+
+
+def test_function_sees_its_env_and_variables_from_the_manifest(served_project: Path) -> None:
+    result = run_faasops("-C", str(served_project), "invoke", "demo/settings")
+    assert result.code == 0, result.output
+    assert result.out == "Hej, platform team!"
 
 
 def test_key_value_store_persists_across_invocations(served_project: Path) -> None:

@@ -133,10 +133,12 @@ class ComponentRuntime:
         self._stop.set()
 
     def load(self, wasm_path: Path, *, variables: Mapping[str, str] | None = None,
+             env: Mapping[str, str] | None = None,
              kv_path: Path | None = None, kv_namespace: str = "") -> "LoadedApp":
         """Prepare ``wasm_path`` for serving.
 
-        ``variables`` are the app's Spin variables; ``kv_path`` is the SQLite file backing the
+        ``variables`` are the app's Spin variables; ``env`` the component's environment
+        variables (what Spin takes from the locked app's component ``environment``); ``kv_path`` is the SQLite file backing the
         ``default`` key-value store (none: the store is denied, as in Spin without a store), and
         ``kv_namespace`` keeps this app's keys apart from other apps' in that file.
         """
@@ -151,7 +153,7 @@ class ComponentRuntime:
                 self._compiled[digest] = compiled
         kv = KeyValueDatabase(kv_path, kv_namespace) if kv_path is not None else None
         return LoadedApp(self, compiled, Path(wasm_path), digest, from_cache,
-                         dict(variables or {}), kv)
+                         dict(variables or {}), kv, sorted((env or {}).items()))
 
     def cache_path(self, digest: str) -> Path:
         """Where the compiled artifact of the wasm with sha256 ``digest`` is cached."""
@@ -200,7 +202,7 @@ class LoadedApp:
 
     def __init__(self, runtime: ComponentRuntime, compiled: _Compiled, wasm_path: Path,
                  sha256: str, compiled_from_cache: bool, variables: dict[str, str],
-                 key_value: KeyValueDatabase | None):
+                 key_value: KeyValueDatabase | None, environment: list[tuple[str, str]] | None = None):
         self.wasm_path = wasm_path
         self.sha256 = sha256
         self.compiled_from_cache = compiled_from_cache
@@ -211,6 +213,7 @@ class LoadedApp:
         self._compiled = compiled
         self._variables = variables
         self._key_value = key_value
+        self._environment = environment or []
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Run ``request`` through a fresh instance of the component and return its response."""
@@ -220,7 +223,8 @@ class LoadedApp:
         started = time.perf_counter()
         cpu_started = time.thread_time()
         runtime._slots.acquire()
-        state = RequestState(variables=self._variables, key_value=self._key_value,
+        state = RequestState(variables=self._variables, environment=self._environment,
+                             key_value=self._key_value,
                              deadline=time.monotonic() + runtime.timeout_s)
         set_current_request(state)
         store = wasmtime.Store(runtime.engine)

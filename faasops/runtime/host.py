@@ -78,6 +78,7 @@ class RequestState:
     """Everything one request's host calls share: handles, captured output, the response."""
 
     variables: dict[str, str]
+    environment: list[tuple[str, str]] = field(default_factory=list)  # the component's env
     key_value: Any = None  # faasops.runtime.spin.KeyValueDatabase | None
     deadline: float = float("inf")  # time.monotonic() value after which blocking calls give up
     stdout: bytearray = field(default_factory=bytearray)

@@ -188,8 +188,12 @@ def _output_splice(state: RequestState, dst: OutputStream, src: InputStream,
 # -- wasi:cli --------------------------------------------------------------------------------
 
 @HOST_API.func("wasi:cli/environment@0.2", "get-environment")
+def _environment(state: RequestState) -> list[Any]:
+    return list(state.environment)
+
+
 @HOST_API.func("wasi:cli/environment@0.2", "get-arguments")
-def _no_entries(state: RequestState) -> list[Any]:
+def _no_arguments(state: RequestState) -> list[Any]:
     return []
 
 

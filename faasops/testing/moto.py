@@ -91,15 +91,19 @@ class MotoServer:
         self._log: Any = None
 
     @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
     def url(self) -> str:
         if self._proc is None:
             raise MotoServerError("the moto server is not running; call start() first")
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "MotoServer":
-        if self.executable is None:
-            raise MotoServerNotFound("moto_server not found beside the Python interpreter or on PATH "
-                                     "(pip install 'moto[server]')")
+        if self.executable is None or not Path(self.executable).exists():
+            where = self.executable or "not beside the Python interpreter nor on PATH"
+            raise MotoServerNotFound(f"moto_server not found ({where}); pip install 'moto[server]'")
         # A free port can be taken between choosing it and moto binding it: try a few.
         attempts = 3 if self.port == 0 else 1
         for attempt in range(attempts):

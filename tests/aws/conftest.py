@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from aws_support import BUCKET, TABLE, StateFactory, StoreFactory, start_moto_server
 from faasops.plugins.aws import DynamoDBState, S3SourceStore
-from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
-
-TABLE = "faasops-state"
-BUCKET = "faasops-sources"
+from faasops.testing.moto import MotoServer, aws_env
 
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
-    try:
-        server = MotoServer().start()
-    except MotoServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    server = start_moto_server()
     yield server
     server.stop()
 
@@ -50,9 +42,6 @@ def s3(moto: MotoServer) -> Any:
     return moto.client("s3")
 
 
-StateFactory = Callable[..., DynamoDBState]
-
-
 @pytest.fixture()
 def make_state(moto: MotoServer) -> Iterator[StateFactory]:
     """``make_state(project="shop", **options)``: a DynamoDB backend on moto, closed afterwards."""
@@ -70,7 +59,7 @@ def make_state(moto: MotoServer) -> Iterator[StateFactory]:
 
 
 @pytest.fixture()
-def make_store(moto: MotoServer) -> Callable[..., S3SourceStore]:
+def make_store(moto: MotoServer) -> StoreFactory:
     def make(bucket: str = BUCKET, **options: Any) -> S3SourceStore:
         return S3SourceStore(bucket, **{"endpoint_url": moto.url, "create_bucket": True, **options})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -11,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from conftest import TABLE, StateFactory
+from aws_support import TABLE, StateFactory
 from faasops.errors import LockError, ProviderError
-from faasops.plugins.aws import table_definition
+from faasops.plugins.aws import DynamoDBState, table_definition
 from faasops.providers import ActualState, FunctionRecord, LockInfo, StateBackend, Task, WorkspaceRecord
 
 
@@ -37,7 +39,7 @@ def fn_record(ws: str, name: str, n: int = 0) -> FunctionRecord:
 def lock_info(holder: str = "alice", host: str | None = None, pid: int | None = None, lock_id: str = "") -> LockInfo:
     return LockInfo(
         id=lock_id or f"lock-{holder}", holder=holder, host=host or socket.gethostname(),
-        pid=pid if pid is not None else 4242 if host else __import__("os").getpid(),
+        pid=os.getpid() if pid is None else pid,
         command="faasops apply", created_at="2026-01-01T00:00:00Z", expires_at="",
     )
 
@@ -99,7 +101,7 @@ def test_read_of_selected_workspaces_filters_client_side(make_state: StateFactor
     assert state.calls["dynamodb.Query"] - before == 1
 
 
-def fill(state: Any, workspaces: int, per_workspace: int) -> None:
+def fill(state: DynamoDBState, workspaces: int, per_workspace: int) -> None:
     for w in range(workspaces):
         state.put_workspace(WorkspaceRecord(f"ws{w}", {"namespace": f"ws{w}"}))
         for f in range(per_workspace):
@@ -217,8 +219,8 @@ def test_racing_runs_exactly_one_takes_the_lock(make_state: StateFactory, dynamo
     dynamodb.create_table(**table_definition(TABLE))  # the documented definition; the race is on the lock
     runners = 6
     backends = [make_state() for _ in range(runners)]
-    for backend in backends:
-        backend.client  # made before the start line, so the runs really start together
+    # Clients are made before the start line, so the runs really start together.
+    assert all(backend.client for backend in backends)
     barrier = threading.Barrier(runners)
     won: list[LockInfo] = []
     lost: list[tuple[str, float]] = []
@@ -345,3 +347,14 @@ def test_unreachable_endpoint_is_one_line_without_credentials(make_state: StateF
     assert "\n" not in message and "Traceback" not in message
     assert "AKIAFAASOPSTEST12345" not in message and "do-not-print-this-secret" not in message
     assert error.value.__cause__ is None  # nothing from botocore's internals rides along
+
+
+def test_a_table_created_from_the_printed_definition_serves_the_backend(make_state: StateFactory,
+                                                                         dynamodb: Any) -> None:
+    printed = subprocess.run([sys.executable, "-m", "faasops.plugins.aws", "table-definition", "made-by-hand"],
+                             capture_output=True, text=True, check=True)
+    dynamodb.create_table(**json.loads(printed.stdout))
+    state = make_state(table="made-by-hand", create_table=False)
+    state.put_workspace(WorkspaceRecord("demo", {}))
+    state.put_task(task("t1", "demo", "2026-01-01T00:00:01.000000Z"))
+    assert state.read().serial == 1 and [t.id for t in state.list_tasks(workspace="demo")] == ["t1"]

@@ -37,6 +37,19 @@ def autoscaled(make_project: Callable[..., Project], autoscaling: dict | None) -
     return make_project([{"name": "demo", "functions": [function]}])
 
 
+@pytest.fixture()
+def shared(make_project: Callable[..., Project]) -> Project:
+    """Two workspaces in one namespace."""
+    return make_project("""\
+        - name: alpha
+          namespace: shared
+          functions: [{name: one, source: functions/hello}]
+        - name: beta
+          namespace: shared
+          functions: [{name: two, source: functions/hello}]
+        """)
+
+
 # ------------------------------------------------------------------------------------ namespaces
 
 
@@ -86,6 +99,20 @@ def test_delete_workspace_keeps_a_namespace_labelled_by_someone_else(
     kubectl("label", "namespace", "demo", "app.kubernetes.io/managed-by=helm")
     deployer.delete_workspace(hello, "demo", "demo")
     assert kubectl_json(kubectl, "namespace", "demo")["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "helm"
+
+
+def test_delete_workspace_keeps_a_namespace_another_workspace_still_uses(
+        shared: Project, deployer: KubernetesDeployer, kubectl: KubectlRunner) -> None:
+    project = shared
+    deployed(project, deployer)
+    deployer.undeploy(project, "alpha", "shared", "one")
+
+    deployer.delete_workspace(project, "alpha", "shared")
+    assert [s["metadata"]["name"] for s in kubectl_json(kubectl, "spinapps", "-n", "shared")["items"]] == ["two"]
+
+    deployer.undeploy(project, "beta", "shared", "two")
+    deployer.delete_workspace(project, "beta", "shared")
+    assert kubectl("get", "namespace", "shared", check=False).returncode == 1
 
 
 # ------------------------------------------------------------------------------------ deploy
@@ -311,15 +338,8 @@ def test_undeploy_removes_the_spinapp_and_its_autoscalers_only(
 
 
 def test_observe_keeps_to_faasops_objects_of_the_asked_workspaces(
-        make_project: Callable[..., Project], deployer: KubernetesDeployer, kubectl: KubectlRunner) -> None:
-    project = make_project("""\
-        - name: alpha
-          namespace: shared
-          functions: [{name: one, source: functions/hello}]
-        - name: beta
-          namespace: shared
-          functions: [{name: two, source: functions/hello}]
-        """)
+        shared: Project, deployer: KubernetesDeployer, kubectl: KubectlRunner) -> None:
+    project = shared
     deployed(project, deployer)
     kubectl("apply", "--server-side", "-f", "-", input="""\
 apiVersion: core.spinkube.dev/v1alpha1
@@ -419,3 +439,13 @@ def test_wait_counts_ready_replicas_against_the_desired_count(
 
     kube.mark_spinapp_ready("demo", "hello", ready_replicas=3)
     waiting.deploy(project, only_function(project), render(project, only_function(project)))
+
+
+def test_wait_accepts_an_autoscaled_spinapp_held_at_zero_replicas_once_available(
+        make_project: Callable[..., Project], make_deployer: Callable[..., KubernetesDeployer],
+        kube: KubeEmulator) -> None:
+    project = autoscaled(make_project, {"type": "keda", "min": 0, "max": 3, "cpu": 80})
+    deployed(project, make_deployer())
+    kube.mark_spinapp_ready("demo", "hello", ready_replicas=0)  # Available=True, scaled to zero
+
+    make_deployer(wait=True, wait_timeout=2).deploy(project, only_function(project), render(project, only_function(project)))

@@ -73,6 +73,15 @@ def test_the_context_option_picks_the_kubeconfig_context(
         KubernetesDeployer({"kubeconfig": str(path)}).ensure_workspace(hello, hello.workspaces[0])
 
 
+def test_a_relative_kubeconfig_is_relative_to_the_project_root(hello: Project, kubeconfig: Path) -> None:
+    (hello.root / "cluster.yaml").write_text(kubeconfig.read_text())
+    pm = create_plugin_manager()
+    deployer = pm.hook.faasops_deployer(
+        config=ProviderConfig("deployer", "kubernetes", {"kubeconfig": "cluster.yaml"}), project=hello)
+    assert deployer.kubeconfig == hello.root / "cluster.yaml"
+    assert deployer.observe(hello, hello.workspaces) == {}
+
+
 def test_kubeconfig_defaults_to_the_kubeconfig_environment_variable(
         hello: Project, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)

@@ -9,7 +9,6 @@ provider at it, while credentials still come from ECR.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,14 @@ from faasops.plugins.ecr import DistributionRegistry
 from faasops.providers import BuildResult
 from faasops.source import snapshot_directory
 from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
-from faasops.testing.registry import OciRegistry, RegistryUnavailable
-from registry_support import HELLO_SOURCE, make_function, make_project
+from faasops.testing.registry import OciRegistry
+from registry_support import HELLO_SOURCE, make_function, make_project, start_registry, unavailable
 
 # Settings of the developer's machine that would steer boto3 away from moto.
 AWS_SETTINGS = (
     "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL_STS",
     "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME",
 )
-
-
-def unavailable(message: str) -> None:
-    """Missing test services fail on CI and skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -80,14 +72,6 @@ def ecr_password(aws: MotoServer) -> str:
     user, _, password = base64.b64decode(token).decode().partition(":")
     assert user == "AWS"
     return password
-
-
-def start_registry(users: dict[str, str] | None = None, auth: bool = True) -> OciRegistry:
-    try:
-        return OciRegistry(users, auth=auth)
-    except RegistryUnavailable as exc:
-        unavailable(str(exc))
-        raise
 
 
 @pytest.fixture()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import urllib3
 
 from faasops.model import Function, Location, Project, ProviderConfig, Workspace
 from faasops.oci import MANIFEST_MEDIA_TYPE
+from faasops.testing.registry import OciRegistry, RegistryUnavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HELLO_SOURCE = REPO_ROOT / "examples" / "hello" / "functions" / "hello"
@@ -19,6 +22,22 @@ PASSWORD_ENV = "FAASOPS_TEST_REGISTRY_PASSWORD"
 
 # Requests that move blob bytes into the registry (a mount moves none).
 UPLOAD_CALLS = ("registry.POST upload", "registry.PUT blob", "registry.PATCH blob chunk")
+
+
+def unavailable(message: str) -> None:
+    """Missing test services fail on CI and skip elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def start_registry(users: dict[str, str] | None = None, auth: str = "htpasswd") -> OciRegistry:
+    """A docker-registry (see :class:`OciRegistry`), or a skip/failure when it is not installed."""
+    try:
+        return OciRegistry(users, auth=auth)
+    except RegistryUnavailable as exc:
+        unavailable(str(exc))
+        raise
 
 
 def make_function(name: str = "hello", workspace: str = "demo", source_dir: Path = HELLO_SOURCE) -> Function:

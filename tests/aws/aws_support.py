@@ -1,0 +1,28 @@
+"""What the AWS provider tests share (imported by name: several test folders have a conftest)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from faasops.plugins.aws import DynamoDBState, S3SourceStore
+from faasops.testing.moto import MotoServer, MotoServerNotFound
+
+TABLE = "faasops-state"
+BUCKET = "faasops-sources"
+
+StateFactory = Callable[..., DynamoDBState]
+StoreFactory = Callable[..., S3SourceStore]
+
+
+def start_moto_server(executable: str | None = None) -> MotoServer:
+    """A started moto server; when moto_server is missing, a skip — but a failure under CI=true,
+    where a missing test service must never pass silently."""
+    try:
+        return MotoServer(executable=executable).start()
+    except MotoServerNotFound as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
