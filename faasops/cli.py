@@ -107,8 +107,10 @@ def _report(result: ApplyResult, verb: str) -> None:
 
 def _run_apply(ctx: Context, make_options: Callable[[Engine], PlanOptions] | None, auto_approve: bool,
                parallelism: int, continue_on_error: bool, lock_timeout: float, verb: str,
-               saved_plan: Path | None = None) -> None:
+               saved_plan: Path | None = None, force_conflicts: bool = False) -> None:
     with ctx.engine() as engine:
+        if force_conflicts:
+            engine.override_options("deployer", force_conflicts=True)
         with engine.locked(f"faasops {verb.lower()}", lock_timeout):
             if saved_plan is not None:
                 # A saved plan was reviewed when it was made: apply exactly it, or refuse.
@@ -231,6 +233,8 @@ def apply_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                       help="Let independent functions finish after one fails (default: stop starting new ones).")(fn)
     fn = click.option("--lock-timeout", type=float, default=0.0, show_default=True, metavar="SECONDS",
                       help="Wait this long for the state lock held by another run.")(fn)
+    fn = click.option("--force-conflicts", is_flag=True,
+                      help="Take over fields another Kubernetes field manager changed (server-side apply force).")(fn)
     return selection_options(fn)
 
 
@@ -241,7 +245,7 @@ def apply_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @pass_ctx
 def apply(ctx: Context, plan_file: Path | None, targets: tuple[str, ...], excludes: tuple[str, ...],
           changed_since: str | None, auto_approve: bool, parallelism: int, continue_on_error: bool,
-          lock_timeout: float, prune: bool) -> None:
+          lock_timeout: float, force_conflicts: bool, prune: bool) -> None:
     """Make the deployed functions match the manifests.
 
     Takes the state lock, plans, shows the plan, asks for confirmation, then runs each function
@@ -261,14 +265,16 @@ def apply(ctx: Context, plan_file: Path | None, targets: tuple[str, ...], exclud
     if plan_file is not None and (targets or excludes or changed_since or prune):
         raise FaasopsError("a saved plan already fixes what it covers: don't combine PLANFILE with -t/--exclude/--changed-since/--prune")
     _run_apply(ctx, lambda engine: _plan_options(engine, targets, excludes, changed_since, prune=prune),
-               auto_approve, parallelism, continue_on_error, lock_timeout, "Apply", saved_plan=plan_file)
+               auto_approve, parallelism, continue_on_error, lock_timeout, "Apply", saved_plan=plan_file,
+               force_conflicts=force_conflicts)
 
 
 @cli.command()
 @apply_options
 @pass_ctx
 def destroy(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], changed_since: str | None,
-            auto_approve: bool, parallelism: int, continue_on_error: bool, lock_timeout: float) -> None:
+            auto_approve: bool, parallelism: int, continue_on_error: bool, lock_timeout: float,
+            force_conflicts: bool) -> None:
     """Delete every deployed function and workspace of the project (protected ones are kept).
 
     \b

@@ -15,6 +15,7 @@ import socket
 import sys
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +43,14 @@ class Engine:
     def __init__(self, project: Project, pm: pluggy.PluginManager | None = None):
         self.project = project
         self.pm = pm or create_plugin_manager()
+
+    def override_options(self, slot: str, **options: Any) -> None:
+        """Set provider options from the command line (e.g. ``--force-conflicts``) before the
+        providers are created."""
+        assert "providers" not in self.__dict__, "providers already created"
+        config = self.project.providers[slot]
+        providers = {**self.project.providers, slot: replace(config, options={**config.options, **options})}
+        self.project = replace(self.project, providers=providers)
 
     @classmethod
     def load(cls, root: Path, environment: str | None = None, pm: pluggy.PluginManager | None = None) -> "Engine":
