@@ -96,7 +96,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 from faasops.errors import FaasopsError, LockError, ProviderError
 from faasops.hookspecs import hookimpl
@@ -105,6 +105,8 @@ from faasops.providers import ActualState, FunctionRecord, LockInfo, SourceSnaps
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
+
+T = TypeVar("T")
 
 LOCK_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 5
@@ -381,10 +383,10 @@ class DynamoDBState(_AwsService):
         return self._call(operation, **kwargs)
 
     def _create_table(self) -> None:
-        # ResourceInUseException: another run is creating it right now.
-        self._call("create_table", ok_codes=("ResourceInUseException",), **table_definition(self.table))
         from botocore.exceptions import WaiterError
 
+        # ResourceInUseException: another run is creating it right now.
+        self._call("create_table", ok_codes=("ResourceInUseException",), **table_definition(self.table))
         try:
             self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
         except WaiterError as exc:
@@ -400,7 +402,7 @@ class DynamoDBState(_AwsService):
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _read_missing_ok(self, read: Any, empty: Any) -> Any:
+    def _read_missing_ok(self, read: Callable[[], T], empty: T) -> T:
         """Reads never create the table: with ``create_table`` a missing one reads as empty."""
         try:
             return read()
@@ -618,8 +620,12 @@ class DynamoDBState(_AwsService):
             if held is None or self._is_stale(held):
                 lock = replace(info, expires_at=_iso(_now() + timedelta(seconds=self.lease_s)))
                 if self._try_take(lock, found):
-                    self._mark_interrupted()
                     self._start_heartbeat(lock.id)
+                    try:
+                        self._mark_interrupted()
+                    except BaseException:
+                        self.release_lock(lock.id)  # nobody else would, until the lease ran out
+                        raise
                     return lock
                 lost_races += 1
                 if lost_races < 20 or time.monotonic() < deadline:
