@@ -821,7 +821,7 @@ def _options(config: ProviderConfig, known: dict[str, type | tuple[type, ...]], 
             raise ProviderError(f"{where}: option `{name}` has the wrong type ({type(value).__name__})")
     for name in required:
         if not config.options.get(name):
-            raise ProviderError(f"{where}: option `{name}` is required")
+            raise ProviderError(f"{where}: option `{name}` is required (set it under providers.{config.slot} in faas.yaml)")
     return {k: v for k, v in config.options.items() if v is not None}
 
 
