@@ -86,20 +86,18 @@ the key and skips the PUT when it is there.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import socket
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 from faasops.errors import FaasopsError, LockError, ProviderError
 from faasops.hookspecs import hookimpl
+from faasops.lock import DEFAULT_LEASE_S, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig
 from faasops.providers import ActualState, FunctionRecord, LockInfo, SourceSnapshot, Task, WorkspaceRecord
 
@@ -108,7 +106,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-LOCK_LEASE_S = 60.0
+LOCK_LEASE_S = DEFAULT_LEASE_S
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_PREFIX = "sources/"
 SSE_MODES = ("AES256", "aws:kms")
@@ -141,22 +139,7 @@ _KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA|ANPA|AGPA)[A-Z0-9]{12,}\b")
 # -------------------------------------------------------------------- shared AWS plumbing
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _one_line(text: str) -> str:
@@ -578,7 +561,7 @@ class DynamoDBState(_AwsService):
                     ConditionExpression="#status IN (:pending, :running)",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={
-                        ":failed": _s("failed"), ":now": _s(_iso(_now())), ":why": _s(INTERRUPTED),
+                        ":failed": _s("failed"), ":now": _s(iso(utc_now())), ":why": _s(INTERRUPTED),
                         ":pending": _s("pending"), ":running": _s("running"),
                     },
                 )
@@ -605,11 +588,6 @@ class DynamoDBState(_AwsService):
         found = self._get_lock()
         return found[0] if found else None
 
-    def _is_stale(self, held: LockInfo) -> bool:
-        if held.expires_at < _iso(_now()):
-            return True
-        # On the same host a dead pid frees the lock at once (kill -9 of a local apply).
-        return held.host == socket.gethostname() and not _pid_alive(held.pid)
 
     def acquire_lock(self, info: LockInfo, timeout_s: float) -> LockInfo:
         deadline = time.monotonic() + timeout_s
@@ -617,8 +595,8 @@ class DynamoDBState(_AwsService):
         while True:
             found = self._get_lock()
             held = found[0] if found else None
-            if held is None or self._is_stale(held):
-                lock = replace(info, expires_at=_iso(_now() + timedelta(seconds=self.lease_s)))
+            if held is None or is_stale(held):
+                lock = replace(info, expires_at=lease_until(self.lease_s))
                 if self._try_take(lock, found):
                     self._start_heartbeat(lock.id)
                     try:
@@ -633,13 +611,7 @@ class DynamoDBState(_AwsService):
                     continue  # look again: who won?
                 raise LockError("could not take the state lock: other runs kept taking it first; retry")
             if time.monotonic() >= deadline:
-                raise LockError(
-                    f"the state is locked by {held.holder} on {held.host} (pid {held.pid}, "
-                    f"`{held.command}`, since {held.created_at}, lease until {held.expires_at}"
-                    + (f", {held.ci_url}" if held.ci_url else "")
-                    + f"); wait, retry with --lock-timeout, or run `faasops force-unlock {held.id}` "
-                    "if that run is gone"
-                )
+                raise locked_error(held)
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
 
     def _try_take(self, lock: LockInfo, seen: tuple[LockInfo, int] | None) -> bool:
@@ -675,7 +647,7 @@ class DynamoDBState(_AwsService):
                         UpdateExpression="SET expires_at = :expires ADD version :one",
                         ConditionExpression="lock_id = :id",
                         ExpressionAttributeValues={
-                            ":expires": _s(_iso(_now() + timedelta(seconds=self.lease_s))),
+                            ":expires": _s(lease_until(self.lease_s)),
                             ":one": _n(1), ":id": _s(lock_id),
                         },
                     )

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
@@ -24,6 +22,7 @@ import yaml
 
 from faasops.errors import LockError, ProviderError
 from faasops.hookspecs import hookimpl
+from faasops.lock import DEFAULT_LEASE_S, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig, Workspace
 from faasops.oci import OciLayout, function_artifact
 from faasops.providers import (
@@ -38,7 +37,7 @@ from faasops.providers import (
     WorkspaceRecord,
 )
 
-LOCK_LEASE_S = 60.0
+LOCK_LEASE_S = DEFAULT_LEASE_S
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,22 +57,7 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalState:
@@ -203,11 +187,6 @@ class LocalState:
         ).fetchone()
         return LockInfo(*row) if row else None
 
-    def _is_stale(self, held: LockInfo) -> bool:
-        if held.expires_at < _iso(_now()):
-            return True
-        # On the same host a dead pid frees the lock at once (kill -9 of a local apply).
-        return held.host == socket.gethostname() and not _pid_alive(held.pid)
 
     def current_lock(self) -> LockInfo | None:
         if not self._exists():
@@ -222,8 +201,8 @@ class LocalState:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     held = self._lock_row()
-                    if held is None or self._is_stale(held):
-                        lock = LockInfo(**{**info.__dict__, "expires_at": _iso(_now() + timedelta(seconds=self.lease_s))})
+                    if held is None or is_stale(held):
+                        lock = LockInfo(**{**info.__dict__, "expires_at": lease_until(self.lease_s)})
                         self._db.execute(
                             "INSERT OR REPLACE INTO locks (name, id, holder, host, pid, command, created_at, expires_at, ci_url) "
                             "VALUES ('state',?,?,?,?,?,?,?,?)",
@@ -234,7 +213,7 @@ class LocalState:
                             "UPDATE tasks SET status = 'failed', updated_at = ?, "
                             "message = 'interrupted: the run ended before this step finished' "
                             "WHERE status IN ('running', 'pending')",
-                            (_iso(_now()),),
+                            (iso(utc_now()),),
                         )
                         self._db.execute("COMMIT")
                         self._start_heartbeat(lock.id)
@@ -244,13 +223,7 @@ class LocalState:
                     self._db.execute("ROLLBACK")
                     raise
             if time.monotonic() >= deadline:
-                raise LockError(
-                    f"the state is locked by {held.holder} on {held.host} (pid {held.pid}, "
-                    f"`{held.command}`, since {held.created_at}, lease until {held.expires_at}"
-                    + (f", {held.ci_url}" if held.ci_url else "")
-                    + f"); wait, retry with --lock-timeout, or run `faasops force-unlock {held.id}` "
-                    "if that run is gone"
-                )
+                raise locked_error(held)
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
 
     def _start_heartbeat(self, lock_id: str) -> None:
@@ -263,7 +236,7 @@ class LocalState:
                     return
                 self._write(
                     "UPDATE locks SET expires_at = ? WHERE name = 'state' AND id = ?",
-                    (_iso(_now() + timedelta(seconds=self.lease_s)), lock_id),
+                    (lease_until(self.lease_s), lock_id),
                     bump=False,
                 )
 

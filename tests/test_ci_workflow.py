@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -14,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from cli_support import REPO, run_faasops, tree_snapshot
+from cli_support import REPO, run_faasops
 
 THREE = """\
 apiVersion: faasops/v1
@@ -69,6 +68,7 @@ def test_saved_plan_applies_exactly_and_is_refused_once_stale(tmp_path: Path) ->
     first = run_faasops("-C", str(root), "plan", "--out", "first.json", "-t", "shop/cart", cwd=root)
     assert first.code == 0, first.output
     second = run_faasops("-C", str(root), "plan", "--out", "second.json", "-t", "blog", cwd=root)
+    assert second.code == 0, second.output
     saved = json.loads((root / "first.json").read_text())
     assert {c["address"] for c in saved["changes"]} == {"shop", "shop/cart"}
 

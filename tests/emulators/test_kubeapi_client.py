@@ -380,7 +380,7 @@ def test_a_partial_apply_is_validated_as_the_merged_object(custom: client.Custom
     apply(custom, partial, "labeller")
     live = get_app(custom, namespace, "app")
     assert live["spec"]["podLabels"] == {"team": "a"}
-    assert live["spec"]["image"] == f"registry.local/app:1"
+    assert live["spec"]["image"] == "registry.local/app:1"
     owners = {e["manager"]: e["fieldsV1"] for e in live["metadata"]["managedFields"]}
     assert owners["labeller"] == {"f:spec": {"f:podLabels": {"f:team": {}}}}
 

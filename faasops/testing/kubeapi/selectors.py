@@ -103,7 +103,7 @@ def parse_label_selector(text: str | None) -> list[Requirement]:
     for raw in _split_top_level(text):
         part = raw.strip()
         if not part:
-            raise bad_request(f"unable to parse requirement: found '', expected: identifier")
+            raise bad_request("unable to parse requirement: found '', expected: identifier")
         match = _SET_RE.match(part)
         if match:
             key = match["key"]
@@ -127,7 +127,7 @@ def parse_label_selector(text: str | None) -> list[Requirement]:
             if op in (">", "<"):
                 if not value.lstrip("-").isdigit():
                     raise bad_request(
-                        f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"
+                        "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"
                     )
                 requirements.append(Requirement(key, "gt" if op == ">" else "lt", (value,)))
                 continue

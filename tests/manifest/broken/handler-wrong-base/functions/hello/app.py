@@ -1,4 +1,3 @@
-from spin_sdk import http
 from spin_sdk.http import Request, Response
 
 
