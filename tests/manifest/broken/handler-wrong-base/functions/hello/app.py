@@ -1,3 +1,4 @@
+from spin_sdk import http
 from spin_sdk.http import Request, Response
 
 
