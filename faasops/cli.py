@@ -440,7 +440,9 @@ def invoke(ctx: Context, address: str, method: str | None, data: str | None, hea
            path: str, include: bool) -> None:
     """Call a deployed function and print its response body.
 
-    Goes through a running `faasops up` when there is one, else runs the function in-process.
+    On the local backend it goes through a running `faasops up`, else runs the function
+    in-process; on a cluster through the Kubernetes API service proxy, or the gateway URL set
+    as `providers.invoker: {type: gateway, url: …}`.
 
     \b
     Examples:
@@ -448,15 +450,17 @@ def invoke(ctx: Context, address: str, method: str | None, data: str | None, hea
       faasops invoke demo/echo -X PUT -d @payload.json -H 'content-type: application/json' -i
       faasops invoke demo/echo --path '/items?id=7'
     """
-    from faasops.serving import invoke_function, parse_headers, read_body
+    from faasops.providers import InvokeRequest
+    from faasops.serving import parse_headers, read_body
 
     workspace, function = _split_address(address)
     if not function:
         raise FaasopsError(f"invoke needs WS/FN, got {address!r}")
     body = read_body(data)
+    request = InvokeRequest(method or ("POST" if data is not None else "GET"),
+                            path if path.startswith("/") else "/" + path, parse_headers(headers), body)
     with ctx.engine() as engine:
-        response = invoke_function(engine, workspace, function, method or ("POST" if data is not None else "GET"),
-                                   path, parse_headers(headers), body)
+        response = engine.operations_provider("invoker").invoke(workspace, function, request)
     if include:
         click.echo(f"HTTP {response.status}")
         for name, value in response.headers:
@@ -467,37 +471,45 @@ def invoke(ctx: Context, address: str, method: str | None, data: str | None, hea
     if sys.stdout.isatty() and not response.body.endswith(b"\n"):
         click.echo()  # keep the shell prompt off the body's last line
     if response.error and not include:
-        click.echo(f"\n(function failed with {response.status}; see `faasops logs {workspace}/{function}`)", err=True)
+        click.echo(f"(function failed with {response.status}; see `faasops logs {workspace}/{function}`)", err=True)
 
 
 @cli.command()
 @click.argument("address", metavar="WS[/FN]")
 @click.argument("function", required=False)
 @click.option("-n", "--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries (Ctrl-C to stop).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries, each once (Ctrl-C to stop).")
 @click.option("--since", metavar="DURATION", help="Only entries newer than this (30s, 15m, 2h, 1d).")
+@click.option("--grep", metavar="TEXT", help="Only entries whose message contains TEXT.")
+@click.option("--source", metavar="TYPE", help="Another log source than providers.logs (e.g. loki).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @pass_ctx
-def logs(ctx: Context, address: str, function: str | None, limit: int, follow: bool, since: str | None, fmt: str) -> None:
-    """Invocation logs of a workspace or one function: time, status, duration and the
-    function's stdout/stderr (a failing handler's traceback included), newest first.
+def logs(ctx: Context, address: str, function: str | None, limit: int, follow: bool, since: str | None,
+         grep: str | None, source: str | None, fmt: str) -> None:
+    """Logs of a workspace or one function, oldest of the newest LIMIT first.
+
+    Locally: each invocation with status, duration and the function's stdout/stderr (a failing
+    handler's traceback included). On AWS: the DynamoDB logs table; `--source loki` queries Loki
+    by the function_id label.
 
     \b
     Examples:
       faasops logs demo --limit 20
       faasops logs demo/hello --follow
+      faasops logs demo hello --source loki --since 15m --grep ERROR
     """
-    from faasops.observe import parse_duration, print_log_entries, follow_logs, open_log
+    from faasops.observe import parse_duration, print_log_records
 
     workspace, fn = _split_address(address, function)
+    cutoff = time.time() - parse_duration(since) if since else None
     with ctx.engine() as engine:
-        log = open_log(engine)
-        cutoff = time.time() - parse_duration(since) if since else None
-        entries = list(reversed(log.entries(workspace, fn, limit=limit, since=cutoff)))
-        print_log_entries(entries, fmt)
+        reader = engine.operations_provider("logs", source)
+        records = reader.read(workspace, fn, limit=limit, since=cutoff, grep=grep)
+        print_log_records(list(reversed(records)), fmt)
         if follow:
             try:
-                follow_logs(log, workspace, fn, entries[-1].id if entries else 0, fmt)
+                for record in reader.follow(workspace, fn, since=cutoff, grep=grep):
+                    print_log_records([record], fmt)
             except KeyboardInterrupt:
                 pass
 
@@ -505,18 +517,22 @@ def logs(ctx: Context, address: str, function: str | None, limit: int, follow: b
 @cli.command()
 @click.argument("address", metavar="WS/FN")
 @click.option("--since", default="1h", show_default=True, metavar="DURATION", help="Window to show (15m, 1h, 1d).")
-@click.option("--step", default="1m", show_default=True, metavar="DURATION", help="Bucket size.")
+@click.option("--step", default="1m", show_default=True, metavar="DURATION", help="Resolution.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+              help="Also draw the series into a PNG (needs matplotlib: pip install 'faasops[plot]').")
 @pass_ctx
-def metrics(ctx: Context, address: str, since: str, step: str, fmt: str) -> None:
-    """Requests, errors, latency and CPU of one function over time, with a sparkline.
+def metrics(ctx: Context, address: str, since: str, step: str, fmt: str, plot: Path | None) -> None:
+    """CPU, memory, replicas (Prometheus) or requests, errors, latency and CPU (local) of one
+    function over time, as a table with sparklines.
 
     \b
     Examples:
       faasops metrics demo/hello
       faasops metrics demo/hello --since 15m --step 30s --format json
+      faasops metrics demo/hello --since 6h --step 5m --plot hello.png
     """
-    from faasops.observe import open_log, parse_duration, render_metrics
+    from faasops.observe import parse_duration, plot_metrics, render_metrics
 
     workspace, fn = _split_address(address)
     if not fn:
@@ -524,8 +540,11 @@ def metrics(ctx: Context, address: str, since: str, step: str, fmt: str) -> None
     window, bucket = parse_duration(since), parse_duration(step)
     now = time.time()
     with ctx.engine() as engine:
-        points = open_log(engine).metrics(workspace, fn, now - window, now, bucket)
-    click.echo(render_metrics(f"{workspace}/{fn}", points, bucket, fmt), nl=False)
+        series = engine.operations_provider("metrics").query(workspace, fn, since=now - window, until=now, step_s=bucket)
+    click.echo(render_metrics(f"{workspace}/{fn}", series, bucket, fmt), nl=False)
+    if plot is not None:
+        plot_metrics(f"{workspace}/{fn}", series, plot)
+        click.echo(f"plot written to {plot}", err=True)
 
 
 def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:

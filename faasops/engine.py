@@ -27,7 +27,7 @@ from faasops.diff import diff_project
 from faasops.errors import PolicyViolation, StalePlanError
 from faasops.executor import ApplyResult, Executor, ProviderSet, recorded_namespaces
 from faasops.manifest import load_project
-from faasops.model import Function, Project
+from faasops.model import Function, Project, ProviderConfig
 from faasops.plan import Plan, PlanOptions
 from faasops.plugin_manager import create_plugin_manager, create_provider
 from faasops.progress import Reporter, reporter_for
@@ -65,6 +65,23 @@ class Engine:
             state=make("state"), sources=make("sources"), builder=make("builder"),
             registry=make("registry"), scaffolder=make("scaffolder"), deployer=make("deployer"),
         )
+
+    def operations_provider(self, slot: str, type_: str | None = None) -> Any:
+        """The ``logs``/``metrics``/``invoker`` provider, or another type of it (``--source``).
+
+        Options of other types may be nested under their name in the slot's settings
+        (``logs: {type: dynamodb, table: t, loki: {url: …}}``); each provider sees only its own.
+        """
+        from faasops.plugin_manager import provider_types
+
+        config = self.project.provider(slot)
+        known = {t for t, _ in provider_types(self.pm).get(slot, [])}
+        if type_ and type_ != config.type:
+            nested = config.options.get(type_)
+            return create_provider(self.pm, self.project, slot,
+                                   ProviderConfig(slot, type_, dict(nested) if isinstance(nested, dict) else {}))
+        own = {k: v for k, v in config.options.items() if not (k in known and isinstance(v, dict))}
+        return create_provider(self.pm, self.project, slot, replace(config, options=own))
 
     @property
     def state(self) -> Any:

@@ -11,7 +11,8 @@ whose functions carry ``@faasops.hookimpl``. The built-in providers (``faasops.p
 entry-point group, so they use exactly this contract.
 
 Provider factory hooks are ``firstresult``: each slot of ``faas.yaml`` (``state``, ``sources``,
-``builder``, ``registry``, ``scaffolder``, ``deployer``) names a ``type``; faasops calls the
+``builder``, ``registry``, ``scaffolder``, ``deployer``, and for day-2 commands ``logs``,
+``metrics``, ``invoker``) names a ``type``; faasops calls the
 slot's factory hook and the first plugin that recognises the type returns a provider object
 (see :mod:`faasops.providers` for the protocols). A plugin that does not serve that type
 returns ``None``. Plugins advertise the types they serve through :func:`faasops_provider_types`
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from faasops.providers import (
         Builder,
         Deployer,
+        Invoker,
+        LogSource,
+        MetricsSource,
         Registry,
         Scaffolder,
         SourceStore,
@@ -94,6 +98,23 @@ def faasops_scaffolder(config: ProviderConfig, project: Project) -> Scaffolder |
 @hookspec(firstresult=True)
 def faasops_deployer(config: ProviderConfig, project: Project) -> Deployer | None:
     """Return a :class:`~faasops.providers.Deployer` for ``config.type``, else None."""
+
+
+@hookspec(firstresult=True)
+def faasops_log_source(config: ProviderConfig, project: Project) -> LogSource | None:
+    """Return a :class:`~faasops.providers.LogSource` for ``config.type`` (slot ``logs``), else
+    None. ``faasops logs --source TYPE`` asks for another type with the options nested under
+    that type's name in ``providers.logs``."""
+
+
+@hookspec(firstresult=True)
+def faasops_metrics_source(config: ProviderConfig, project: Project) -> MetricsSource | None:
+    """Return a :class:`~faasops.providers.MetricsSource` for ``config.type`` (slot ``metrics``)."""
+
+
+@hookspec(firstresult=True)
+def faasops_invoker(config: ProviderConfig, project: Project) -> Invoker | None:
+    """Return an :class:`~faasops.providers.Invoker` for ``config.type`` (slot ``invoker``)."""
 
 
 # --------------------------------------------------------------------------------------------

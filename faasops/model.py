@@ -194,6 +194,9 @@ class Project:
 
 
 PROVIDER_SLOTS = ("state", "sources", "builder", "registry", "scaffolder", "deployer")
+# Day-2 slots: where `faasops logs`, `faasops metrics` and `faasops invoke` read and call.
+OPERATIONS_SLOTS = ("logs", "metrics", "invoker")
+ALL_SLOTS = PROVIDER_SLOTS + OPERATIONS_SLOTS
 
 # `backend:` presets: one word selects a coherent set of providers; each slot can still be
 # overridden under `providers:`.
@@ -205,6 +208,9 @@ BACKEND_PRESETS: dict[str, dict[str, str]] = {
         "registry": "local",
         "scaffolder": "spinkube",
         "deployer": "local",
+        "logs": "local",
+        "metrics": "local",
+        "invoker": "local",
     },
     "aws": {
         "state": "dynamodb",
@@ -213,5 +219,8 @@ BACKEND_PRESETS: dict[str, dict[str, str]] = {
         "registry": "ecr",
         "scaffolder": "spinkube",
         "deployer": "kubernetes",
+        "logs": "dynamodb",
+        "metrics": "prometheus",
+        "invoker": "kubernetes",
     },
 }

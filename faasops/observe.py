@@ -1,17 +1,16 @@
-"""Reading what functions did: invocation logs and metrics, rendered for people and tools."""
+"""Showing what functions did: log records and metric series, for people and for tools."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
 
 import click
 
 from faasops.errors import FaasopsError
-from faasops.invocation_log import InvocationLog, LogEntry, MetricPoint
+from faasops.providers import LogRecord, MetricSeries
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -29,42 +28,22 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def open_log(engine: Any) -> InvocationLog:
-    return InvocationLog(engine.project.state_dir / "invocations.db")
-
-
-def _stamp(epoch: float) -> str:
+def stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def format_entry(entry: LogEntry) -> str:
-    lines = [f"{_stamp(entry.time)} {entry.workspace}/{entry.function} {entry.method} {entry.path} "
-             f"{entry.status} {entry.duration_s * 1000:.1f}ms cpu={entry.cpu_s * 1000:.1f}ms"]
-    for stream, text in (("stdout", entry.stdout), ("stderr", entry.stderr)):
-        lines += [f"    {stream}| {line}" for line in text.rstrip("\n").splitlines()]
-    if entry.error and entry.error.strip() not in entry.stderr:
-        lines += [f"    error| {line}" for line in entry.error.rstrip("\n").splitlines()]
-    return "\n".join(lines)
+def format_record(record: LogRecord) -> str:
+    first, *rest = record.message.splitlines() or [""]
+    return "\n".join([f"{stamp(record.time)} {record.workspace}/{record.function} {first}",
+                      *(f"    {line}" for line in rest)])
 
 
-def print_log_entries(entries: list[LogEntry], fmt: str) -> None:
-    for entry in entries:
+def print_log_records(records: list[LogRecord], fmt: str) -> None:
+    for record in records:
         if fmt == "json":
-            click.echo(json.dumps({**entry.__dict__, "function_id": entry.function_id}, sort_keys=True))
+            click.echo(json.dumps({**record.__dict__, "function_id": record.function_id}, sort_keys=True))
         else:
-            click.echo(format_entry(entry))
-
-
-def follow_logs(log: InvocationLog, workspace: str, function: str | None, after_id: int, fmt: str,
-                poll_s: float = 0.5, until: float | None = None) -> None:
-    """Print entries newer than ``after_id`` as they arrive, each exactly once."""
-    while until is None or time.monotonic() < until:
-        entries = log.entries(workspace, function, limit=1000, after_id=after_id)
-        if entries:
-            print_log_entries(entries, fmt)
-            after_id = entries[-1].id
-        else:
-            time.sleep(poll_s)
+            click.echo(format_record(record))
 
 
 def sparkline(values: list[float]) -> str:
@@ -74,24 +53,56 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1) + 0.5))] for v in values)
 
 
-def render_metrics(address: str, points: list[MetricPoint], step_s: float, fmt: str) -> str:
+def _number(value: float) -> str:
+    return f"{value:.4g}" if value else "0"
+
+
+def render_metrics(address: str, series: list[MetricSeries], step_s: float, fmt: str) -> str:
+    """A table (one row per time step, one column per series) with a sparkline per series,
+    or the documented JSON: ``{"function", "step_seconds", "series": [{"name", "unit",
+    "points": [[time, value], …]}]}``."""
     if fmt == "json":
         return json.dumps({
             "function": address, "step_seconds": step_s,
-            "points": [{**p.__dict__, "time": _stamp(p.start), "cpu_cores": p.cpu_s / step_s} for p in points],
+            "series": [{"name": s.name, "unit": s.unit, "points": [list(p) for p in s.points]} for s in series],
         }, indent=2) + "\n"
-    total = sum(p.requests for p in points)
-    errors = sum(p.errors for p in points)
-    cpu = [p.cpu_s / step_s for p in points]
-    lines = [
-        f"{address}: {total} requests, {errors} errors, CPU {sum(p.cpu_s for p in points):.3f}s",
-        f"requests  {sparkline([float(p.requests) for p in points])}",
-        f"cpu       {sparkline(cpu)}",
-        "",
-        f"{'TIME':<24} {'REQUESTS':>8} {'ERRORS':>6} {'CPU(cores)':>10} {'P50(ms)':>8} {'P99(ms)':>8}",
-    ]
-    for p, c in zip(points, cpu):
-        if p.requests:
-            lines.append(f"{_stamp(p.start):<24} {p.requests:>8} {p.errors:>6} {c:>10.4f} "
-                         f"{p.duration_p50_s * 1000:>8.1f} {p.duration_p99_s * 1000:>8.1f}")
+    width = max((len(s.name) for s in series), default=4)
+    lines = [f"{address} (step {step_s:g}s)"]
+    for s in series:
+        values = [v for _, v in s.points]
+        latest = values[-1] if values else 0.0
+        lines.append(f"  {s.name:<{width}}  {sparkline(values)}  max {_number(max(values, default=0))} "
+                     f"last {_number(latest)} {s.unit}")
+    times = sorted({t for s in series for t, _ in s.points})
+    if times:
+        lines.append("")
+        lines.append(f"{'TIME':<24} " + " ".join(f"{s.name.upper():>14}" for s in series))
+        by_series = [dict(s.points) for s in series]
+        for t in times:
+            row = [values.get(t) for values in by_series]
+            if all(not v for v in row):
+                continue  # quiet steps add nothing to the table (they are in the sparklines)
+            lines.append(f"{stamp(t):<24} " + " ".join(f"{_number(v) if v is not None else '-':>14}" for v in row))
     return "\n".join(lines) + "\n"
+
+
+def plot_metrics(address: str, series: list[MetricSeries], path: Path) -> None:
+    """One PNG with a panel per series (matplotlib, an optional dependency)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise FaasopsError("--plot needs matplotlib: pip install 'faasops[plot]'") from exc
+    fig, axes = plt.subplots(len(series) or 1, 1, figsize=(9, 2.2 * max(1, len(series))), sharex=True, squeeze=False)
+    for ax, s in zip(axes[:, 0], series):
+        times = [datetime.fromtimestamp(t, timezone.utc) for t, _ in s.points]
+        ax.plot(times, [v for _, v in s.points], linewidth=1.5)
+        ax.set_ylabel(f"{s.name}\n({s.unit})", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(address)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

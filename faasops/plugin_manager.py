@@ -21,6 +21,9 @@ _FACTORY_HOOKS = {
     "registry": "faasops_registry",
     "scaffolder": "faasops_scaffolder",
     "deployer": "faasops_deployer",
+    "logs": "faasops_log_source",
+    "metrics": "faasops_metrics_source",
+    "invoker": "faasops_invoker",
 }
 
 
@@ -54,9 +57,11 @@ def provider_types(pm: pluggy.PluginManager) -> dict[str, list[tuple[str, str]]]
     return found
 
 
-def create_provider(pm: pluggy.PluginManager, project: Project, slot: str) -> Any:
-    """The provider object for ``slot``, from the first plugin that serves its configured type."""
-    config: ProviderConfig = project.provider(slot)
+def create_provider(pm: pluggy.PluginManager, project: Project, slot: str,
+                    config: ProviderConfig | None = None) -> Any:
+    """The provider object for ``slot``, from the first plugin that serves its configured type
+    (or ``config``, when a command picks another type, e.g. ``faasops logs --source loki``)."""
+    config = config or project.provider(slot)
     hook = getattr(pm.hook, _FACTORY_HOOKS[slot])
     provider = hook(config=config, project=project)
     if provider is None:

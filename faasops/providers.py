@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
 from faasops.model import Function, Project, Workspace
 
@@ -222,3 +222,86 @@ class Deployer(Protocol):
     def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> None: ...
 
     def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Day-2 operations: logs, metrics, invoke
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One log entry of a function (an invocation, or one line its pods printed).
+
+    ``time`` is seconds since the epoch; ``message`` may span several lines (a traceback);
+    ``status``/``duration_s`` are set for invocation records; ``id`` identifies the record
+    within its source so ``follow`` never repeats one.
+    """
+
+    time: float
+    workspace: str
+    function: str
+    message: str
+    status: int | None = None
+    duration_s: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    id: str = ""
+
+    @property
+    def function_id(self) -> str:
+        """The ``function_id`` label faasops puts on SpinApps and pods."""
+        return f"{self.workspace}.{self.function}"
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    """Where ``faasops logs`` reads (the local invocation log, DynamoDB, Loki …)."""
+
+    def read(self, workspace: str, function: str | None, *, limit: int, since: float | None = None,
+             grep: str | None = None) -> list[LogRecord]:
+        """The newest ``limit`` records (newest first) of a workspace or one function, optionally
+        only those at or after ``since`` and whose message contains ``grep``."""
+
+    def follow(self, workspace: str, function: str | None, *, since: float | None = None,
+               grep: str | None = None, poll_s: float = 1.0) -> Iterator[LogRecord]:
+        """Records as they arrive, oldest first, each exactly once, until the caller stops."""
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One metric of a function over time: ``points`` are ``(time, value)``."""
+
+    name: str  # cpu_cores, memory_bytes, replicas, requests, errors, latency_p99_ms …
+    unit: str
+    points: tuple[tuple[float, float], ...]
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """Where ``faasops metrics`` reads (the local invocation log, Prometheus …)."""
+
+    def query(self, workspace: str, function: str, *, since: float, until: float,
+              step_s: float) -> list[MetricSeries]: ...
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    method: str
+    path: str  # below the function's route, with the query: "/items?id=7"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class InvokeResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    error: str | None = None  # set when the function failed (a trap or a guest traceback)
+
+
+@runtime_checkable
+class Invoker(Protocol):
+    """How ``faasops invoke`` reaches a deployed function."""
+
+    def invoke(self, workspace: str, function: str, request: InvokeRequest) -> InvokeResponse: ...

@@ -119,13 +119,30 @@ def test_metrics_count_requests_and_cpu(served_project: Path) -> None:
         assert run_faasops("-C", str(served_project), "invoke", "demo/hello").code == 0
     result = run_faasops("-C", str(served_project), "metrics", "demo/hello", "--since", "10m", "--step", "1m", "--format", "json")
     assert result.code == 0, result.output
-    points = json.loads(result.out)["points"]
-    assert sum(p["requests"] for p in points) >= 3
-    assert sum(p["cpu_s"] for p in points) > 0
+    series = {s["name"]: s for s in json.loads(result.out)["series"]}
+    assert sum(v for _, v in series["requests"]["points"]) >= 3
+    assert sum(v for _, v in series["cpu_cores"]["points"]) > 0
+    assert series["cpu_cores"]["unit"] == "cores"
     table = run_faasops("-C", str(served_project), "metrics", "demo/hello", "--since", "10m")
-    assert "demo/hello:" in table.out and "cpu" in table.out
+    assert table.out.startswith("demo/hello (step 60s)")
+    assert "cpu_cores" in table.out and "REQUESTS" in table.out
     bad = run_faasops("-C", str(served_project), "metrics", "demo/hello", "--since", "ten minutes")
     assert bad.code == 1 and "invalid duration 'ten minutes'" in bad.err
+
+
+def test_metrics_plot_writes_a_png(served_project: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "hello.png"
+    result = run_faasops("-C", str(served_project), "metrics", "demo/hello", "--since", "10m", "--plot", str(plot))
+    assert result.code == 0, result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_logs_grep_and_since_filter(served_project: Path) -> None:
+    assert run_faasops("-C", str(served_project), "invoke", "demo/failing", "--path", "/boom").code == 0
+    found = run_faasops("-C", str(served_project), "logs", "demo/failing", "--grep", "kaboom", "--since", "5m")
+    assert found.code == 0, found.output
+    assert "kaboom" in found.out and "still alive" not in found.out
+    assert all("/boom" in line for line in found.out.splitlines() if line.startswith("20"))
 
 
 def test_invoke_unknown_function_is_a_clear_error(served_project: Path) -> None:

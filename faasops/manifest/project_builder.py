@@ -26,7 +26,7 @@ from faasops.model import (
     BACKEND_PRESETS,
     DEFAULT_EXECUTOR,
     DEFAULT_HANDLER,
-    PROVIDER_SLOTS,
+    ALL_SLOTS,
     Autoscaling,
     Function,
     Location,
@@ -102,7 +102,7 @@ class ProjectBuilder:
         preset = BACKEND_PRESETS.get(backend) if isinstance(backend, str) else None
         overrides = tree.get("providers") if isinstance(tree.get("providers"), YMap) else YMap(tree.loc)
         providers: dict[str, ProviderConfig] = {}
-        for slot in PROVIDER_SLOTS:
+        for slot in ALL_SLOTS:
             override = overrides.get(slot)
             if isinstance(override, YMap) and isinstance(override.get("type"), str):
                 options = {key: plain(value) for key, value in override.items() if key != "type"}

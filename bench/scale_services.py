@@ -1,0 +1,84 @@
+"""The services the scale benchmark starts: moto (DynamoDB, S3, ECR API), Debian's
+docker-registry (pushes authenticated with moto's ECR token) and the Kubernetes API emulator.
+
+moto and the registry run as their own processes. The emulator runs in a thread of the
+benchmark's driver process, which only waits on its measurement subprocesses meanwhile, so the
+emulator has that process to itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+from faasops.testing.kubeapi import KubeEmulator
+from faasops.testing.moto import MotoServer, aws_env
+from faasops.testing.registry import OciRegistry
+
+REGION = "eu-west-1"
+
+
+class BenchServices:
+    """moto + docker-registry + Kubernetes emulator, started together and stopped together."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.moto: MotoServer | None = None
+        self.registry: OciRegistry | None = None
+        self.kube: KubeEmulator | None = None
+        self.kubeconfig = workdir / "kubeconfig"
+
+    def start(self) -> "BenchServices":
+        os.environ.update(aws_env(REGION))
+        try:
+            self.moto = MotoServer().start()
+            token = self.moto.client("ecr", REGION).get_authorization_token()["authorizationData"][0]
+            password = base64.b64decode(token["authorizationToken"]).decode().partition(":")[2]
+            self.registry = OciRegistry({"AWS": password})
+            self.kube = KubeEmulator(port=0).start()
+            self.kube.write_kubeconfig(self.kubeconfig)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a faasops or kubectl subprocess needs to reach the services."""
+        return {**os.environ, **aws_env(REGION), "KUBECONFIG": str(self.kubeconfig)}
+
+    def reset(self) -> None:
+        """Wipe DynamoDB, S3, ECR and the cluster (the registry keeps its blobs: projects of
+        different sizes push to different repositories)."""
+        assert self.moto is not None and self.kube is not None
+        self.moto.reset()
+        self.kube.reset()
+        self.kube.reset_stats()
+
+    def kube_stats(self) -> dict[str, Any]:
+        assert self.kube is not None
+        return self.kube.stats()
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"moto": version("moto"), "boto3": version("boto3"), "kubernetes (python)": version("kubernetes")}
+
+    def stop(self) -> None:
+        if self.kube is not None:
+            self.kube.stop()
+            self.kube = None
+        if self.registry is not None:
+            self.registry.stop()
+            self.registry = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+
+    def __enter__(self) -> "BenchServices":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
