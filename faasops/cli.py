@@ -11,6 +11,7 @@ from typing import Any, Callable
 import click
 
 from faasops import __version__
+from faasops.cli_builder import builder_group
 from faasops.engine import Engine
 from faasops.errors import Aborted, ApplyError, FaasopsError, ManifestError
 from faasops.executor import ApplyResult
@@ -559,6 +560,9 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
     click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for row in rows:
         click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
+cli.add_command(builder_group)
 
 
 def main() -> None:

@@ -1,0 +1,259 @@
+"""The Builder API over HTTP: :func:`create_app` builds the FastAPI application.
+
+======  =============================================  ==========================================
+POST    ``/api/v1/build``                              upload (multipart ``source`` + ``spec``),
+                                                       build → 202 + task
+POST    ``/api/v1/build-and-push``                     upload, build, push → 202 + task
+POST    ``/api/v1/push``                               push an earlier build by key → 202 + task
+POST    ``/api/v1/scaffold``                           render the manifests → 200
+POST    ``/api/v1/deploy``                             render + apply → 202 + task
+GET     ``/api/v1/tasks/{task_id}``                    one task (poll it)
+GET     ``/api/v1/workspaces/{workspace_id}/tasks``    a workspace's task history, newest first
+GET     ``/api/v1/builds/{build_key}/component``       a built component (``application/wasm``)
+GET     ``/api/v1/info``                               toolchain and configured providers
+GET     ``/healthz``                                   liveness/readiness (no auth)
+GET     ``/docs``, ``/openapi.json``                   the API's documentation (no auth)
+======  =============================================  ==========================================
+
+Every ``/api/`` request needs ``Authorization: Bearer <token>``; the check runs as ASGI middleware
+before any byte of the body is read, so an anonymous client can't make the service spool an
+upload. Errors answer ``{"detail": "…"}``: 401 (token), 404, 411/413 (upload size), 422 (invalid
+request, archive or handler — with located messages), 501 (no provider configured for it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, AsyncIterator
+
+from fastapi import Depends, FastAPI, File, Form, Path as PathParam, Query, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPBearer
+from pydantic import ValidationError
+
+from faasops import __version__
+from faasops.builder_service.config import ConfigError, ServiceConfig
+from faasops.builder_service.models import (
+    DIGEST,
+    DNS_LABEL,
+    BuildSpec,
+    DeployRequest,
+    ErrorModel,
+    PushRequest,
+    ScaffoldRequest,
+    ScaffoldResponse,
+    ServiceInfo,
+    TaskAccepted,
+    TaskListModel,
+    TaskModel,
+)
+from faasops.builder_service.service import BuilderService, NotConfigured, NotFound, UploadedBuild
+from faasops.builder_service.tasks import task_result
+from faasops.builder_service.uploads import Receive, Scope, Send, UploadLimit, UploadRejected, answer_json
+from faasops.builder_service.wire import API_PREFIX, FAILED, FIELD_SOURCE, FIELD_SPEC
+from faasops.errors import FaasopsError
+from faasops.providers import Task
+
+MIN_TOKEN_LENGTH = 16
+UPLOAD_PATHS = frozenset({f"{API_PREFIX}/build", f"{API_PREFIX}/build-and-push"})
+TASK_ID = r"^[0-9a-f]{8,64}$"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorModel, "description": "Missing or wrong bearer token"},
+    422: {"model": ErrorModel, "description": "Invalid request"},
+}
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    411: {"model": ErrorModel, "description": "No Content-Length"},
+    413: {"model": ErrorModel, "description": "Upload (or its unpacked files) too large"},
+    422: {"model": ErrorModel, "description": "Not a tar.gz, unsafe entries, or handler contract violated"},
+    501: {"model": ErrorModel, "description": "No registry configured (build-and-push)"},
+}
+
+
+def read_token(config: ServiceConfig) -> str:
+    """The bearer token from the environment variable the config names."""
+    name = config.auth.token_env
+    token = os.environ.get(name, "")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"the builder needs its bearer token in the environment variable {name} "
+            f"({'unset' if not token else 'shorter than ' + str(MIN_TOKEN_LENGTH) + ' characters'}); "
+            "e.g. from a Kubernetes Secret"
+        )
+    return token
+
+
+class BearerAuth:
+    """ASGI middleware: ``/api/`` requests need ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            header = dict(scope.get("headers") or []).get(b"authorization", b"")
+            scheme, _, credentials = header.partition(b" ")
+            if scheme.lower() != b"bearer" or not credentials.strip():
+                await _unauthorized(send, "missing bearer token (send `Authorization: Bearer <token>`)")
+                return
+            if not hmac.compare_digest(credentials.strip(), self._token):
+                await _unauthorized(send, "invalid bearer token")
+                return
+        await self.app(scope, receive, send)
+
+
+async def _unauthorized(send: Send, detail: str) -> None:
+    async def with_challenge(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message["headers"], (b"www-authenticate", b"Bearer")]
+        await send(message)
+
+    await answer_json(with_challenge, 401, detail)
+
+
+def task_model(task: Task) -> TaskModel:
+    return TaskModel(
+        task_id=task.id, workspace_id=task.workspace, function=task.function, kind=task.kind,
+        status=task.status,  # type: ignore[arg-type]
+        created_at=task.created_at, updated_at=task.updated_at,
+        log=task.message if task.status == FAILED else "", result=task_result(task),  # type: ignore[arg-type]
+    )
+
+
+def accepted(task: Task) -> JSONResponse:
+    body = TaskAccepted(task_id=task.id, status="pending", kind=task.kind, workspace_id=task.workspace,
+                        function=task.function, poll=f"{API_PREFIX}/tasks/{task.id}")
+    return JSONResponse(jsonable_encoder(body), status_code=202, headers={"Location": body.poll})
+
+
+def create_app(config: ServiceConfig, service: BuilderService | None = None) -> FastAPI:
+    """The Builder API application for ``config`` (``service`` to pass one built elsewhere).
+    Providers are created here, so a bad config fails before the server listens."""
+    token = read_token(config)
+    svc = service or BuilderService(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        svc.close()
+
+    app = FastAPI(
+        title="faasops Builder API",
+        version=__version__,
+        summary="Build Python HTTP handlers into Spin components, push them as OCI artifacts, "
+                "render and deploy SpinApps — for CI runners without the toolchain or credentials.",
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+    bearer = HTTPBearer(auto_error=False, description="The token from the service's `auth.token_env`.")
+    secured = [Depends(bearer)]  # documents the scheme in /docs; BearerAuth enforces it
+
+    @app.exception_handler(UploadRejected)
+    async def _rejected(request: Request, exc: UploadRejected) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(NotConfigured)
+    async def _not_configured(request: Request, exc: NotConfigured) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=501)
+
+    @app.exception_handler(FaasopsError)
+    async def _invalid(request: Request, exc: FaasopsError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc.errors())}, status_code=422)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness and readiness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(f"{API_PREFIX}/info", response_model=ServiceInfo, tags=["service"], dependencies=secured,
+             responses=_ERRORS, summary="Toolchain (part of every build key) and configured providers")
+    def info() -> dict[str, Any]:
+        return svc.info()
+
+    def upload(source: UploadFile, spec: str) -> UploadedBuild:
+        try:
+            parsed = BuildSpec.model_validate_json(spec)
+        except ValidationError as exc:
+            raise UploadRejected(422, f"{FIELD_SPEC}: " + _validation_message(exc.errors())) from exc
+        return UploadedBuild(parsed.project, parsed.function.model_dump(), source.file.read(),
+                             parsed.source_digest, parsed.created)
+
+    SourceField = Annotated[UploadFile, File(alias=FIELD_SOURCE, description="The source directory as a tar.gz.")]
+    SpecField = Annotated[str, Form(alias=FIELD_SPEC, description="A BuildSpec as JSON text.")]
+
+    @app.post(f"{API_PREFIX}/build", status_code=202, response_model=TaskAccepted, tags=["build"],
+              dependencies=secured, responses=_UPLOAD_ERRORS, summary="Upload a source and build it")
+    def build(source: SourceField, spec: SpecField) -> JSONResponse:
+        return accepted(svc.submit_build(upload(source, spec), push=False))
+
+    @app.post(f"{API_PREFIX}/build-and-push", status_code=202, response_model=TaskAccepted, tags=["build"],
+              dependencies=secured, responses=_UPLOAD_ERRORS,
+              summary="Upload a source, build it and push the Spin OCI artifact")
+    def build_and_push(source: SourceField, spec: SpecField) -> JSONResponse:
+        return accepted(svc.submit_build(upload(source, spec), push=True))
+
+    @app.post(f"{API_PREFIX}/push", status_code=202, response_model=TaskAccepted, tags=["build"],
+              dependencies=secured, responses={**_ERRORS, 404: {"model": ErrorModel}, 501: {"model": ErrorModel}},
+              summary="Push an earlier build of this builder, by build key")
+    def push(request: PushRequest) -> JSONResponse:
+        return accepted(svc.submit_push(request.project, request.function.model_dump(), request.build_key,
+                                        request.created))
+
+    @app.post(f"{API_PREFIX}/scaffold", response_model=ScaffoldResponse, tags=["deploy"], dependencies=secured,
+              responses=_ERRORS, summary="Render the function's manifests (SpinApp, HPA/ScaledObject)")
+    def scaffold(request: ScaffoldRequest) -> dict[str, Any]:
+        manifests = svc.scaffold(request.project, request.workspace.model_dump(), request.function.model_dump(),
+                                 request.image)
+        return {"manifests": manifests}
+
+    @app.post(f"{API_PREFIX}/deploy", status_code=202, response_model=TaskAccepted, tags=["deploy"],
+              dependencies=secured, responses={**_ERRORS, 501: {"model": ErrorModel}},
+              summary="Render and apply the function (function_id labels, autoscaling, spot); "
+                      "creates the namespace when missing")
+    def deploy(request: DeployRequest) -> JSONResponse:
+        return accepted(svc.submit_deploy(request.project, request.workspace.model_dump(),
+                                          request.function.model_dump(), request.image))
+
+    @app.get(f"{API_PREFIX}/tasks/{{task_id}}", response_model=TaskModel, tags=["tasks"], dependencies=secured,
+             responses={**_ERRORS, 404: {"model": ErrorModel}}, summary="One task: poll until completed or failed")
+    def get_task(task_id: Annotated[str, PathParam(pattern=TASK_ID)]) -> TaskModel:
+        return task_model(svc.task(task_id))
+
+    @app.get(f"{API_PREFIX}/workspaces/{{workspace_id}}/tasks", response_model=TaskListModel, tags=["tasks"],
+             dependencies=secured, responses=_ERRORS, summary="A workspace's tasks, newest first")
+    def workspace_tasks(workspace_id: Annotated[str, PathParam(pattern=DNS_LABEL, max_length=63)],
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> TaskListModel:
+        return TaskListModel(workspace_id=workspace_id,
+                             tasks=[task_model(t) for t in svc.workspace_tasks(workspace_id, limit)])
+
+    @app.get(f"{API_PREFIX}/builds/{{build_key}}/component", tags=["build"], dependencies=secured,
+             response_class=FileResponse, responses={**_ERRORS, 404: {"model": ErrorModel}},
+             summary="Download a built component (application/wasm)")
+    def component(build_key: Annotated[str, PathParam(pattern=DIGEST)]) -> FileResponse:
+        build = svc.find_build(build_key)
+        return FileResponse(build.wasm_path, media_type="application/wasm",
+                            headers={"Docker-Content-Digest": build.wasm_digest})
+
+    # Added last = outermost: the token is checked before the size, and both before the body.
+    app.add_middleware(UploadLimit, max_bytes=config.limits.max_upload_bytes, paths=UPLOAD_PATHS)
+    app.add_middleware(BearerAuth, token=token)
+    return app
+
+
+def _validation_message(errors: Any) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error.get('loc', ()) if p != 'body') or '(request)'}: {error.get('msg')}"
+        for error in errors
+    )
