@@ -10,7 +10,9 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from faasops.runtime.messages import InvocationRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invocations (
@@ -22,34 +24,11 @@ CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations (workspace, fu
 """
 
 
-class Invocation(Protocol):
-    time: float
-    workspace: str
-    function: str
-    method: str
-    path: str
-    status: int
-    duration_s: float
-    cpu_s: float
-    stdout: str
-    stderr: str
-    error: str | None
-
-
 @dataclass(frozen=True)
-class LogEntry:
-    id: int
-    time: float
-    workspace: str
-    function: str
-    method: str
-    path: str
-    status: int
-    duration_s: float
-    cpu_s: float
-    stdout: str
-    stderr: str
-    error: str | None
+class LogEntry(InvocationRecord):
+    """An :class:`InvocationRecord` as stored, with its row id (ids grow with time)."""
+
+    id: int = 0
 
     @property
     def function_id(self) -> str:
@@ -83,7 +62,7 @@ class InvocationLog:
             self._conn = conn
         return self._conn
 
-    def record(self, inv: Invocation) -> None:
+    def record(self, inv: InvocationRecord) -> None:
         with self._lock:
             self._db().execute(
                 "INSERT INTO invocations (time, workspace, function, method, path, status, duration_s, "
@@ -109,8 +88,8 @@ class InvocationLog:
             clauses.append("id > ?")
             args.append(after_id)
             order = "ASC"
-        sql = (f"SELECT id, time, workspace, function, method, path, status, duration_s, cpu_s, stdout, "
-               f"stderr, error FROM invocations WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT ?")
+        sql = (f"SELECT time, workspace, function, method, path, status, duration_s, cpu_s, stdout, "
+               f"stderr, error, id FROM invocations WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT ?")
         with self._lock:
             rows = self._db().execute(sql, (*args, limit)).fetchall()
         return [LogEntry(*row) for row in rows]

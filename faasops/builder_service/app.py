@@ -73,6 +73,11 @@ _UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     501: {"model": ErrorModel, "description": "No registry configured (build-and-push)"},
 }
 
+# Module level: FastAPI resolves the endpoints' (string) annotations in this module's namespace.
+SourceField = Annotated[UploadFile, File(alias=FIELD_SOURCE, description="The source directory as a tar.gz.")]
+SpecField = Annotated[str, Form(alias=FIELD_SPEC, description="A BuildSpec (JSON text): project, function, "
+                                                            "source_digest, created.")]
+
 
 def read_token(config: ServiceConfig) -> str:
     """The bearer token from the environment variable the config names."""
@@ -189,9 +194,6 @@ def create_app(config: ServiceConfig, service: BuilderService | None = None) -> 
             raise UploadRejected(422, f"{FIELD_SPEC}: " + _validation_message(exc.errors())) from exc
         return UploadedBuild(parsed.project, parsed.function.model_dump(), source.file.read(),
                              parsed.source_digest, parsed.created)
-
-    SourceField = Annotated[UploadFile, File(alias=FIELD_SOURCE, description="The source directory as a tar.gz.")]
-    SpecField = Annotated[str, Form(alias=FIELD_SPEC, description="A BuildSpec as JSON text.")]
 
     @app.post(f"{API_PREFIX}/build", status_code=202, response_model=TaskAccepted, tags=["build"],
               dependencies=secured, responses=_UPLOAD_ERRORS, summary="Upload a source and build it")

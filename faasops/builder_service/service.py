@@ -9,7 +9,6 @@ scaffolder and deployer receive a project holding just the request's workspace.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 import pluggy
 
 from faasops import __version__
+from faasops.builder_service.build_cache import cached_build
 from faasops.builder_service.config import ServiceConfig
 from faasops.builder_service.tasks import TaskRunner
 from faasops.builder_service.uploads import UploadLimits, UploadRejected, validate_upload
@@ -155,22 +155,15 @@ class BuilderService:
         )
 
     def find_build(self, build_key: str) -> BuildResult:
-        """An earlier build by key, from the builder's cache (``<cache_dir>/<hex>.wasm`` and its
-        JSON sidecar, the componentize-py builder's layout)."""
+        """An earlier build by key, from the builder's cache (the componentize-py layout of
+        :mod:`faasops.builder_service.build_cache`)."""
         if not _BUILD_KEY.fullmatch(build_key):
             raise NotFound(f"{build_key!r} is not a build key (sha256:<64 hex digits>)")
         cache_dir = getattr(self.builder, "cache_dir", None)
-        hex_key = build_key.removeprefix("sha256:")
-        if cache_dir is not None:
-            wasm, sidecar = Path(cache_dir) / f"{hex_key}.wasm", Path(cache_dir) / f"{hex_key}.json"
-            try:
-                meta = json.loads(sidecar.read_text())
-                size = wasm.stat().st_size
-            except (OSError, ValueError):
-                meta, size = {}, -1
-            if meta.get("build_key") == build_key and meta.get("size") == size:
-                return BuildResult(build_key=build_key, wasm_path=wasm, wasm_digest=meta["wasm_digest"], cached=True)
-        raise NotFound(f"this builder has no build {build_key}; build it first (POST /api/v1/build)")
+        found = cached_build(Path(cache_dir), build_key) if cache_dir is not None else None
+        if found is None:
+            raise NotFound(f"this builder has no build {build_key}; build it first (POST /api/v1/build)")
+        return found
 
     def _build_result(self, build: BuildResult) -> dict[str, Any]:
         return {"build_key": build.build_key, "wasm_digest": build.wasm_digest, "cached": build.cached,

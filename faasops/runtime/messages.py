@@ -45,3 +45,20 @@ class HttpResponse:
         """The first value of header ``name`` (case-insensitive), or None."""
         key = name.lower()
         return next((v for n, v in self.headers if n.lower() == key), None)
+
+
+@dataclass(frozen=True)
+class InvocationRecord:
+    """One served request, as reported to ``on_invocation``."""
+
+    time: float  # wall-clock start, seconds since the epoch
+    workspace: str
+    function: str
+    method: str
+    path: str
+    status: int
+    duration_s: float
+    cpu_s: float
+    stdout: str
+    stderr: str
+    error: str | None

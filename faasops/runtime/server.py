@@ -17,7 +17,7 @@ from typing import Callable
 from urllib.parse import unquote
 
 from faasops.runtime.component import LoadedApp
-from faasops.runtime.messages import HttpRequest, HttpResponse
+from faasops.runtime.messages import HttpRequest, HttpResponse, InvocationRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +32,6 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     # socketserver's default backlog of 5 resets bursts of concurrent clients.
     request_queue_size = 128
-
-
-@dataclass(frozen=True)
-class InvocationRecord:
-    """One served request, as reported to ``on_invocation``."""
-
-    time: float  # wall-clock start, seconds since the epoch
-    workspace: str
-    function: str
-    method: str
-    path: str
-    status: int
-    duration_s: float
-    cpu_s: float
-    stdout: str
-    stderr: str
-    error: str | None
 
 
 class RuntimeServer:
