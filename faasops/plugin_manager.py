@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -13,6 +15,8 @@ from faasops.errors import PluginError
 from faasops.model import Project, ProviderConfig
 
 ENTRY_POINT_GROUP = "faasops"
+# Extra plugin modules to load without packaging them (like `pytest -p`): "pkg.mod,other".
+PLUGINS_ENV = "FAASOPS_PLUGINS"
 
 _FACTORY_HOOKS = {
     "state": "faasops_state_backend",
@@ -41,11 +45,22 @@ def create_plugin_manager(extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     except Exception as exc:  # an installed plugin that fails to import
         raise PluginError(f"a faasops plugin failed to load: {exc!r}") from exc
+    for name in _env_plugins():
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:
+            raise PluginError(f"plugin module {name!r} from ${PLUGINS_ENV} failed to import: {exc!r}") from exc
+        if not pm.is_registered(module):  # already loaded through an entry point
+            pm.register(module, name=name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc
     return pm
+
+
+def _env_plugins() -> list[str]:
+    return [name.strip() for name in os.environ.get(PLUGINS_ENV, "").split(",") if name.strip()]
 
 
 def provider_types(pm: pluggy.PluginManager) -> dict[str, list[tuple[str, str]]]:
