@@ -1,4 +1,5 @@
-"""The services the scale benchmark starts: moto (DynamoDB, S3, ECR API), Debian's
+"""The services the scale benchmark starts: moto (DynamoDB, S3, ECR API; one request at a
+time, see :mod:`moto_serialized`), Debian's
 docker-registry (pushes authenticated with moto's ECR token) and the Kubernetes API emulator.
 
 moto and the registry run as their own processes. The emulator runs in a thread of the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from faasops.testing.moto import MotoServer, aws_env
 from faasops.testing.registry import OciRegistry
 
 REGION = "eu-west-1"
+MOTO_SERIALIZED = Path(__file__).resolve().parent / "moto_serialized.py"
 
 
 class BenchServices:
@@ -33,7 +36,7 @@ class BenchServices:
     def start(self) -> "BenchServices":
         os.environ.update(aws_env(REGION))
         try:
-            self.moto = MotoServer().start()
+            self.moto = MotoServer(executable=str(self._moto_launcher())).start()
             token = self.moto.client("ecr", REGION).get_authorization_token()["authorizationData"][0]
             password = base64.b64decode(token["authorizationToken"]).decode().partition(":")[2]
             self.registry = OciRegistry({"AWS": password})
@@ -43,6 +46,14 @@ class BenchServices:
             self.stop()
             raise
         return self
+
+    def _moto_launcher(self) -> Path:
+        """An executable that starts moto_serialized.py with this interpreter (MotoServer runs
+        ``EXECUTABLE -H HOST -p PORT``)."""
+        launcher = self.workdir / "moto_server"
+        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{MOTO_SERIALIZED}" "$@"\n')
+        launcher.chmod(0o755)
+        return launcher
 
     @property
     def env(self) -> dict[str, str]:

@@ -169,7 +169,7 @@ class GatewayInvoker:
         url = self.url + (target if target.startswith("/") else "/" + target)
         headers = _joined_headers(request.headers)
         if self.token_env:
-            headers["authorization"] = f"Bearer {_token(self.token_env)}"
+            headers["authorization"] = bearer_token(self.token_env, "providers.invoker")
         raw = _send(urllib3.PoolManager(), request.method.upper(), url, request.body, headers, self.timeout,
                     unreachable=f"cannot reach the gateway at {self.url}",
                     slow=f"{workspace}/{function} did not answer within {self.timeout:g}s at {self.url} "
@@ -224,11 +224,12 @@ def _joined_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return joined
 
 
-def _token(env: str) -> str:
+def bearer_token(env: str, where: str) -> str:
+    """``Bearer <token>`` from the environment variable a ``token_env`` option names."""
     token = os.environ.get(env, "").strip()
     if not token:
-        raise ProviderError(f"providers.invoker.token_env names ${env}, which is not set or empty")
-    return token
+        raise ProviderError(f"{where}.token_env names ${env}, which is not set or empty")
+    return f"Bearer {token}"
 
 
 def _send(pool: Any, method: str, url: str, body: bytes, headers: dict[str, str], timeout: float, *,

@@ -123,6 +123,9 @@ def test_full_featured_manifest_loads_into_exact_model_values(make_project):
             "registry": ProviderConfig("registry", "ecr"),
             "scaffolder": ProviderConfig("scaffolder", "spinkube"),
             "deployer": ProviderConfig("deployer", "kubernetes"),
+            "logs": ProviderConfig("logs", "dynamodb"),
+            "metrics": ProviderConfig("metrics", "prometheus"),
+            "invoker": ProviderConfig("invoker", "kubernetes"),
         },
         workspaces=(
             Workspace(
@@ -194,6 +197,7 @@ def test_minimal_manifest_uses_local_backend_and_model_defaults(make_project):
     assert {slot: config.type for slot, config in project.providers.items()} == {
         "state": "local", "sources": "local", "builder": "componentize-py",
         "registry": "local", "scaffolder": "spinkube", "deployer": "local",
+        "logs": "local", "metrics": "local", "invoker": "local",
     }
     workspace = project.workspaces[0]
     assert workspace.namespace == "tiny"
@@ -221,7 +225,8 @@ def test_provider_override_replaces_one_slot_of_the_preset_with_its_options(make
     assert type(providers["registry"].options) is dict and type(providers["registry"].options["tags"]) is list
     assert providers["deployer"] == ProviderConfig("deployer", "local", {})
     assert providers["state"] == ProviderConfig("state", "dynamodb", {})
-    assert list(providers) == ["state", "sources", "builder", "registry", "scaffolder", "deployer"]
+    assert list(providers) == ["state", "sources", "builder", "registry", "scaffolder", "deployer",
+                               "logs", "metrics", "invoker"]
 
 
 def test_defaults_merge_under_each_function(make_project):
