@@ -11,13 +11,34 @@ Options (under ``providers.state`` / ``providers.sources`` in faas.yaml)
 
 - ``dynamodb``: ``table`` (required), ``region``, ``endpoint_url``, ``create_table`` (default
   false), ``lock_lease_seconds`` (default 60), ``max_attempts`` (botocore standard-mode retries,
-  default 5).
+  default 5), ``timeout_seconds`` (read timeout per request, default 30).
 - ``s3``: ``bucket`` (required), ``prefix`` (default ``sources/``), ``region``,
   ``endpoint_url``, ``sse`` (``AES256`` default, or ``aws:kms``), ``kms_key_id`` (with
   ``aws:kms``; default the account's ``aws/s3`` key), ``create_bucket`` (default false; a created
-  bucket blocks public access), ``max_attempts``.
+  bucket blocks public access), ``max_attempts``, ``timeout_seconds``.
 
 Unknown options are refused, and so are credential-like ones.
+
+Retries
+=======
+
+botocore's ``standard`` retry mode, with ``max_attempts`` attempts per call (the first
+included). It retries throttling (``ThrottlingException``,
+``ProvisionedThroughputExceededException``, S3 ``SlowDown``, any 429 …: waits of
+``uniform(0, min(1 s × 2^n, 20 s))``), transient failures (500/502/503/504, ``RequestTimeout``,
+connection errors, timeouts, dropped connections, a DynamoDB CRC32 mismatch: waits of
+``uniform(0, min(25 ms × 2^n, 20 s))`` for DynamoDB, 50 ms for S3), and honours
+``x-amz-retry-after`` — the same exponential backoff with full jitter as :mod:`faasops.retry`.
+Its client-side retry quota (500 tokens: 14 per transient retry, 5 per throttling retry, refunded
+by successes) stops retrying against an endpoint that keeps failing. A call still failing after
+that ends the run with one line naming the operation, the code and the attempts.
+
+botocore retries every operation, writes included. That is safe here: record writes are
+``TransactWriteItems`` carrying botocore's automatic ``ClientRequestToken`` (DynamoDB answers a
+repeat within 10 minutes without applying it again), task writes and the lock heartbeat are
+idempotent ``SET`` updates, and a conditional lock write whose answer was lost is recognised
+when its retry fails the condition: the lock item then carries our own lock id (see
+``acquire_lock``), so the run goes on holding it instead of waiting for itself.
 
 DynamoDB table design
 =====================
@@ -100,6 +121,7 @@ from faasops.hookspecs import hookimpl
 from faasops.lock import DEFAULT_LEASE_S, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig
 from faasops.providers import ActualState, FunctionRecord, LockInfo, SourceSnapshot, Task, WorkspaceRecord
+from faasops.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -108,6 +130,11 @@ T = TypeVar("T")
 
 LOCK_LEASE_S = DEFAULT_LEASE_S
 DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
+# TransactionConflict: another transaction touched the serial item (another process). The
+# serial item is hot, so conflicts are retried longer than botocore would.
+TRANSACTION_CONFLICT_RETRY = RetryPolicy(max_attempts=8, max_seconds=10.0, base_delay_s=0.05, max_delay_s=1.0)
 DEFAULT_PREFIX = "sources/"
 SSE_MODES = ("AES256", "aws:kms")
 
@@ -170,10 +197,12 @@ class _AwsService:
     service = ""
     display = ""
 
-    def __init__(self, *, region: str | None, endpoint_url: str | None, max_attempts: int):
+    def __init__(self, *, region: str | None, endpoint_url: str | None, max_attempts: int,
+                 timeout_s: float = DEFAULT_TIMEOUT_S):
         self.region = region
         self.endpoint_url = endpoint_url
         self.max_attempts = max_attempts
+        self.timeout_s = timeout_s
         #: API calls made, keyed ``"<service>.<Operation>"`` (e.g. ``"dynamodb.Query"``; one per
         #: page of a paginated read, retries not counted). For tests and benchmarks.
         self.calls: Counter[str] = Counter()
@@ -195,7 +224,8 @@ class _AwsService:
 
         config = Config(
             retries={"mode": "standard", "max_attempts": self.max_attempts},
-            connect_timeout=5, read_timeout=30, user_agent_extra="faasops",
+            connect_timeout=min(CONNECT_TIMEOUT_S, self.timeout_s), read_timeout=self.timeout_s,
+            user_agent_extra="faasops",
         )
         try:
             client = boto3.session.Session().client(
@@ -331,8 +361,8 @@ class DynamoDBState(_AwsService):
 
     def __init__(self, project: str, table: str, *, region: str | None = None, endpoint_url: str | None = None,
                  create_table: bool = False, lease_s: float = LOCK_LEASE_S,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS):
-        super().__init__(region=region, endpoint_url=endpoint_url, max_attempts=max_attempts)
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, timeout_s: float = DEFAULT_TIMEOUT_S):
+        super().__init__(region=region, endpoint_url=endpoint_url, max_attempts=max_attempts, timeout_s=timeout_s)
         self.project = project
         self.table = table
         self.create_table = create_table
@@ -439,7 +469,8 @@ class DynamoDBState(_AwsService):
         # One writer per process: the serial item would otherwise make the apply threads'
         # transactions conflict with each other.
         with self._record_mutex:
-            for attempt in range(8):
+            attempts = TRANSACTION_CONFLICT_RETRY.start()
+            while True:
                 try:
                     self._write("transact_write_items", TransactItems=items)
                     return
@@ -452,8 +483,9 @@ class DynamoDBState(_AwsService):
                     if "TransactionConflict" not in failed.reasons:
                         raise ProviderError(f"{self.display}: recording {what} was cancelled "
                                             f"({', '.join(failed.reasons) or 'no reason given'})") from None
-                time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
-        raise ProviderError(f"{self.display}: recording {what} kept conflicting with another writer; retry")
+                if not attempts.retry():
+                    raise ProviderError(f"{self.display}: recording {what} kept conflicting with another writer "
+                                        f"({attempts.summary()}); retry")
 
     def _put_record(self, item: dict[str, Any], what: str) -> None:
         self._record({"Put": {"TableName": self.table, "Item": item}}, what)
@@ -595,6 +627,16 @@ class DynamoDBState(_AwsService):
         while True:
             found = self._get_lock()
             held = found[0] if found else None
+            if held is not None and held.id == info.id:
+                # Our conditional write landed but its answer was lost; botocore's retry of it then
+                # failed the condition. The lock is ours.
+                self._start_heartbeat(held.id)
+                try:
+                    self._mark_interrupted()
+                except BaseException:
+                    self.release_lock(held.id)
+                    raise
+                return held
             if held is None or is_stale(held):
                 lock = replace(info, expires_at=lease_until(self.lease_s))
                 if self._try_take(lock, found):
@@ -689,6 +731,9 @@ class DynamoDBState(_AwsService):
         try:
             self._delete_lock(lock_id)
         except _ConditionFailed:
+            after = self._get_lock()
+            if after is None:
+                return  # our delete landed; a retry of it (its answer lost) found nothing to delete
             raise LockError(f"lock {lock_id!r} changed while it was being removed; look again") from None
 
     def close(self) -> None:
@@ -715,8 +760,9 @@ class S3SourceStore(_AwsService):
 
     def __init__(self, bucket: str, *, prefix: str = DEFAULT_PREFIX, region: str | None = None,
                  endpoint_url: str | None = None, sse: str = "AES256", kms_key_id: str | None = None,
-                 create_bucket: bool = False, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
-        super().__init__(region=region, endpoint_url=endpoint_url, max_attempts=max_attempts)
+                 create_bucket: bool = False, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 timeout_s: float = DEFAULT_TIMEOUT_S):
+        super().__init__(region=region, endpoint_url=endpoint_url, max_attempts=max_attempts, timeout_s=timeout_s)
         self.bucket = bucket
         prefix = prefix.lstrip("/")
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
@@ -804,6 +850,13 @@ def _attempts(options: dict[str, Any], where: str) -> int:
     return attempts
 
 
+def _timeout(options: dict[str, Any], where: str) -> float:
+    timeout = float(options.get("timeout_seconds", DEFAULT_TIMEOUT_S))
+    if timeout <= 0:
+        raise ProviderError(f"{where}: `timeout_seconds` must be positive")
+    return timeout
+
+
 # -------------------------------------------------------------------- hook implementations
 
 
@@ -821,7 +874,7 @@ def faasops_state_backend(config: ProviderConfig, project: Project) -> DynamoDBS
         return None
     options = _options(config, {
         "table": str, "region": str, "endpoint_url": str, "create_table": bool,
-        "lock_lease_seconds": (int, float), "max_attempts": int,
+        "lock_lease_seconds": (int, float), "max_attempts": int, "timeout_seconds": (int, float),
     }, required=("table",))
     lease = float(options.get("lock_lease_seconds", LOCK_LEASE_S))
     if lease <= 0:
@@ -830,6 +883,7 @@ def faasops_state_backend(config: ProviderConfig, project: Project) -> DynamoDBS
         project.name, options["table"], region=options.get("region"), endpoint_url=options.get("endpoint_url"),
         create_table=options.get("create_table", False), lease_s=lease,
         max_attempts=_attempts(options, "providers.state (dynamodb)"),
+        timeout_s=_timeout(options, "providers.state (dynamodb)"),
     )
 
 
@@ -839,7 +893,7 @@ def faasops_source_store(config: ProviderConfig, project: Project) -> S3SourceSt
         return None
     options = _options(config, {
         "bucket": str, "prefix": str, "region": str, "endpoint_url": str, "sse": str, "kms_key_id": str,
-        "create_bucket": bool, "max_attempts": int,
+        "create_bucket": bool, "max_attempts": int, "timeout_seconds": (int, float),
     }, required=("bucket",))
     sse = options.get("sse", "AES256")
     if sse not in SSE_MODES:
@@ -851,6 +905,7 @@ def faasops_source_store(config: ProviderConfig, project: Project) -> S3SourceSt
         endpoint_url=options.get("endpoint_url"), sse=sse, kms_key_id=options.get("kms_key_id"),
         create_bucket=options.get("create_bucket", False),
         max_attempts=_attempts(options, "providers.sources (s3)"),
+        timeout_s=_timeout(options, "providers.sources (s3)"),
     )
 
 

@@ -33,6 +33,10 @@ Options (``providers.registry`` in ``faas.yaml``):
                           each blob in one streamed ``PUT``.
 ``timeout_seconds``       per-request read timeout (default 300); ``connect_timeout_seconds``
                           (default 10).
+``max_attempts``          attempts per registry request or blob upload, the first included
+                          (default 5; 1 turns retries off). ``ecr``: also the ECR API's botocore
+                          standard-mode ``max_attempts``.
+``retry_max_seconds``     time budget for retrying one request or upload (default 60).
 ``region``                ``ecr``: AWS region (default: boto3's chain, then ``AWS_REGION``).
 ``endpoint_url``          ``ecr``: ECR API endpoint (default: boto3's, incl. ``AWS_ENDPOINT_URL``).
 ``registry_id``           ``ecr``: account id of the registry (default: the caller's).
@@ -49,6 +53,16 @@ mounted from another repository of this registry that has it (known from this ru
 a function built from the same source directory) and else uploaded, streamed from its file;
 then the manifest is ``PUT`` by digest and under the tag. Concurrent pushes of one blob wait for
 the first upload and mount from it.
+
+Retries (:mod:`faasops.retry`: exponential backoff, full jitter, ``Retry-After`` honoured and
+capped, bounded by ``max_attempts`` and ``retry_max_seconds``): connection errors, dropped
+connections, timeouts, 429 and 500/502/503/504 are retried for the idempotent requests — ``HEAD``
+of blobs and manifests, token ``GET``, ``PUT`` of a manifest (by digest or tag: putting it again
+changes nothing). A blob upload session (``POST`` → ``PATCH``… → ``PUT``) is not idempotent, so its
+requests are not retried one by one: a transient failure anywhere in it first ``HEAD``s the blob
+(the final ``PUT`` may have landed with only its answer lost) and else restarts the upload with a
+new session. 400/401/403/404 answers are never retried. ``calls["registry.retries"]`` counts
+retries, ``calls["blob.upload restarted"]`` restarted sessions.
 
 Auth: basic credentials are sent pre-emptively (ECR and htpasswd registries answer ``Basic``);
 a ``WWW-Authenticate: Bearer realm=…`` challenge switches to the token flow (token per scope set,
@@ -82,6 +96,7 @@ from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import MANIFEST_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, Blob, function_artifact
 from faasops.providers import Artifact, BuildResult
+from faasops.retry import RETRYABLE_STATUS, RetryPolicy, TransientError, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +124,7 @@ _AUTH_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)
 
 _COMMON_OPTIONS = frozenset(
     {"registry_url", "username", "password_env", "repository_prefix", "tag", "insecure", "ca_bundle",
-     "chunk_size", "timeout_seconds", "connect_timeout_seconds"}
+     "chunk_size", "timeout_seconds", "connect_timeout_seconds", "max_attempts", "retry_max_seconds"}
 )
 _ECR_OPTIONS = _COMMON_OPTIONS | {
     "region", "endpoint_url", "registry_id", "create_repositories", "image_tag_mutability", "scan_on_push",
@@ -147,6 +162,7 @@ class RegistryOptions:
     create_repositories: bool = True
     image_tag_mutability: str = "MUTABLE"
     scan_on_push: bool = False
+    retry: RetryPolicy = RetryPolicy()
 
     @classmethod
     def parse(cls, config: ProviderConfig) -> RegistryOptions:
@@ -214,6 +230,7 @@ class RegistryOptions:
             create_repositories=flag("create_repositories", True),
             image_tag_mutability=mutability,
             scan_on_push=flag("scan_on_push", False),
+            retry=RetryPolicy.from_options(opts, where),
         )
 
 
@@ -316,7 +333,7 @@ class EcrApi:
                     region_name=region,
                     endpoint_url=self.options.endpoint_url,
                     config=Config(
-                        retries={"mode": "standard", "max_attempts": 3},
+                        retries={"mode": "standard", "max_attempts": self.options.retry.max_attempts},
                         connect_timeout=self.options.connect_timeout_s,
                         user_agent_extra="faasops",
                     ),
@@ -568,6 +585,7 @@ class DistributionClient:
         self.calls = calls
         self.chunk_size = options.chunk_size
         self.insecure = options.insecure
+        self.retry = options.retry
         tls: dict[str, Any] = {}
         ca_bundle = options.ca_bundle or _default_ca_bundle()
         if parts.scheme == "https" and ca_bundle:
@@ -577,8 +595,8 @@ class DistributionClient:
             maxsize=16,
             blocksize=_UPLOAD_BLOCK,
             timeout=urllib3.Timeout(connect=options.connect_timeout_s, read=options.timeout_s),
-            # Connection failures happen before a body is sent, so retrying them is safe.
-            retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, status=0, other=0, backoff_factor=0.2),
+            # Retries are ours (faasops.retry), and only for idempotent requests.
+            retries=False,
             **tls,
         )
         self._lock = threading.Lock()
@@ -647,15 +665,36 @@ class DistributionClient:
 
     # ---------------------------------------------------------------------------- requests
 
-    def _http(self, method: str, url: str, label: str, headers: dict[str, str], body: Any) -> urllib3.BaseHTTPResponse:
-        self.calls.add(f"registry.{method} {label}")
-        try:
-            return self._pool.request(method, url, body=body, headers=headers, redirect=False)
-        except urllib3.exceptions.HTTPError as exc:
-            parts = urlsplit(url)
-            raise ProviderError(
-                f"registry {parts.scheme}://{parts.netloc} is unreachable ({method} {label}): {_describe_network_error(exc)}"
-            ) from None
+    def _http(self, method: str, url: str, label: str, headers: dict[str, str], body: Any,
+              idempotent: bool = True) -> urllib3.BaseHTTPResponse:
+        """Send one request. An ``idempotent`` one is retried on transient failures (network
+        errors, 429, 5xx) within the retry budget. A network failure that is not retried raises
+        :class:`TransientError`; a retryable status that is not retried is returned, for the
+        caller's :meth:`failure` to turn into a :class:`TransientError`."""
+        attempts = self.retry.start()
+        while True:
+            self.calls.add(f"registry.{method} {label}")
+            if body is not None and hasattr(body, "seek"):
+                body.seek(0)
+            try:
+                response = self._pool.request(method, url, body=body, headers=headers, redirect=False)
+            except urllib3.exceptions.HTTPError as exc:
+                if idempotent and self._retry(attempts, None):
+                    continue
+                parts = urlsplit(url)
+                raise TransientError(
+                    f"registry {parts.scheme}://{parts.netloc} is unreachable ({method} {label}): {_describe_network_error(exc)}"
+                ) from None
+            if idempotent and response.status in RETRYABLE_STATUS \
+                    and self._retry(attempts, parse_retry_after(response.headers.get("Retry-After"))):
+                continue
+            return response
+
+    def _retry(self, attempts: Any, retry_after: float | None) -> bool:
+        if not attempts.retry(retry_after):
+            return False
+        self.calls.add("registry.retries")
+        return True
 
     def request(
         self,
@@ -666,9 +705,11 @@ class DistributionClient:
         *,
         headers: dict[str, str] | None = None,
         body: bytes | IO[bytes] | None = None,
+        idempotent: bool = True,
     ) -> urllib3.BaseHTTPResponse:
         """Send one request, answering auth challenges: a Bearer challenge fetches a token for the
-        scopes (and the challenge's own), a rejected renewable login (ECR token) is renewed once."""
+        scopes (and the challenge's own), a rejected renewable login (ECR token) is renewed once.
+        Transient failures are retried only when ``idempotent`` (see :meth:`_http`)."""
         url = urljoin(self.base_url + "/", url)
         wanted = merge_scopes(scopes)
         renewed = bearer_retried = False
@@ -677,9 +718,7 @@ class DistributionClient:
             authorization = self._authorization(url, wanted)
             if authorization:
                 sent["Authorization"] = authorization
-            if body is not None and hasattr(body, "seek"):
-                body.seek(0)
-            response = self._http(method, url, label, sent, body)
+            response = self._http(method, url, label, sent, body, idempotent)
             if response.status != 401:
                 return response
             challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
@@ -725,7 +764,15 @@ class DistributionClient:
         return text
 
     def failure(self, response: urllib3.BaseHTTPResponse, what: str, repository: str) -> ProviderError:
+        """The error for an unexpected answer: a :class:`TransientError` for 429 and 5xx."""
         details = self._details(response)
+        if response.status in RETRYABLE_STATUS:
+            return TransientError(
+                f"registry {self.host}: {what} in {repository} failed with HTTP {response.status}: {details} "
+                f"(still failing after retries: max_attempts {self.retry.max_attempts}, "
+                f"retry_max_seconds {self.retry.max_seconds:g} under providers.registry)",
+                parse_retry_after(response.headers.get("Retry-After")),
+            )
         if response.status == 403:
             login = self.logins.current()
             who = f" for user {login.username}" if login else ""
@@ -756,7 +803,7 @@ class DistributionClient:
             digest, source = mount
             response = self.request(
                 "POST", f"{path}?{urlencode({'mount': digest, 'from': source})}", "mount",
-                self._scopes(repository, source), headers={"Content-Length": "0"},
+                self._scopes(repository, source), headers={"Content-Length": "0"}, idempotent=False,
             )
             if response.status == 201:
                 return True, ""
@@ -764,7 +811,8 @@ class DistributionClient:
                 log.debug("mount of %s from %s into %s: HTTP %s", digest, source, repository, response.status)
                 mount = None
         if not mount:
-            response = self.request("POST", path, "upload", self._scopes(repository), headers={"Content-Length": "0"})
+            response = self.request("POST", path, "upload", self._scopes(repository), headers={"Content-Length": "0"},
+                                    idempotent=False)
         if response.status != 202:
             raise self.failure(response, "blob upload", repository)
         return False, self._location(response, repository)
@@ -788,19 +836,21 @@ class DistributionClient:
                     response = self.request(
                         "PATCH", location, "blob chunk", scopes, body=chunk,
                         headers={**octets, "Content-Length": str(len(chunk)), "Content-Range": f"{start}-{end}"},
+                        idempotent=False,
                     )
                     if response.status != 202:
                         raise self.failure(response, f"PATCH blob {blob.digest}", repository)
                     location = self._location(response, repository)
                     start = end + 1
             response = self.request(
-                "PUT", _with_digest(location, blob.digest), "blob", scopes, headers={**octets, "Content-Length": "0"}
+                "PUT", _with_digest(location, blob.digest), "blob", scopes, headers={**octets, "Content-Length": "0"},
+                idempotent=False,
             )
         else:
             with _open_blob(blob) as data:
                 response = self.request(
                     "PUT", _with_digest(location, blob.digest), "blob", scopes, body=data,
-                    headers={**octets, "Content-Length": str(blob.size)},
+                    headers={**octets, "Content-Length": str(blob.size)}, idempotent=False,
                 )
         if response.status != 201:
             raise self.failure(response, f"upload of blob {blob.digest}", repository)
@@ -1003,20 +1053,40 @@ class DistributionRegistry:
         try:
             if pending is not None:
                 pending.wait()  # another thread is uploading it: mount from there afterwards
-            source = self._mount_source(blob, repository, function)
-            mounted, location = client.start_upload(repository, (blob.digest, source) if source else None)
-            if mounted:
-                self.calls.add("blob.mounted")
-                log.debug("mounted %s into %s from %s", blob.digest, repository, source)
-            else:
-                client.upload_blob(repository, blob, location)
-                self.calls.add("blob.uploaded")
+            self._upload_session(client, repository, blob, function)
             self._remember(blob.digest, repository)
         finally:
             if mine is not None:
                 with self._lock:
                     del self._uploading[blob.digest]
                 mine.set()
+
+    def _upload_session(self, client: DistributionClient, repository: str, blob: Blob, function: Function) -> None:
+        """Mount or upload ``blob``. A session (``POST`` → ``PATCH``… → ``PUT``) is not idempotent:
+        after a transient failure anywhere in it, the blob is looked for (the final ``PUT`` may
+        have landed with only its answer lost) and otherwise the upload restarts from a new
+        session, within the retry budget."""
+        attempts = self.options.retry.start()
+        while True:
+            try:
+                source = self._mount_source(blob, repository, function)
+                mounted, location = client.start_upload(repository, (blob.digest, source) if source else None)
+                if mounted:
+                    self.calls.add("blob.mounted")
+                    log.debug("mounted %s into %s from %s", blob.digest, repository, source)
+                else:
+                    client.upload_blob(repository, blob, location)
+                    self.calls.add("blob.uploaded")
+                return
+            except TransientError as exc:
+                if client.blob_exists(repository, blob.digest):
+                    self.calls.add("blob.uploaded")
+                    return
+                if not attempts.retry(exc.retry_after):
+                    raise
+                self.calls.add("registry.retries")
+                self.calls.add("blob.upload restarted")
+                log.debug("restarting the upload of %s to %s: %s", blob.digest, repository, exc)
 
     def close(self) -> None:
         with self._lock:

@@ -29,7 +29,15 @@ root; default: the in-cluster
 service account when ``KUBERNETES_SERVICE_HOST`` is set, else ``$KUBECONFIG`` or
 ``~/.kube/config``), ``context``, ``field_manager`` (``faasops``), ``force_conflicts`` (false),
 ``wait`` (false: wait for each SpinApp to be ready after deploy), ``wait_timeout`` (300 s),
-``request_timeout`` (30 s per API request).
+``request_timeout`` (30 s per API request), ``max_attempts`` (5) and ``retry_max_seconds`` (60).
+
+Retries (:mod:`faasops.retry`): every request the deployer makes is idempotent — GET, LIST,
+DELETE (a second delete answers 404, which is success) and the server-side apply PATCH (applying
+the same manifest twice gives the same object) — so each is retried on connection errors,
+dropped connections, timeouts, 429 (honouring ``Retry-After``, or the Status body's
+``details.retryAfterSeconds``, capped at 30 s) and 500/502/503/504, with exponential backoff and
+full jitter, up to ``max_attempts`` attempts within ``retry_max_seconds``. Permanent answers
+(400, 401, 403, 404, 409 conflicts, 422) are never retried. ``calls["retries"]`` counts retries.
 
 The ``kubernetes`` package is imported on first use, so loading the plugin costs nothing.
 """
@@ -59,6 +67,7 @@ from faasops.plugins.spinkube import (
     function_id,
 )
 from faasops.providers import LiveObject
+from faasops.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -69,7 +78,6 @@ DEFAULT_WAIT_TIMEOUT_S = 300.0
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 APPLY_PATCH = "application/apply-patch+yaml"
 LIST_PAGE_SIZE = 500
-CONNECT_ATTEMPTS = 3
 # Stripped from observed objects: the server sets them, faasops never does.
 SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
                    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -110,11 +118,12 @@ KNOWN_KINDS = {(k.api_version, k.kind): k for k in (NAMESPACE, *OBSERVED)}
 
 
 class _Response:
-    """A decoded API answer."""
+    """A decoded API answer; ``attempts`` is the retry budget spent getting it."""
 
-    def __init__(self, status: int, body: Any):
+    def __init__(self, status: int, body: Any, attempts: Attempts | None = None):
         self.status = status
         self.body = body
+        self.attempts = attempts
 
     @property
     def message(self) -> str:
@@ -146,6 +155,7 @@ class KubernetesDeployer:
         self.wait = _bool(options.get("wait", False), "wait")
         self.wait_timeout = _seconds(options.get("wait_timeout", DEFAULT_WAIT_TIMEOUT_S), "wait_timeout")
         self.request_timeout = _seconds(options.get("request_timeout", DEFAULT_REQUEST_TIMEOUT_S), "request_timeout")
+        self.retry = RetryPolicy.from_options(options, "providers.deployer")
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self._client_lock = threading.Lock()
@@ -405,8 +415,9 @@ class KubernetesDeployer:
 
     def _request(self, method: str, kind: Kind, path: str, query: list[tuple[str, str]] | None = None,
                  body: Any = None, content_type: str = "application/json", counter: str = "") -> _Response:
-        """One API request; the answer's status is the caller's to judge, except for
-        transport failures and 401, which are always errors."""
+        """One API request, retried on transient failures (see the module docstring: every
+        request made here is idempotent). The answer's status is the caller's to judge, except
+        for transport failures and 401, which are always errors."""
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
@@ -415,42 +426,52 @@ class KubernetesDeployer:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
-        with self._calls_lock:
-            self.calls[counter or f"{method} {kind.plural}"] += 1
         host = api.configuration.host
-        for attempt in range(CONNECT_ATTEMPTS):
+        attempts = self.retry.start()
+        while True:
+            with self._calls_lock:
+                self.calls[counter or f"{method} {kind.plural}"] += 1
             request = api.param_serialize(http_method, path, query_params=query or None, header_params=dict(headers),
                                           body=body, auth_settings=["BearerToken"])
             try:
                 raw = api.call_api(*request, _request_timeout=self.request_timeout)
                 raw.read()
-                break
             except urllib3.exceptions.HTTPError as exc:
                 cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+                if self._retry(attempts, None):
+                    continue
                 if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
                     raise ProviderError(
                         f"the Kubernetes API server at {host} did not answer {http_method} {path} within "
-                        f"{self.request_timeout:g}s (providers.deployer.request_timeout)"
+                        f"{self.request_timeout:g}s (providers.deployer.request_timeout; {attempts.summary()})"
                     ) from None
-                if attempt + 1 < CONNECT_ATTEMPTS:
-                    time.sleep(0.1 * 3**attempt)
-                    continue
                 raise ProviderError(f"cannot reach the Kubernetes API server at {host}: {_reason(cause)}") from None
             except ApiException as exc:  # the client reports TLS failures this way (status 0)
                 raise ProviderError(
                     f"cannot talk to the Kubernetes API server at {host}: {_one_line(str(exc.reason))}"
                 ) from None
-        try:
-            decoded: Any = json.loads(raw.data) if raw.data else None
-        except ValueError:
-            decoded = raw.data.decode("utf-8", "replace")
-        response = _Response(raw.status, decoded)
+            try:
+                decoded: Any = json.loads(raw.data) if raw.data else None
+            except ValueError:
+                decoded = raw.data.decode("utf-8", "replace")
+            response = _Response(raw.status, decoded, attempts)
+            if response.status in RETRYABLE_STATUS and self._retry(attempts, _retry_after(raw.headers, decoded)):
+                continue
+            break
         if response.status == 401:
             raise ProviderError(
                 f"the Kubernetes API server at {host} rejected the credentials (401 Unauthorized) "
                 f"for {method.lower()} {kind.plural}: check the kubeconfig user or the service account token"
             )
         return response
+
+    def _retry(self, attempts: Attempts, retry_after: float | None) -> bool:
+        """Wait for another attempt if the budget allows (and count it)."""
+        if not attempts.retry(retry_after):
+            return False
+        with self._calls_lock:
+            self.calls["retries"] += 1
+        return True
 
     def _error(self, verb: str, kind: Kind, namespace: str | None, response: _Response, what: str) -> ProviderError:
         message = _one_line(response.message)
@@ -462,7 +483,10 @@ class KubernetesDeployer:
             )
         if response.status in (400, 422):
             return ProviderError(f"{what} was rejected ({response.status}): {message}")
-        return ProviderError(f"{verb} {what} failed ({response.status}): {message}")
+        gave_up = ""
+        if response.status in RETRYABLE_STATUS and response.attempts is not None:
+            gave_up = f" (gave up {response.attempts.summary()}; raise max_attempts or retry_max_seconds under providers.deployer)"
+        return ProviderError(f"{verb} {what} failed ({response.status}): {message}{gave_up}")
 
 
 # ------------------------------------------------------------------------------------------ values
@@ -492,6 +516,16 @@ def _where(namespace: str | None, name: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _retry_after(headers: Mapping[str, str] | None, body: Any) -> float | None:
+    """The wait a 429/503 asks for: ``Retry-After``, else the Status' ``details.retryAfterSeconds``."""
+    seconds = parse_retry_after((headers or {}).get("Retry-After"))
+    if seconds is None and isinstance(body, dict):
+        value = (body.get("details") or {}).get("retryAfterSeconds") if isinstance(body.get("details"), dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+    return seconds
 
 
 def _reason(exc: Exception) -> str:

@@ -56,3 +56,23 @@ def test_broken_project_is_rejected_with_a_located_message(case: str):
     assert expected in lines, "\n".join(lines)
     assert [str(problem) for problem in caught.value.problems] == lines
     assert (snapshot(root), snapshot(OUTSIDE)) == before, "loading a project must not write anything"
+
+
+def test_every_broken_project_fails_the_real_cli_with_located_messages_and_writes_nothing():
+    """The whole corpus through `faasops apply --auto-approve` — the command with the most to
+    lose (validate and plan load manifests the same way): exit 1, the expected located line on
+    stderr, no traceback, and not a byte written (no `.faasops/` either)."""
+    command = ("apply", "--auto-approve")
+    import subprocess
+    import sys
+
+    for case in CASES:
+        root = BROKEN / case
+        expected = (root / "expected.txt").read_text(encoding="utf-8").strip()
+        before = snapshot(root), snapshot(OUTSIDE)
+        result = subprocess.run([sys.executable, "-m", "faasops.cli", "-C", str(root), *command],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, (case, result.stdout, result.stderr)
+        assert f"  {expected}" in result.stderr.splitlines(), (case, result.stderr)
+        assert "Traceback" not in result.stderr, case
+        assert (snapshot(root), snapshot(OUTSIDE)) == before, f"{case}: the CLI wrote something"

@@ -92,7 +92,7 @@ def test_token_env_that_is_not_set_is_refused(shop: Project, prometheus: Prometh
         metrics.query("storefront", "hello", **window(metrics))
 
 
-def test_token_env_sends_a_bearer_token_prometheus_accepts(shop: Project, prometheus: PrometheusServer,
+def test_token_env_with_a_token_queries_as_usual(shop: Project, prometheus: PrometheusServer,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAASOPS_TEST_PROMETHEUS_TOKEN", "t0ken")
     metrics = source(shop, url=prometheus.url, token_env="FAASOPS_TEST_PROMETHEUS_TOKEN")
@@ -138,12 +138,12 @@ def test_prometheus_that_does_not_answer_times_out_with_the_option_to_raise(shop
 
 
 def test_url_that_is_not_prometheus_says_so(shop: Project, tmp_path: Path) -> None:
-    with MetricsExporter([]) as not_prometheus:  # an HTTP server answering 404 to the API path
+    with MetricsExporter([]) as not_prometheus:  # an HTTP server that serves only GET /metrics
         metrics = source(shop, url=f"http://{not_prometheus.target}")
         with pytest.raises(ProviderError) as raised:
             metrics.query("storefront", "hello", **window(metrics))
     assert str(raised.value).startswith(f"http://{not_prometheus.target} did not answer like the Prometheus HTTP API "
-                                        "(HTTP 404, text/html from POST /api/v1/query_range): check providers.metrics.url")
+                                        "(HTTP 501, text/html from POST /api/v1/query_range): check providers.metrics.url")
 
 
 def test_too_many_points_is_prometheus_own_message(shop: Project, prometheus: PrometheusServer) -> None:
