@@ -20,7 +20,7 @@ from faasops.testing.moto import MotoServer, aws_env
 from faasops.testing.registry import OciRegistry
 
 REGION = "eu-west-1"
-MOTO_SERIALIZED = Path(__file__).resolve().parent / "moto_serialized.py"
+MOTO_SERIALIZED = Path(os.environ.get("BENCH_MOTO_LAUNCHER") or Path(__file__).resolve().parent / "moto_serialized.py")
 
 
 class BenchServices:

@@ -227,6 +227,9 @@ class Engine:
             on_step=lambda address, step, status, message: self.pm.hook.faasops_step_finished(
                 project=self.project, address=address, step=step, status=status, message=message
             ),
+            on_step_started=lambda address, step: self.pm.hook.faasops_step_started(
+                project=self.project, address=address, step=step
+            ),
         )
         result = executor.run(plan, recorded_namespaces(actual.workspaces))
         self.pm.hook.faasops_post_apply(plan=plan, project=self.project, result=result)

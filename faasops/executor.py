@@ -104,6 +104,7 @@ class Executor:
         parallelism: int = 4,
         continue_on_error: bool = False,
         on_step: Callable[[str, str, str, str], None] | None = None,
+        on_step_started: Callable[[str, str], None] | None = None,
     ):
         self.project = project
         self.p = providers
@@ -111,6 +112,7 @@ class Executor:
         self.parallelism = max(1, parallelism)
         self.continue_on_error = continue_on_error
         self.on_step = on_step
+        self.on_step_started = on_step_started  # (address, step): the faasops_step_started hook
         self.result = ApplyResult(run_id=uuid.uuid4().hex[:12])
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -127,6 +129,8 @@ class Executor:
         self.p.state.put_task(task)
         self.reporter.step(address, kind, "running")
         try:
+            if self.on_step_started:
+                self.on_step_started(address, kind)
             value = work()
         except Exception as exc:
             message = str(exc) if isinstance(exc, FaasopsError) else f"{type(exc).__name__}: {exc}"

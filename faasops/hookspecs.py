@@ -147,6 +147,15 @@ def faasops_post_apply(plan: Plan, project: Project, result: Any) -> None:
 
 
 @hookspec
+def faasops_step_started(project: Project, address: str, step: str) -> None:
+    """Called when an apply step of a workspace or function starts — its task is already
+    recorded as ``running``, none of its work is done yet — with the same ``address`` and
+    ``step`` as the :func:`faasops_step_finished` call that follows. For progress displays and
+    fault-injection tests (e.g. a crash test killing apply at a chosen step); called from worker
+    threads. An exception fails the step."""
+
+
+@hookspec
 def faasops_step_finished(project: Project, address: str, step: str, status: str, message: str) -> None:
     """Called after every apply step of a workspace or function (``upload``, ``build``, ``push``,
     ``scaffold``, ``deploy``, ``record``, ``delete`` …) with its final status (``completed`` or

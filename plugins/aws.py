@@ -223,7 +223,9 @@ class _AwsService:
         from botocore.exceptions import BotoCoreError
 
         config = Config(
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            # total_max_attempts: in a client Config, botocore's `max_attempts` counts retries
+            # (5 would mean 6 attempts, and 1 would still retry once).
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
             connect_timeout=min(CONNECT_TIMEOUT_S, self.timeout_s), read_timeout=self.timeout_s,
             user_agent_extra="faasops",
         )

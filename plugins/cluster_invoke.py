@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
+
+from faasops.plugins.kubernetes import KubernetesDeployer, _one_line, _reason
 
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig, Workspace
-from faasops.plugins.kubernetes import KubernetesDeployer, _one_line, _reason
 from faasops.providers import InvokeRequest, InvokeResponse
 
 KUBERNETES_TYPE = "kubernetes"
@@ -75,10 +77,12 @@ class KubernetesInvoker:
         self.port = _port(options.get("port", DEFAULT_SERVICE_PORT))
         self.timeout = _seconds(options.get("timeout", DEFAULT_TIMEOUT_S), "timeout")
         connection = {k: options[k] for k in CONNECTION_OPTIONS if options.get(k)}
+        self.connection_slot = "providers.invoker"
         if not connection:
             # One kubeconfig for deploying and calling, unless the invoker names its own.
             deployer = project.provider("deployer").options
             connection = {k: deployer[k] for k in CONNECTION_OPTIONS if deployer.get(k)}
+            self.connection_slot = "providers.deployer"
         self.connection = connection
 
     def invoke(self, workspace: str, function: str, request: InvokeRequest) -> InvokeResponse:
@@ -92,6 +96,10 @@ class KubernetesInvoker:
                 "(providers.invoker: {type: gateway, url: …}) to send one"
             )
         path = _checked_path(request.path)
+        kubeconfig = self.connection.get("kubeconfig")
+        if kubeconfig and not (self.project.root / Path(str(kubeconfig)).expanduser()).is_file():
+            raise ProviderError(f"kubeconfig {self.project.root / Path(str(kubeconfig)).expanduser()} does not exist "
+                                f"({self.connection_slot}.kubeconfig)")
         # The deployer's client construction: kubeconfig / in-cluster / context, TLS, tokens.
         api = KubernetesDeployer(self.connection, self.project.root)._api()
         host = api.configuration.host

@@ -333,7 +333,8 @@ class EcrApi:
                     region_name=region,
                     endpoint_url=self.options.endpoint_url,
                     config=Config(
-                        retries={"mode": "standard", "max_attempts": self.options.retry.max_attempts},
+                        # total_max_attempts: botocore's `max_attempts` here would count retries.
+                        retries={"mode": "standard", "total_max_attempts": self.options.retry.max_attempts},
                         connect_timeout=self.options.connect_timeout_s,
                         user_agent_extra="faasops",
                     ),

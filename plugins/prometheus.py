@@ -44,13 +44,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from faasops.plugins.cluster_invoke import bearer_token, declared_function
+from faasops.plugins.kubernetes import _one_line, _reason
+from faasops.plugins.spinkube import function_id
+
 from faasops.errors import FaasopsError, ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Project, ProviderConfig
 from faasops.observe import parse_duration
-from faasops.plugins.cluster_invoke import bearer_token, declared_function
-from faasops.plugins.kubernetes import _one_line, _reason
-from faasops.plugins.spinkube import function_id
 from faasops.providers import MetricSeries
 
 TYPE = "prometheus"

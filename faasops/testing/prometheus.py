@@ -221,7 +221,7 @@ def _timeseries(labels: dict[str, str], samples: Sequence[tuple[float, float]]) 
     (1: double value, 2: int64 timestamp in ms)."""
     encoded = b"".join(_field(1, _field(1, k.encode()) + _field(2, v.encode())) for k, v in sorted(labels.items()))
     for stamp, value in samples:
-        encoded += _field(2, b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(int(round(stamp * 1000))))
+        encoded += _field(2, b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(round(stamp * 1000)))
     return encoded
 
 

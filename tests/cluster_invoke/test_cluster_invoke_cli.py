@@ -11,12 +11,13 @@ from pathlib import Path
 
 from cli_support import Result
 from cluster_invoke_test_support import cloud_copy, invoke
+
 from faasops.testing.kubeapi import KubeEmulator
 
 
-def cluster_project(tmp_path: Path, kubeconfig: Path, **invoker: object) -> Path:
-    """The cloud example deploying to the emulator; the invoker (``kubernetes`` by the aws preset)
-    with ``invoker`` options."""
+def cluster_project(tmp_path: Path, kubeconfig: Path, invoker: dict[str, object] | None = None) -> Path:
+    """The cloud example deploying to the emulator through ``kubeconfig``; the invoker is the aws
+    preset's (``kubernetes``) unless ``invoker`` is given."""
     providers: dict[str, object] = {"deployer": {"kubeconfig": str(kubeconfig)}}
     if invoker:
         providers["invoker"] = invoker
@@ -119,10 +120,10 @@ def test_invoke_with_the_api_server_unreachable_is_a_one_line_error(tmp_path: Pa
 
 def test_invoker_kubeconfig_overrides_the_deployers(tmp_path: Path, invoke_kubeconfig: Path) -> None:
     missing = tmp_path / "elsewhere" / "kubeconfig"
-    result = invoke(cluster_project(tmp_path, invoke_kubeconfig, type="kubernetes", kubeconfig=str(missing)),
-                    "storefront/hello")
+    project = cluster_project(tmp_path, invoke_kubeconfig, {"type": "kubernetes", "kubeconfig": str(missing)})
+    result = invoke(project, "storefront/hello")
     assert result.code == 1
-    assert result.err == f"Error: kubeconfig {missing} does not exist (providers.deployer.kubeconfig)\n"
+    assert result.err == f"Error: kubeconfig {missing} does not exist (providers.invoker.kubeconfig)\n"
 
 
 def test_kubernetes_invoker_refuses_an_authorization_header(tmp_path: Path, invoke_kubeconfig: Path) -> None:
@@ -177,3 +178,13 @@ def test_gateway_without_url_says_what_to_set(tmp_path: Path) -> None:
     assert result.code == 1
     assert result.err == ("Error: providers.invoker (type gateway) needs `url`, the gateway's http(s) base URL; "
                           "got None\n")
+
+
+def test_invoke_with_credentials_the_api_server_rejects_says_so(tmp_path: Path) -> None:
+    with KubeEmulator(port=0, token="the-right-token") as guarded:
+        kubeconfig = guarded.write_kubeconfig(tmp_path / "kubeconfig")
+        kubeconfig.write_text(kubeconfig.read_text().replace("the-right-token", "a-stale-token"))
+        result = invoke(cluster_project(tmp_path, kubeconfig), "storefront/hello")
+    assert result.code == 1
+    assert result.err == (f"Error: the Kubernetes API server at {guarded.url} rejected the credentials "
+                          "(401 Unauthorized): check the kubeconfig user or the service account token\n")

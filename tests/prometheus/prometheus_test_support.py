@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from cli_support import EXAMPLES, Result, run_faasops
+
 from faasops.testing.metrics_exporter import MIB, FunctionLoad
 
 HELLO_PODS = 2

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
-
-from faasops.testing.prometheus import PrometheusServer
 from prometheus_test_support import (
     HELLO_CORES_PER_POD,
     HELLO_MEMORY_PER_POD,
@@ -17,6 +16,8 @@ from prometheus_test_support import (
     cloud_copy,
     metrics,
 )
+
+from faasops.testing.prometheus import PrometheusServer
 
 # The documented alternative to relabelled cAdvisor series (README): join with kube-state-metrics.
 KUBE_STATE_METRICS_QUERIES = {
@@ -51,7 +52,7 @@ def test_metrics_json_has_cpu_rate_memory_and_replicas_of_the_functions_pods(pro
     for s in series.values():
         assert len(s["points"]) == 21, s  # 5 minutes in 15 s steps, both ends included
         times = [t for t, _ in s["points"]]
-        assert all(b - a == pytest.approx(15) for a, b in zip(times, times[1:]))
+        assert all(b - a == pytest.approx(15) for a, b in pairwise(times))
     # Only the function's containers: not the pod-level cgroup series, not admin/hello's pods.
     assert all(v == pytest.approx(HELLO_PODS * HELLO_CORES_PER_POD, rel=1e-6) for _, v in series["cpu_cores"]["points"])
     assert all(v == HELLO_PODS * HELLO_MEMORY_PER_POD for _, v in series["memory_bytes"]["points"])

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cli_support import EXAMPLES
+from faasops.plugins.prometheus import PrometheusMetricsSource, promql_duration, promql_string, render_query
+
 from faasops.errors import ProviderError
 from faasops.manifest import load_project
 from faasops.model import Project
-from faasops.plugins.prometheus import PrometheusMetricsSource, promql_duration, promql_string, render_query
 from faasops.testing.metrics_exporter import MetricsExporter
 from faasops.testing.prometheus import PrometheusServer
 
@@ -69,13 +69,13 @@ def test_rate_window_is_the_step_but_at_least_rate_window(shop: Project) -> None
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"url": "http://p:9090", "tokn_env": "X"}, "unknown option(s) tokn_env; known: url, token_env, timeout, "
-                                                 "rate_window, queries"),
+    ({"url": "http://p:9090", "tokn_env": "X"},
+     "unknown option(s) tokn_env; known: url, token_env, timeout, rate_window, queries"),
     ({"url": "prometheus:9090"}, "needs `url`, the Prometheus http(s) base URL"),
     ({"url": "http://p:9090", "timeout": "soon"}, "providers.metrics.timeout must be a positive number of seconds"),
     ({"url": "http://p:9090", "rate_window": 0}, "providers.metrics.rate_window must be a positive number"),
-    ({"url": "http://p:9090", "queries": {"latency": "x"}}, "queries: unknown series latency; known: cpu_cores, "
-                                                             "memory_bytes, replicas"),
+    ({"url": "http://p:9090", "queries": {"latency": "x"}},
+     "queries: unknown series latency; known: cpu_cores, memory_bytes, replicas"),
     ({"url": "http://p:9090", "queries": {"cpu_cores": 7}}, "queries.cpu_cores must be a PromQL template"),
 ])
 def test_bad_options_are_refused_naming_the_option(shop: Project, options: dict[str, Any], message: str) -> None:
