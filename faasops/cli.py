@@ -108,10 +108,12 @@ def _report(result: ApplyResult, verb: str) -> None:
 
 def _run_apply(ctx: Context, make_options: Callable[[Engine], PlanOptions] | None, auto_approve: bool,
                parallelism: int, continue_on_error: bool, lock_timeout: float, verb: str,
-               saved_plan: Path | None = None, force_conflicts: bool = False) -> None:
+               saved_plan: Path | None = None, force_conflicts: bool = False, wait: bool = False) -> None:
     with ctx.engine() as engine:
         if force_conflicts:
             engine.override_options("deployer", force_conflicts=True)
+        if wait:
+            engine.override_options("deployer", wait=True)
         with engine.locked(f"faasops {verb.lower()}", lock_timeout):
             if saved_plan is not None:
                 # A saved plan was reviewed when it was made: apply exactly it, or refuse.
@@ -243,10 +245,11 @@ def apply_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[PLANFILE]")
 @apply_options
 @click.option("--prune", is_flag=True, help="Delete what the manifests no longer declare (never protected ones).")
+@click.option("--wait", is_flag=True, help="Wait until each deployed SpinApp is ready (Kubernetes; timeout: providers.deployer.wait_timeout).")
 @pass_ctx
 def apply(ctx: Context, plan_file: Path | None, targets: tuple[str, ...], excludes: tuple[str, ...],
           changed_since: str | None, auto_approve: bool, parallelism: int, continue_on_error: bool,
-          lock_timeout: float, force_conflicts: bool, prune: bool) -> None:
+          lock_timeout: float, force_conflicts: bool, prune: bool, wait: bool) -> None:
     """Make the deployed functions match the manifests.
 
     Takes the state lock, plans, shows the plan, asks for confirmation, then runs each function
@@ -267,7 +270,7 @@ def apply(ctx: Context, plan_file: Path | None, targets: tuple[str, ...], exclud
         raise FaasopsError("a saved plan already fixes what it covers: don't combine PLANFILE with -t/--exclude/--changed-since/--prune")
     _run_apply(ctx, lambda engine: _plan_options(engine, targets, excludes, changed_since, prune=prune),
                auto_approve, parallelism, continue_on_error, lock_timeout, "Apply", saved_plan=plan_file,
-               force_conflicts=force_conflicts)
+               force_conflicts=force_conflicts, wait=wait)
 
 
 @cli.command()
