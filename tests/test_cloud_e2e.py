@@ -230,3 +230,20 @@ def assert_secret_absent(cloud: Cloud, project: Path) -> None:
             assert PLANTED_SECRET.encode() not in path.read_bytes(), path
     dump = json.dumps(cloud.moto.client("dynamodb", "eu-west-1").scan(TableName="faasops-state")["Items"])
     assert PLANTED_SECRET not in dump
+
+
+def test_apply_wait_waits_for_readiness_and_times_out_clearly(cloud: Cloud, cloud_project: Path) -> None:
+    overlay = yaml.safe_load((cloud_project / "faas.local.yaml").read_text())
+    overlay["providers"]["deployer"]["wait_timeout"] = 2
+    (cloud_project / "faas.local.yaml").write_text(yaml.safe_dump(overlay))
+    # No operator runs in the emulator, so nothing becomes ready on its own.
+    result = cloud.faasops(cloud_project, "apply", "--auto-approve", "--wait", "-t", "storefront/hello")
+    assert result.code == 1
+    assert "SpinApp storefront/hello is not ready after 2s" in result.err
+    assert "Traceback" not in result.err
+    # The deploy happened but is not recorded as applied: the next plan still shows it.
+    assert "storefront/hello" in cloud.faasops(cloud_project, "plan", "-t", "storefront/hello").out
+
+    cloud.kube.mark_spinapp_ready("storefront", "hello")
+    ready = cloud.faasops(cloud_project, "apply", "--auto-approve", "--wait", "-t", "storefront/hello")
+    assert ready.code == 0, ready.output
