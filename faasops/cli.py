@@ -510,6 +510,11 @@ def logs(ctx: Context, address: str, function: str | None, limit: int, follow: b
         reader = engine.operations_provider("logs", source)
         records = reader.read(workspace, fn, limit=limit, since=cutoff, grep=grep)
         print_log_records(list(reversed(records)), fmt)
+        if not records and not follow:
+            target = f"{workspace}/{fn}" if fn else workspace
+            declared = any(f.address == target or f.workspace == target for f in engine.project.functions())
+            click.echo(f"no logs for {target}" + (f" in the last {since}" if since else "")
+                       + ("" if declared else f" ({target} is not declared in faas.yaml)"), err=True)
         if follow:
             try:
                 for record in reader.follow(workspace, fn, since=cutoff, grep=grep):

@@ -63,10 +63,10 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
@@ -87,11 +87,11 @@ _NAMES = {"#m": "message"}
 
 def iso(epoch: float) -> str:
     """The fixed-width UTC time used in ``sk`` and ``time``: ``2026-01-31T12:00:00.123456Z``."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime(_TIME_FORMAT)
+    return datetime.fromtimestamp(epoch, UTC).strftime(_TIME_FORMAT)
 
 
 def parse_iso(text: str) -> float:
-    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def table_definition(table: str = DEFAULT_TABLE) -> dict[str, Any]:
@@ -191,16 +191,21 @@ class DynamoDBLogSource(_AwsService):
 
     def follow(self, workspace: str, function: str | None, *, since: float | None = None,
                grep: str | None = None, poll_s: float | None = None) -> Iterator[LogRecord]:
+        # Where to start is settled here, not at the first next(): what is written from now on shows.
         position = self._positions.pop((workspace, function, grep, since), None)
         if position is None:  # nothing read before: start from now, ignoring what is already there
             now = time.time()
             start = max(iso(now - self.overlap_s), iso(since) if since is not None else "")
             position = self._newest(workspace, function, start, grep, PAGE_SIZE)[1]
             position.newest = max(position.newest, now)
+        return self._tail(workspace, function, grep, position, self.poll_s if poll_s is None else poll_s)
+
+    def _tail(self, workspace: str, function: str | None, grep: str | None, position: _Position,
+              poll_s: float) -> Iterator[LogRecord]:
         while True:
             for item in self._poll(workspace, function, grep, position):
                 yield _record(item)
-            time.sleep(self.poll_s if poll_s is None else poll_s)
+            time.sleep(poll_s)
 
     # ------------------------------------------------------------ reading
 
@@ -215,8 +220,8 @@ class DynamoDBLogSource(_AwsService):
                 break
         # A full read may have left older records out: those must not show up in a follow.
         floor = found[-1]["sk"]["S"] if len(found) == limit else start
-        newest = parse_iso(found[0]["time"]["S"]) if found else (parse_iso(start) if start else 0.0)
-        seen = {item["sk"]["S"]: parse_iso(item["time"]["S"]) for item in found if item["sk"]["S"] >= floor}
+        newest = _time_of(found[0]) if found else (parse_iso(start) if start else 0.0)
+        seen = {item["sk"]["S"]: _time_of(item) for item in found if item["sk"]["S"] >= floor}
         return found, _Position(floor, newest, seen)
 
     def _window(self, position: _Position, now: float) -> str:
@@ -232,7 +237,7 @@ class DynamoDBLogSource(_AwsService):
         for item in self._query(workspace, function, self._window(position, now), grep, forward=True, page=PAGE_SIZE):
             sk = item["sk"]["S"]
             if sk not in position.seen:
-                position.seen[sk] = parse_iso(item["time"]["S"])
+                position.seen[sk] = _time_of(item)
                 position.newest = max(position.newest, position.seen[sk])
                 fresh.append(item)
         window = self._window(position, now)
@@ -262,7 +267,7 @@ class DynamoDBLogSource(_AwsService):
             try:
                 response = self._call("query", **request)
             except ProviderError as exc:
-                if "specified index" in str(exc):
+                if function and self._index_missing(exc):
                     raise ProviderError(
                         f"{self.display} has no global secondary index {INDEX_BY_FUNCTION} (fpk HASH, sk RANGE), "
                         "which per-function logs need; see `python -m faasops.plugins.aws_logs table-definition "
@@ -272,6 +277,23 @@ class DynamoDBLogSource(_AwsService):
             if "LastEvaluatedKey" not in response:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _index_missing(self, error: ProviderError) -> bool:
+        """Whether a failed index Query means the index is missing: DynamoDB says so in a
+        ValidationException ("… specified index"), moto answers ResourceNotFound as for a table."""
+        if "specified index" in str(error):
+            return True
+        if not isinstance(error, _NotFound):
+            return False
+        try:
+            self._call("describe_table", TableName=self.table)
+            return True
+        except _NotFound:
+            return False
+
+
+def _time_of(item: dict[str, Any]) -> float:
+    return parse_iso(item["sk"]["S"].split("#", 1)[0])
 
 
 def _record(item: dict[str, Any]) -> LogRecord:

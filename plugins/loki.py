@@ -25,14 +25,18 @@ Queries
 =======
 
 ``{function_id="<ws>.<fn>"}`` for one function, ``{workspace_id="<ws>"}`` for a workspace;
-``--grep TEXT`` adds ``|= "TEXT"`` with TEXT written as an escaped LogQL string (so it can never
-change the query); ``query_range`` with ``direction=backward`` and ``limit`` from ``--since``
-(default ``default_since``) to now. ``--follow`` polls ``query_range`` with
-``direction=forward`` from ``follow_overlap`` seconds before the newest entry seen, and shows an
-entry only when its (nanosecond, stream labels, line) key is new — the same key Loki itself
-de-duplicates on — so entries sharing a boundary nanosecond are neither repeated nor lost. It
-continues exactly where the preceding ``read`` of the same query stopped, so nothing written
-between the two is missed.
+``--grep TEXT`` adds ``|= "TEXT"``, TEXT written as an escaped LogQL string, so whatever it
+holds it can only be matched, never change the query. A read is ``query_range`` with
+``direction=backward`` and ``limit``, from ``--since`` (default ``default_since``) to now,
+paged backward when ``--limit`` exceeds ``max_entries``.
+
+``--follow`` polls ``query_range`` with ``direction=forward`` from ``follow_overlap`` seconds
+before the newest entry shown, and shows an entry only when its key — (nanosecond, stream
+labels, line), what Loki itself de-duplicates on — is new. It continues exactly where the
+preceding read of the same query stopped: entries written in between show, and in the oldest
+nanosecond shown, the entries the limit left out are remembered so they never show later. Entry
+timestamps come from the collectors' clocks and "now" from faasops' host: these should agree
+within ``follow_overlap``, as NTP-synced hosts do.
 """
 
 from __future__ import annotations
@@ -43,8 +47,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
@@ -104,7 +109,7 @@ class _Entry:
     key: str
 
     @classmethod
-    def of(cls, ts: int, labels: dict[str, str], line: str) -> "_Entry":
+    def of(cls, ts: int, labels: dict[str, str], line: str) -> _Entry:
         stream = json.dumps(sorted(labels.items()), ensure_ascii=False)
         digest = hashlib.sha256(f"{stream}\n".encode() + line.encode("utf-8", "surrogatepass")).hexdigest()
         return cls(ts, labels, line, f"{ts}:{digest[:16]}")
@@ -117,8 +122,8 @@ class _Entry:
 class _Position:
     """Where a read left off, for a follow of the same query to continue from.
 
-    Entries before ``floor`` are never shown again; ``seen`` holds the keys already shown at or
-    after it (key → nanosecond); ``newest`` is the newest nanosecond shown."""
+    Entries before ``floor`` are never shown; ``seen`` holds the keys at or after it that must
+    not show (again), key → nanosecond; ``newest`` is the newest nanosecond shown."""
 
     floor: int
     newest: int
@@ -151,7 +156,9 @@ class LokiLogSource:
         # Connection errors and gateway hiccups are retried briefly; everything else is final.
         retries = urllib3.Retry(total=3, connect=2, read=0, status=2, backoff_factor=0.2,
                                 status_forcelist=(502, 503, 504), allowed_methods={"GET"}, raise_on_status=False)
-        self._http = urllib3.PoolManager(retries=retries, timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s))
+        pool = {"retries": retries, "timeout": urllib3.Timeout(connect=timeout_s, read=timeout_s)}
+        proxy = _proxy_for(self.url)
+        self._http = urllib3.ProxyManager(proxy, **pool) if proxy else urllib3.PoolManager(**pool)
         self._positions: dict[tuple[str, str | None, str | None, int | None], _Position] = {}
 
     # ------------------------------------------------------------ LogSource
@@ -166,19 +173,22 @@ class LokiLogSource:
 
     def follow(self, workspace: str, function: str | None, *, since: float | None = None,
                grep: str | None = None, poll_s: float | None = None) -> Iterator[LogRecord]:
+        # Where to start is settled here, not at the first next(): what is written from now on shows.
         query = log_query(workspace, function, grep)
         since_ns = _ns(since) if since is not None else None
         position = self._positions.pop((workspace, function, grep, since_ns), None)
         if position is None:  # nothing read before: start from now, ignoring what is already there
             now = time.time_ns()
-            floor = max(now - self.overlap_ns, since_ns or 0)
-            position = self._newest(query, floor, self.max_entries)[1]
+            position = self._newest(query, max(now - self.overlap_ns, since_ns or 0), self.max_entries)[1]
             position.newest = max(position.newest, now)
+        return self._tail(query, position, workspace, function, self.poll_s if poll_s is None else poll_s)
+
+    def _tail(self, query: str, position: _Position, workspace: str, function: str | None,
+              poll_s: float) -> Iterator[LogRecord]:
         while True:
-            fresh = self._poll(query, position)
-            for entry in sorted(fresh, key=_Entry.order):
+            for entry in sorted(self._poll(query, position), key=_Entry.order):
                 yield _record(entry, workspace, function)
-            time.sleep(self.poll_s if poll_s is None else poll_s)
+            time.sleep(poll_s)
 
     # ------------------------------------------------------------ reading
 
@@ -202,9 +212,15 @@ class LokiLogSource:
             # holding a single nanosecond cannot be split further: move past it.
             end = oldest + 1 if oldest + 1 < end else oldest
             keys = {e.key for e in found if e.ts == oldest}
-        floor = start if exhausted or not found else found[-1].ts + 1
+        seen = {e.key: e.ts for e in found}
+        floor = start
+        if not exhausted and found:
+            # Older entries were left out, some maybe in the oldest nanosecond shown: remember
+            # every key of that nanosecond, so a follow shows only the ones written later.
+            floor = found[-1].ts
+            seen.update((e.key, e.ts) for e in self._query_range(query, floor, floor + 1, self.max_entries, "forward"))
         newest = found[0].ts if found else start
-        return found, _Position(floor, newest, {e.key: e.ts for e in found if e.ts >= floor})
+        return found, _Position(floor, newest, seen)
 
     def _window(self, position: _Position, now: int) -> int:
         """Where a poll starts: ``follow_overlap`` before the newest entry shown (entry clocks,
@@ -225,6 +241,8 @@ class LokiLogSource:
                     fresh.append(entry)
             if len(page) < self.max_entries:
                 break
+            # A full page: go on from its last nanosecond (keys drop what was seen). Only more
+            # than max_entries entries in one nanosecond could make a page that cannot advance.
             last = page[-1].ts
             start = last if last > start else last + 1
         if fresh:
@@ -297,7 +315,7 @@ class LokiLogSource:
 
 
 def _ns(seconds: float) -> int:
-    return int(round(seconds * 1_000_000)) * 1000
+    return round(seconds * 1_000_000) * 1000
 
 
 def _record(entry: _Entry, workspace: str, function: str | None) -> LogRecord:
@@ -316,6 +334,16 @@ def _pod_function(pod: str) -> str:
     return parts[0] if len(parts) == 3 else ""
 
 
+def _proxy_for(url: str) -> str | None:
+    """The proxy that ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` give for ``url``, as curl does."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(url)
+    proxy = getproxies().get(parts.scheme)
+    return proxy if proxy and not proxy_bypass(parts.hostname or "") else None
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
@@ -325,9 +353,11 @@ def _reason(error: BaseException | None) -> str:
     """A short, credential-free description of a connection failure."""
     import urllib3
 
+    if isinstance(error, urllib3.exceptions.NameResolutionError):
+        return "its host name does not resolve"
     if isinstance(error, urllib3.exceptions.NewConnectionError):
-        text = str(error).rsplit(": ", 1)[-1]
-        return text or "connection failed"
+        # "<HTTPConnection …>: Failed to establish a new connection: [Errno 111] Connection refused"
+        return str(error).rsplit("] ", 1)[-1].lower() if "] " in str(error) else "connection failed"
     if isinstance(error, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError)):
         return "timed out"
     if isinstance(error, urllib3.exceptions.SSLError):

@@ -43,11 +43,12 @@ details the page leaves open, Loki 3's source (``pkg/loghttp``, ``pkg/logqlmodel
 - Errors as Loki writes them: ``text/plain`` body with the message, 400 for bad requests
   (``parse error at line 1, col 12: syntax error: unexpected …``).
 
-Not covered (400 saying so, never a silent wrong answer): metric queries (``rate``,
-``count_over_time`` …), parsers and other pipeline stages (``| json``, ``| logfmt``, label
-filters, ``line_format``), ``interval``, line-filter ``or``, multi-tenant ``a|b`` queries,
+Not covered, and never answered wrongly: metric queries (``rate``, ``count_over_time`` …),
+parsers and other pipeline stages (``| json``, ``| logfmt``, label filters, ``line_format``),
+``interval`` and line-filter ``or`` get a 400 that says the double does not support them;
 ``/loki/api/v1/tail`` (websocket), OTLP ingestion, index stats/volume, patterns, rules,
-deletion, ``/metrics``. RE2 syntax is approximated by Python's ``re``.
+deletion, ``/metrics`` get 404. A multi-tenant ``a|b`` header is just a tenant name here, and
+RE2 syntax is approximated by Python's ``re``.
 
 Authorisation is not part of Loki; deployments put a gateway in front of it. ``basic_auth`` /
 ``bearer_token`` make the double behave like such a gateway (401 without the credentials).
@@ -68,9 +69,9 @@ import urllib.error
 import urllib.request
 import zlib
 from bisect import insort
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -209,9 +210,6 @@ class LogQuery:
     matchers: tuple[Matcher, ...]
     filters: tuple[LineFilter, ...] = ()
 
-    def selects(self, labels: Mapping[str, str]) -> bool:
-        return all(m.matches(labels) for m in self.matchers)
-
     def keeps(self, line: str) -> bool:
         return all(f.keeps(line) for f in self.filters)
 
@@ -330,7 +328,8 @@ class _Parser:
     def unexpected(self, token: _Token, expecting: str = "") -> BadRequest:
         what = "$end" if token.kind == "EOF" else ("IDENTIFIER" if token.kind == "IDENT" else token.kind
                                                   if token.kind in ("STRING", "NUMBER") else token.text)
-        return _parse_error(token.col, f"syntax error: unexpected {what}" + (f", expecting {expecting}" if expecting else ""))
+        expected = f", expecting {expecting}" if expecting else ""
+        return _parse_error(token.col, f"syntax error: unexpected {what}{expected}")
 
     def selector(self) -> tuple[Matcher, ...]:
         token = self.take()
@@ -409,7 +408,8 @@ def parse_selector(text: str) -> tuple[Matcher, ...]:
 
 def _go_parse_int(name: str, value: str) -> int:
     if not re.fullmatch(r"[+-]?\d+", value):
-        raise BadRequest(f"could not parse '{name}' parameter: strconv.ParseInt: parsing {go_quote(value)}: invalid syntax")
+        raise BadRequest(f"could not parse '{name}' parameter: strconv.ParseInt: parsing {go_quote(value)}: "
+                         "invalid syntax")
     return int(value)
 
 
@@ -468,7 +468,8 @@ def _bounds(params: Mapping[str, str], default_since_ns: int) -> tuple[int, int]
     if params.get("since"):
         parsed = parse_duration_ns(params["since"])
         if parsed is None:
-            raise BadRequest(f"could not parse 'since' parameter: not a valid duration string: {go_quote(params['since'])}")
+            raise BadRequest("could not parse 'since' parameter: not a valid duration string: "
+                             + go_quote(params["since"]))
         since = parsed
     end = parse_timestamp(params.get("end", ""), now, "end")
     start = parse_timestamp(params.get("start", ""), min(end, now) - since, "start")
@@ -569,7 +570,7 @@ class LokiDouble:
             raise RuntimeError("the Loki double is not running; call start() first")
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "LokiDouble":
+    def start(self) -> LokiDouble:
         double = self
 
         class Handler(_Handler):
@@ -591,7 +592,7 @@ class LokiDouble:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "LokiDouble":
+    def __enter__(self) -> LokiDouble:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -655,26 +656,19 @@ class LokiDouble:
         streams = body.get("streams") if isinstance(body, dict) else None
         if not isinstance(streams, list):
             raise BadRequest("loghttp.PushRequest.Streams: []*loghttp.Stream: decode slice: expect [ or n")
-        decoded = [_decode_stream(s) for s in streams]
+        decoded = [(self._stream_labels(labels), values) for labels, values in map(_decode_stream, streams)]
         now = time.time_ns()
         refused: list[str] = []
         with self._mutex:
             store = self._tenants.setdefault(tenant, {})
             for labels, values in decoded:
-                if SERVICE_NAME_LABEL not in labels and self.discover_service_name:
-                    found = next((labels[n] for n in self.discover_service_name if labels.get(n)), UNKNOWN_SERVICE)
-                    labels = {**labels, SERVICE_NAME_LABEL: found}
-                if not labels:
-                    raise BadRequest(ERR_MISSING_LABELS)
-                for name in labels:
-                    if not _LABEL_NAME.match(name):
-                        raise BadRequest(f"couldn't parse labels: 1:2: parse error: invalid label name {go_quote(name)}")
                 key = label_string(labels)
-                stream = store.get(key) or store.setdefault(key, _Stream(labels, key))
+                stream = store.setdefault(key, _Stream(labels, key))
                 for ts, line, metadata in values:
                     if self.reject_old_samples and ts < now - REJECT_OLD_SAMPLES_MAX_AGE_NS:
+                        oldest = _rfc3339(now - REJECT_OLD_SAMPLES_MAX_AGE_NS)
                         refused.append(f"entry for stream '{key}' has timestamp too old: {_rfc3339(ts)}, "
-                                       f"oldest acceptable timestamp is: {_rfc3339(now - REJECT_OLD_SAMPLES_MAX_AGE_NS)}")
+                                       f"oldest acceptable timestamp is: {oldest}")
                         continue
                     if ts > now + CREATION_GRACE_PERIOD_NS:
                         refused.append(f"entry for stream '{key}' has timestamp too new: {_rfc3339(ts)}")
@@ -685,6 +679,18 @@ class LokiDouble:
                     self._seq += 1
                     insort(stream.entries, _Entry(ts, self._seq, line, metadata))
         return refused
+
+    def _stream_labels(self, labels: dict[str, str]) -> dict[str, str]:
+        """A pushed stream's labels as stored: ``service_name`` discovered, names checked."""
+        if SERVICE_NAME_LABEL not in labels and self.discover_service_name:
+            found = next((labels[n] for n in self.discover_service_name if labels.get(n)), UNKNOWN_SERVICE)
+            labels = {**labels, SERVICE_NAME_LABEL: found}
+        if not labels:
+            raise BadRequest(ERR_MISSING_LABELS)
+        for name in labels:
+            if not _LABEL_NAME.match(name):
+                raise BadRequest(f"couldn't parse labels: invalid label name {go_quote(name)}")
+        return labels
 
     # ------------------------------------------------------------ queries
 
@@ -703,7 +709,8 @@ class LokiDouble:
             raise BadRequest(ERR_END_BEFORE_START)
         limit = _limit(params)
         direction = _direction(params)
-        step = _seconds_or_duration_ns(params["step"]) if params.get("step") else max((end - start) // NS // 250, 1) * NS
+        default_step = max((end - start) // NS // 250, 1) * NS  # Loki's: the range / 250, at least 1 s
+        step = _seconds_or_duration_ns(params["step"]) if params.get("step") else default_step
         if step <= 0:
             raise BadRequest(ERR_ZERO_STEP)
         if (end - start) // step > 11000:
@@ -765,7 +772,7 @@ class LokiDouble:
         return None
 
 
-def _to_ns(moment: float | int | datetime) -> int:
+def _to_ns(moment: float | datetime) -> int:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise ValueError("use an aware datetime (UTC), not a naive one")
@@ -774,11 +781,11 @@ def _to_ns(moment: float | int | datetime) -> int:
         raise TypeError("a time is float seconds, int nanoseconds or a datetime")
     if isinstance(moment, int):
         return moment
-    return int(round(moment * 1_000_000)) * 1000  # float seconds carry microseconds at best
+    return round(moment * 1_000_000) * 1000  # float seconds carry microseconds at best
 
 
 def _rfc3339(ns: int) -> str:
-    return datetime.fromtimestamp(ns // NS, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % NS:09d}Z"
+    return datetime.fromtimestamp(ns // NS, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % NS:09d}Z"
 
 
 def _value(entry: _Entry) -> list[Any]:
@@ -786,7 +793,7 @@ def _value(entry: _Entry) -> list[Any]:
 
 
 def _stats(lines: int, size: int, returned: int, seconds: float) -> dict[str, Any]:
-    rate = lambda n: int(n / seconds) if seconds > 0 else 0  # noqa: E731
+    rate = lambda n: int(n / seconds) if seconds > 0 else 0
     return {
         "summary": {
             "bytesProcessedPerSecond": rate(size), "linesProcessedPerSecond": rate(lines),
@@ -829,13 +836,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "loki-test-double"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve()
 
     def _serve(self) -> None:
@@ -843,7 +850,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path
         body = self._body()
         params = parse_qs(url.query, keep_blank_values=True)
-        if self.command == "POST" and self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+        if self.command == "POST" and form:
             for name, values in parse_qs(body.decode(errors="replace"), keep_blank_values=True).items():
                 params.setdefault(name, []).extend(values)
         with self.loki._mutex:
@@ -944,10 +952,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
-
-
-def iter_values(response: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, str], str]]:
-    """Every ``(ns, labels, line)`` of a query_range response, in response order."""
-    for stream in response["data"]["result"]:
-        for value in stream["values"]:
-            yield int(value[0]), stream["stream"], value[1]

@@ -250,7 +250,8 @@ def test_ready(loki: LokiDouble) -> None:
 def test_push_needs_string_timestamps(loki: LokiDouble) -> None:
     body = json.dumps({"streams": [{"stream": {"job": "test"}, "values": [[T0, "number ts"]]}]}).encode()
 
-    status, _, _ = call(loki, "/loki/api/v1/push", method="POST", body=body, headers={"Content-Type": "application/json"})
+    status, _, _ = call(loki, "/loki/api/v1/push", method="POST", body=body,
+                        headers={"Content-Type": "application/json"})
 
     assert status == 400
 

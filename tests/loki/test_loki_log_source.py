@@ -11,7 +11,7 @@ import pytest
 from faasops.errors import FaasopsError, ProviderError
 from faasops.plugins.loki import log_query, logql_string
 from faasops.testing.loki import NS, LokiDouble, parse_query
-from loki_support import ELSEWHERE, HELLO, OTHER, WS, call, lines_of, make_source
+from loki_support import ELSEWHERE, HELLO, OTHER, WS, make_source
 
 
 def ago(seconds: float) -> int:
@@ -22,6 +22,11 @@ def messages(records: list) -> list[str]:
     return [r.message for r in records]
 
 
+def queries(loki: LokiDouble) -> list[dict[str, list[str]]]:
+    """The parameters of every query_range the double received, oldest first."""
+    return [r.params for r in loki.requests if r.path == "/loki/api/v1/query_range"]
+
+
 def test_reads_a_function_newest_first_by_its_function_id_label(loki: LokiDouble) -> None:
     loki.push(HELLO, [(ago(30), "hello 1"), (ago(20), "hello 2"), (ago(10), "hello 3")])
     loki.push(OTHER, [(ago(15), "other")])
@@ -30,8 +35,8 @@ def test_reads_a_function_newest_first_by_its_function_id_label(loki: LokiDouble
     records = make_source(loki).read(WS, "hello", limit=2)
 
     assert messages(records) == ["hello 3", "hello 2"]
-    assert loki.requests[-1].params["query"] == ['{function_id="demo.hello"}']
-    assert loki.requests[-1].params["direction"] == ["backward"]
+    assert queries(loki)[0]["query"] == ['{function_id="demo.hello"}']
+    assert queries(loki)[0]["direction"] == ["backward"]
     first = records[0]
     assert (first.workspace, first.function, first.function_id) == ("demo", "hello", "demo.hello")
     assert first.labels["pod"] == HELLO["pod"]
@@ -47,7 +52,7 @@ def test_reads_a_workspace_across_its_functions_by_the_workspace_id_label(loki: 
 
     assert [(r.function, r.message) for r in records] == [("other", "other 2"), ("hello", "hello 2"),
                                                            ("other", "other 1")]
-    assert loki.requests[-1].params["query"] == ['{workspace_id="demo"}']
+    assert queries(loki)[0]["query"] == ['{workspace_id="demo"}']
 
 
 def test_since_limits_the_window_and_the_default_window_is_one_hour(loki: LokiDouble) -> None:
@@ -70,7 +75,7 @@ def test_grep_is_a_literal_line_filter_whatever_it_contains(loki: LokiDouble, gr
 
     assert messages(records) == [f"before {grep} after"]
     # The query Loki received selects on the function alone, with one line filter equal to grep.
-    sent = parse_query(loki.requests[-1].params["query"][0])
+    sent = parse_query(queries(loki)[0]["query"][0])
     assert [(m.name, m.op, m.value) for m in sent.matchers] == [("function_id", "=", "demo.hello")]
     assert [(f.op, f.value) for f in sent.filters] == [("|=", grep)]
 
@@ -99,7 +104,7 @@ def test_a_large_limit_is_read_in_pages_without_losing_or_repeating_entries_at_p
     assert everything - set(messages(newest_eight)) <= {"hello 0", "hello 1", "hello 2", "second pod 0"}
     for records in (all_nine, newest_eight):
         assert [r.time for r in records] == sorted((r.time for r in records), reverse=True)
-    assert all(int(r.params["limit"][0]) <= 4 for r in loki.requests if r.path.endswith("query_range"))
+    assert all(int(params["limit"][0]) <= 4 for params in queries(loki))
 
 
 def test_follow_continues_where_the_read_stopped_each_entry_once(loki: LokiDouble) -> None:
@@ -125,16 +130,15 @@ def test_follow_continues_where_the_read_stopped_each_entry_once(loki: LokiDoubl
     assert messages(islice(follow, 2)) == ["late", "sentinel"]
     loki.push(HELLO, [(base + 4 * NS, "last")])
     assert messages(islice(follow, 1)) == ["last"]
-    queries = [r for r in loki.requests if r.path.endswith("query_range")]
-    assert all(r.params["direction"] == ["forward"] for r in queries[1:])
+    assert all(params["direction"] == ["forward"] for params in queries(loki)[2:])
 
 
 def test_follow_without_a_read_starts_now(loki: LokiDouble) -> None:
-    loki.push(HELLO, [(ago(2), "already there")])
+    loki.push(HELLO, [(ago(2), "already there, wanted")])
     source = make_source(loki, poll_interval=0.05)
     follow = source.follow(WS, "hello", grep="wanted")
 
-    loki.push(HELLO, [(ago(0), "not wanted here"), (ago(0) + 1, "wanted")])
+    loki.push(HELLO, [(ago(0), "unrelated"), (ago(0) + 1, "wanted")])
 
     assert messages(islice(follow, 1)) == ["wanted"]
 
@@ -191,14 +195,21 @@ def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
 
 def test_forbidden_rate_limited_and_failing_answers_are_one_line_errors(loki: LokiDouble) -> None:
     source = make_source(loki, org_id="team-a")
-    cases = [(403, "denied access to tenant 'team-a' (403 Forbidden: no\u00a0way)"),
-             (429, "is rate-limiting queries (429"), (500, "failed to answer /loki/api/v1/query_range (500")]
+    cases = [(403, "denied access to tenant 'team-a' (403 Forbidden: no way at all)"),
+             (429, "is rate-limiting queries (429: busy)"), (500, "failed to answer /loki/api/v1/query_range (500")]
     for status, message in cases:
-        loki.fail_next(status, "no\u00a0way\nat all" if status == 403 else "busy")
+        loki.fail_next(status, "no way\nat all" if status == 403 else "busy")
         with pytest.raises(ProviderError) as error:
             source.read(WS, "hello", limit=1)
         assert message in str(error.value)
         assert "\n" not in str(error.value)
+
+
+def test_a_passing_gateway_error_is_retried(loki: LokiDouble) -> None:
+    loki.push(HELLO, [(ago(1), "served after a 503")])
+    loki.fail_next(503, "upstream restarting")
+
+    assert messages(make_source(loki).read(WS, "hello", limit=1)) == ["served after a 503"]
 
 
 def test_a_wrong_url_says_what_is_wrong(loki: LokiDouble) -> None:

@@ -1,0 +1,52 @@
+"""Fixtures for the log sources: one moto server and one Loki test double per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from aws_logs_support import TABLE, start_moto_server
+from faasops.plugins.aws_logs import table_definition
+from faasops.testing.loki import LokiDouble
+from faasops.testing.moto import MotoServer, aws_env
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = start_moto_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """The session's moto server, empty, with fake credentials in the environment (which the
+    CLI subprocesses inherit) and none of the developer's AWS settings."""
+    for name, value in aws_env().items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    moto_server.reset()
+    return moto_server
+
+
+@pytest.fixture()
+def dynamodb(moto: MotoServer) -> Any:
+    """A boto3 client with the logs table created (as the platform's runtime would find it)."""
+    client = moto.client("dynamodb")
+    client.create_table(**table_definition(TABLE))
+    return client
+
+
+@pytest.fixture(scope="session")
+def loki_server() -> Iterator[LokiDouble]:
+    with LokiDouble() as double:
+        yield double
+
+
+@pytest.fixture()
+def loki(loki_server: LokiDouble) -> LokiDouble:
+    loki_server.reset()
+    return loki_server
