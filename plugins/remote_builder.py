@@ -68,6 +68,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import urllib3
+from faasops.plugins.componentize import CACHE_ENV, ComponentizePyBuilder
 
 from faasops.builder_service.build_cache import cached_build, entry_paths, write_sidecar
 from faasops.builder_service.wire import (
@@ -84,7 +85,6 @@ from faasops.executor import source_date
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import file_lock, write_atomic
-from faasops.plugins.componentize import CACHE_ENV, ComponentizePyBuilder
 from faasops.providers import Artifact, BuildResult, SourceSnapshot
 
 log = logging.getLogger(__name__)
@@ -399,7 +399,9 @@ class RemoteBuilder:
     def _build_and_download(self, function: Function, snapshot: SourceSnapshot, key: str, spec: dict[str, Any]) -> BuildResult:
         wasm, sidecar = entry_paths(self.cache_dir, key)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.cache_dir / "locks" / f"{key.removeprefix('sha256:')}.lock"):
+        # Not the builders' own `<key>.lock`: a service sharing this cache (same host) takes
+        # that one while it builds, and we hold ours until its build is downloaded.
+        with file_lock(self.cache_dir / "locks" / f"{key.removeprefix('sha256:')}.download.lock"):
             cached = cached_build(self.cache_dir, key)
             if cached:
                 return cached
@@ -407,6 +409,9 @@ class RemoteBuilder:
                                           what=f"{function.address}: uploading the source")
             result = self.client.wait(accepted, function.address, "build")
             self._check_key(function, key, result)
+            shared = cached_build(self.cache_dir, key)  # the service wrote it into this very cache
+            if shared:
+                return BuildResult(key, shared.wasm_path, shared.wasm_digest, cached=bool(result.get("cached")))
             digest = str(result.get("wasm_digest", ""))
             sidecar.unlink(missing_ok=True)  # an entry is valid only once its wasm is complete
             self.client.download(key, wasm, digest, what=f"{function.address}: downloading the component")

@@ -28,7 +28,8 @@ import os
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator
 
-from fastapi import Depends, FastAPI, File, Form, Path as PathParam, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -51,15 +52,29 @@ from faasops.builder_service.models import (
     TaskListModel,
     TaskModel,
 )
-from faasops.builder_service.service import BuilderService, NotConfigured, NotFound, UploadedBuild
+from faasops.builder_service.service import (
+    BuilderService,
+    NotConfigured,
+    NotFound,
+    UploadedBuild,
+)
 from faasops.builder_service.tasks import task_result
-from faasops.builder_service.uploads import Receive, Scope, Send, UploadLimit, UploadRejected, answer_json
+from faasops.builder_service.uploads import (
+    Receive,
+    Scope,
+    Send,
+    BodyLimit,
+    UploadRejected,
+    answer_json,
+)
 from faasops.builder_service.wire import API_PREFIX, FAILED, FIELD_SOURCE, FIELD_SPEC
 from faasops.errors import FaasopsError
 from faasops.providers import Task
 
 MIN_TOKEN_LENGTH = 16
 UPLOAD_PATHS = frozenset({f"{API_PREFIX}/build", f"{API_PREFIX}/build-and-push"})
+JSON_PATHS = frozenset({f"{API_PREFIX}/push", f"{API_PREFIX}/scaffold", f"{API_PREFIX}/deploy"})
+MAX_JSON_BYTES = 1 << 20
 TASK_ID = r"^[0-9a-f]{8,64}$"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorModel, "description": "Missing or wrong bearer token"},
@@ -249,7 +264,8 @@ def create_app(config: ServiceConfig, service: BuilderService | None = None) -> 
                             headers={"Docker-Content-Digest": build.wasm_digest})
 
     # Added last = outermost: the token is checked before the size, and both before the body.
-    app.add_middleware(UploadLimit, max_bytes=config.limits.max_upload_bytes, paths=UPLOAD_PATHS)
+    app.add_middleware(BodyLimit, max_bytes=config.limits.max_upload_bytes, paths=UPLOAD_PATHS)
+    app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BYTES, paths=JSON_PATHS)
     app.add_middleware(BearerAuth, token=token)
     return app
 

@@ -23,7 +23,11 @@ from faasops import __version__
 from faasops.builder_service.build_cache import cached_build
 from faasops.builder_service.config import ServiceConfig
 from faasops.builder_service.tasks import TaskRunner
-from faasops.builder_service.uploads import UploadLimits, UploadRejected, validate_upload
+from faasops.builder_service.uploads import (
+    UploadLimits,
+    UploadRejected,
+    validate_upload,
+)
 from faasops.builder_service.wire import (
     API_VERSION,
     KIND_BUILD,

@@ -2,9 +2,11 @@
 
 In order, each step refusing before the next one runs:
 
-1. **Size** (:class:`UploadLimit`, ASGI middleware): an upload must declare its
+1. **Size** (:class:`BodyLimit`, ASGI middleware): an upload must declare its
    ``Content-Length`` (411 otherwise) and may not exceed ``limits.max_upload_bytes`` (413) — the
-   body is not read at all when the header is over the limit, and the bytes are counted anyway
+   body is not read at all when the header is over the limit (the connection is closed after the
+   answer, so a client should send ``Expect: 100-continue`` or compare with ``max_upload_bytes``
+   from ``GET /api/v1/info`` first, as the remote builder does), and the bytes are counted anyway
    in case a client sends more than it declared.
 2. **Archive** (:func:`validate_upload`): a gzip'd tar whose entries add up to at most
    ``limits.max_source_bytes`` uncompressed and ``limits.max_files`` entries, checked entry by
@@ -103,7 +105,7 @@ def _check_entries(archive: bytes, limits: UploadLimits) -> None:
         raise UploadRejected(422, "the archive is empty")
 
 
-class UploadLimit:
+class BodyLimit:
     """ASGI middleware: refuse request bodies over ``max_bytes`` on ``paths`` (step 1 above)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, paths: frozenset[str]):
@@ -118,7 +120,7 @@ class UploadLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is None:
-            await answer_json(send, 411, "an upload must declare its Content-Length")
+            await answer_json(send, 411, "a request body must declare its Content-Length")
             return
         try:
             length = int(declared)
@@ -153,7 +155,7 @@ class UploadLimit:
                 await answer_json(send, 413, exc.detail)
 
     def _too_large(self, size: int) -> str:
-        return f"the upload is {size} bytes; this builder accepts at most {self.max_bytes} bytes"
+        return f"the request body is {size} bytes; this builder accepts at most {self.max_bytes} bytes here"
 
 
 class _BodyTooLarge(HTTPException):

@@ -14,7 +14,6 @@ from typing import Any
 
 import urllib3
 import yaml
-
 from cli_support import Result, copy_example, run_faasops
 
 TOKEN = "test-builder-token-7f3a9c21e5b04d6f"

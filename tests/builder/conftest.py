@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from builder_support import HERE, MAX_UPLOAD_BYTES, BuilderServer, local_service_config
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import threading
 
+from faasops.plugins.componentize import ComponentizePyBuilder, toolchain_version
+
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
-from faasops.plugins.componentize import ComponentizePyBuilder, toolchain_version
 from faasops.providers import BuildResult, SourceSnapshot
 
 BUILD_SECONDS = 120.0

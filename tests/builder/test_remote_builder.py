@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
 from builder_support import (
     IMPORT_ERROR_HANDLER,
+    MAX_UPLOAD_BYTES,
     TOKEN,
     TOKEN_ENV,
     BuilderServer,
@@ -23,13 +23,14 @@ from builder_support import (
     remote_project,
 )
 from cli_support import copy_example
+from faasops.plugins.componentize import toolchain_version
+from faasops.plugins.local import LocalState
+from faasops.plugins.remote_builder import RemoteOptions
+
 from faasops.errors import ProviderError
 from faasops.manifest import load_project
 from faasops.model import ProviderConfig
 from faasops.plugin_manager import create_plugin_manager, create_provider
-from faasops.plugins.componentize import toolchain_version
-from faasops.plugins.remote_builder import RemoteOptions
-from faasops.plugins.local import LocalState
 from faasops.source import snapshot_directory
 
 # Distinct from every example's handler, so the service really builds it (once per build cache).
@@ -58,6 +59,18 @@ def test_a_wrong_or_missing_token_fails_with_a_message_naming_the_variable_not_t
     assert f"set the environment variable {TOKEN_ENV}" in missing.err
 
 
+def test_a_source_over_the_services_upload_limit_is_refused_before_uploading(local_builder: BuilderServer,
+                                                                            tmp_path: Path) -> None:
+    project = remote_project(tmp_path, local_builder.url, cache_dir=str(tmp_path / "cache"))
+    noise = hashlib.shake_256(b"incompressible").digest(MAX_UPLOAD_BYTES + 4096)
+    (project / "functions" / "hello" / "data.bin").write_bytes(noise)
+    before = len(local_builder.workspace_tasks("demo"))
+    result = faasops(project, "apply", "--auto-approve")
+    assert result.code == 1
+    assert f"the builder accepts at most {MAX_UPLOAD_BYTES}" in result.err
+    assert len(local_builder.workspace_tasks("demo")) == before
+
+
 def test_a_failing_build_fails_the_step_with_the_servers_log_excerpt(local_builder: BuilderServer, tmp_path: Path) -> None:
     project = remote_project(tmp_path, local_builder.url, handler_source=IMPORT_ERROR_HANDLER)
     assert faasops(project, "validate").code == 0  # the contract holds; only the build can tell
@@ -76,7 +89,8 @@ def test_a_failing_build_fails_the_step_with_the_servers_log_excerpt(local_build
 
 
 def test_a_task_that_never_finishes_times_out_cleanly(slow_builder: BuilderServer, tmp_path: Path) -> None:
-    project = remote_project(tmp_path, slow_builder.url, timeout=2, poll_interval=0.25)
+    # A private client cache: the session's shared one may hold this build already.
+    project = remote_project(tmp_path, slow_builder.url, timeout=2, poll_interval=0.25, cache_dir=str(tmp_path / "cache"))
     started = time.monotonic()
     result = faasops(project, "apply", "--auto-approve")
     elapsed = time.monotonic() - started
