@@ -68,8 +68,13 @@ def render_metrics(address: str, series: list[MetricSeries], step_s: float, fmt:
         }, indent=2) + "\n"
     width = max((len(s.name) for s in series), default=4)
     lines = [f"{address} (step {step_s:g}s)"]
+    if not any(s.points for s in series):
+        return "\n".join(lines + ["  no data: nothing recorded for this function in this window"]) + "\n"
     for s in series:
         values = [v for _, v in s.points]
+        if not values:
+            lines.append(f"  {s.name:<{width}}  no data")
+            continue
         latest = values[-1] if values else 0.0
         lines.append(f"  {s.name:<{width}}  {sparkline(values)}  max {_number(max(values, default=0))} "
                      f"last {_number(latest)} {s.unit}")

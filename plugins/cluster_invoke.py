@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
 
-from faasops.plugins.kubernetes import KubernetesDeployer, _one_line, _reason
-
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig, Workspace
+from faasops.plugins.kubernetes import KubernetesDeployer, _one_line, _reason
 from faasops.providers import InvokeRequest, InvokeResponse
 
 KUBERNETES_TYPE = "kubernetes"
@@ -97,9 +96,10 @@ class KubernetesInvoker:
             )
         path = _checked_path(request.path)
         kubeconfig = self.connection.get("kubeconfig")
-        if kubeconfig and not (self.project.root / Path(str(kubeconfig)).expanduser()).is_file():
-            raise ProviderError(f"kubeconfig {self.project.root / Path(str(kubeconfig)).expanduser()} does not exist "
-                                f"({self.connection_slot}.kubeconfig)")
+        if kubeconfig:  # said here to name the slot it came from
+            config_file = self.project.root / Path(str(kubeconfig)).expanduser()
+            if not config_file.is_file():
+                raise ProviderError(f"kubeconfig {config_file} does not exist ({self.connection_slot}.kubeconfig)")
         # The deployer's client construction: kubeconfig / in-cluster / context, TLS, tokens.
         api = KubernetesDeployer(self.connection, self.project.root)._api()
         host = api.configuration.host

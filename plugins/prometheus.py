@@ -44,14 +44,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from faasops.plugins.cluster_invoke import bearer_token, declared_function
-from faasops.plugins.kubernetes import _one_line, _reason
-from faasops.plugins.spinkube import function_id
-
 from faasops.errors import FaasopsError, ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Project, ProviderConfig
 from faasops.observe import parse_duration
+from faasops.plugins.cluster_invoke import bearer_token, declared_function
+from faasops.plugins.kubernetes import _one_line, _reason
+from faasops.plugins.spinkube import function_id
 from faasops.providers import MetricSeries
 
 TYPE = "prometheus"
@@ -134,8 +133,13 @@ class PrometheusMetricsSource:
         return [(q, render_query(q.template, values)) for q in self.queries]
 
     def _range(self, name: str, promql: str, since: float, until: float, step_s: float) -> tuple[tuple[float, float], ...]:
+        # Whole milliseconds and a whole number of steps, so the last point is `until` itself.
+        step_ms = max(1, round(step_s * 1000))
+        end_ms = round(until * 1000)
+        start_ms = end_ms - math.ceil(round(until * 1000 - since * 1000) / step_ms) * step_ms
         data = self._get("/api/v1/query_range", name, promql, {
-            "query": promql, "start": f"{since:.3f}", "end": f"{until:.3f}", "step": f"{step_s:g}",
+            "query": promql, "start": f"{start_ms / 1000:.3f}", "end": f"{end_ms / 1000:.3f}",
+            "step": f"{step_ms / 1000:.3f}",
         })
         if not isinstance(data, dict) or data.get("resultType") != "matrix":
             kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
@@ -166,6 +170,9 @@ class PrometheusMetricsSource:
                                 f"{self.timeout:g}s ({WHERE}.timeout)") from None
         except urllib3.exceptions.HTTPError as exc:
             raise ProviderError(f"cannot reach Prometheus at {self.url}: {_reason(exc)} ({WHERE}.url)") from None
+        if raw.status in (401, 403):  # from Prometheus' own auth or a proxy in front of it
+            hint = f"check the token in ${self.token_env}" if self.token_env else f"set {WHERE}.token_env"
+            raise ProviderError(f"Prometheus at {self.url} refused the query ({raw.status}): {hint}")
         try:
             body = json.loads(raw.data)
         except ValueError:
@@ -174,9 +181,6 @@ class PrometheusMetricsSource:
             kind = (raw.headers.get("content-type") or "no content type").split(";")[0]
             raise ProviderError(f"{self.url} did not answer like the Prometheus HTTP API (HTTP {raw.status}, {kind} "
                                 f"from POST {path}): check {WHERE}.url")
-        if raw.status in (401, 403):
-            hint = f"check the token in ${self.token_env}" if self.token_env else f"set {WHERE}.token_env"
-            raise ProviderError(f"Prometheus at {self.url} refused the query ({raw.status}): {hint}")
         if body["status"] == "error" or raw.status >= 300:
             error = _one_line(str(body.get("error") or f"HTTP {raw.status}"))
             raise ProviderError(f"Prometheus at {self.url} rejected the {name} query "

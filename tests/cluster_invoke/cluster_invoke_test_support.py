@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from cli_support import EXAMPLES, REPO, Result, run_faasops
 
 HANDLERS = REPO / "tests" / "runtime" / "handlers"

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import EXAMPLES, run_faasops
-from cluster_invoke_test_support import HANDLERS, spin_service
 from kubernetes import client, config
 
+from cli_support import EXAMPLES, run_faasops
+from cluster_invoke_test_support import HANDLERS, spin_service
 from faasops.engine import Engine
 from faasops.serving import LocalServer, open_local
 from faasops.testing.kubeapi import KubeEmulator

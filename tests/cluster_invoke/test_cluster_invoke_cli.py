@@ -11,7 +11,6 @@ from pathlib import Path
 
 from cli_support import Result
 from cluster_invoke_test_support import cloud_copy, invoke
-
 from faasops.testing.kubeapi import KubeEmulator
 
 

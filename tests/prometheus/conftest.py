@@ -6,9 +6,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from prometheus_test_support import HISTORY_AFTER_S, HISTORY_BEFORE_S, HISTORY_INTERVAL_S, loads, unavailable
 
+from faasops.testing.availability import unavailable
 from faasops.testing.prometheus import PrometheusServer, PrometheusUnavailable
+from prometheus_test_support import HISTORY_AFTER_S, HISTORY_BEFORE_S, HISTORY_INTERVAL_S, loads
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,13 @@ copy of the cloud example that reads metrics from it."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from cli_support import EXAMPLES, Result, run_faasops
 
+from cli_support import EXAMPLES, Result, run_faasops
 from faasops.testing.metrics_exporter import MIB, FunctionLoad
 
 HELLO_PODS = 2
@@ -33,13 +31,6 @@ def loads(now: float) -> list[FunctionLoad]:
                      memory_bytes=HELLO_MEMORY_PER_POD, started=started),
         FunctionLoad("admin", "hello", pods=3, cpu_cores=1.5, memory_bytes=300 * MIB, started=started),
     ]
-
-
-def unavailable(message: str) -> None:
-    """Skip here, fail on CI: a missing service must never pass silently there."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def cloud_copy(dest: Path, metrics: dict[str, Any]) -> Path:

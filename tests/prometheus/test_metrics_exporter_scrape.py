@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_test_support import cloud_copy, metrics, unavailable
 
+from faasops.testing.availability import unavailable
 from faasops.testing.metrics_exporter import MIB, FunctionLoad, MetricsExporter, exposition
 from faasops.testing.prometheus import PrometheusServer, PrometheusUnavailable
+from prometheus_test_support import cloud_copy, metrics
 
 LOAD = FunctionLoad("storefront", "hello", pods=2, cpu_cores=0.25, memory_bytes=32 * MIB,
                     started=time.time() - 3600)  # running for an hour: counters far from zero

@@ -9,15 +9,9 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from prometheus_test_support import (
-    HELLO_CORES_PER_POD,
-    HELLO_MEMORY_PER_POD,
-    HELLO_PODS,
-    cloud_copy,
-    metrics,
-)
 
 from faasops.testing.prometheus import PrometheusServer
+from prometheus_test_support import HELLO_CORES_PER_POD, HELLO_MEMORY_PER_POD, HELLO_PODS, cloud_copy, metrics
 
 # The documented alternative to relabelled cAdvisor series (README): join with kube-state-metrics.
 KUBE_STATE_METRICS_QUERIES = {
@@ -86,8 +80,6 @@ def test_metrics_of_a_function_without_series_has_empty_series(project: Path) ->
         "cpu_cores": [], "memory_bytes": [], "replicas": []}
 
 
-@pytest.mark.xfail(strict=True, reason="faasops/observe.py render_metrics must say 'no data' for series "
-                                       "without points; drop this mark with that change")
 def test_metrics_table_of_a_function_without_series_says_no_data(project: Path) -> None:
     result = metrics(project, "storefront/checkout", "--since", "5m")
     assert result.code == 0, result.output

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import EXAMPLES
-from faasops.plugins.prometheus import PrometheusMetricsSource, promql_duration, promql_string, render_query
 
+from cli_support import EXAMPLES
 from faasops.errors import ProviderError
 from faasops.manifest import load_project
 from faasops.model import Project
+from faasops.plugins.prometheus import PrometheusMetricsSource, promql_duration, promql_string, render_query
 from faasops.testing.metrics_exporter import MetricsExporter
 from faasops.testing.prometheus import PrometheusServer
 
