@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from faasops.errors import ProviderError
 
@@ -133,8 +134,8 @@ def parse_retry_after(value: str | None, now: Callable[[], datetime] | None = No
     except (TypeError, ValueError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    current = now() if now else datetime.now(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    current = now() if now else datetime.now(UTC)
     return max(0.0, (moment - current).total_seconds())
 
 

@@ -299,6 +299,12 @@ class _AwsService:
                     f"{self.display}: {exc.operation_name} was throttled ({code}) and still failed after "
                     f"{self.max_attempts} attempts; retry later, raise `max_attempts`, or raise the capacity"
                 ) from None
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if status >= 500:  # transient by botocore's rules: it was retried
+                raise ProviderError(
+                    f"{self.display}: {exc.operation_name} failed: {code}: {_one_line(message) or f'HTTP {status}'} "
+                    f"(HTTP {status}, still failing after {self.max_attempts} attempts)"
+                ) from None
             raise ProviderError(f"{self.display}: {exc.operation_name} failed: {code}: {_one_line(message)}") from None
         except (NoCredentialsError, PartialCredentialsError):
             raise ProviderError(

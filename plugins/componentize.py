@@ -19,11 +19,14 @@ of one key — threads or processes — build once and share the result.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -33,6 +36,7 @@ from pathlib import Path
 
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
+from faasops.lock import pid_alive
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import file_lock, write_atomic
 from faasops.providers import BuildResult, SourceSnapshot
@@ -129,7 +133,8 @@ class ComponentizePyBuilder:
             cached = self._cached(key, wasm_path, sidecar_path)
             if cached:
                 return cached
-            with tempfile.TemporaryDirectory(prefix="faasops-build-") as tmp:
+            remove_orphaned_build_dirs()
+            with tempfile.TemporaryDirectory(prefix=f"{BUILD_DIR_PREFIX}{os.getpid()}-") as tmp:
                 src = Path(tmp) / "src"
                 src.mkdir()
                 extract_archive(snapshot.archive, src)
@@ -180,6 +185,7 @@ class ComponentizePyBuilder:
                 command,
                 cwd=app_dir,
                 env=env,
+                preexec_fn=_die_with_parent,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -195,6 +201,32 @@ class ComponentizePyBuilder:
                 f"{function.address}: componentize-py could not build handler module "
                 f"{function.handler!r}:\n{error_tail(proc.stdout + proc.stderr)}"
             )
+
+
+BUILD_DIR_PREFIX = "faasops-build-"
+
+
+def remove_orphaned_build_dirs() -> None:
+    """Remove build directories of faasops processes that are gone (an apply killed with -9
+    mid-build cannot clean up after itself; its directory name carries its pid)."""
+    root = Path(tempfile.gettempdir())
+    for path in root.glob(f"{BUILD_DIR_PREFIX}*"):
+        pid = path.name[len(BUILD_DIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# prctl(PR_SET_PDEATHSIG, SIGKILL): componentize-py dies with the apply that started it instead
+# of running on for minutes after a kill -9. Resolved once here: the child only calls it.
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL)
 
 
 def error_tail(output: str, max_lines: int = _ERROR_TAIL_LINES) -> str:

@@ -96,7 +96,7 @@ from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import MANIFEST_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, Blob, function_artifact
 from faasops.providers import Artifact, BuildResult
-from faasops.retry import RETRYABLE_STATUS, RetryPolicy, TransientError, parse_retry_after
+from faasops.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, TransientError, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class RegistryOptions:
     create_repositories: bool = True
     image_tag_mutability: str = "MUTABLE"
     scan_on_push: bool = False
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def parse(cls, config: ProviderConfig) -> RegistryOptions:
@@ -691,7 +691,8 @@ class DistributionClient:
                 continue
             return response
 
-    def _retry(self, attempts: Any, retry_after: float | None) -> bool:
+    def _retry(self, attempts: Attempts, retry_after: float | None) -> bool:
+        """Wait for another attempt if the budget allows (and count it)."""
         if not attempts.retry(retry_after):
             return False
         self.calls.add("registry.retries")

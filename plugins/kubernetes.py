@@ -521,11 +521,11 @@ def _one_line(text: str) -> str:
 def _retry_after(headers: Mapping[str, str] | None, body: Any) -> float | None:
     """The wait a 429/503 asks for: ``Retry-After``, else the Status' ``details.retryAfterSeconds``."""
     seconds = parse_retry_after((headers or {}).get("Retry-After"))
-    if seconds is None and isinstance(body, dict):
-        value = (body.get("details") or {}).get("retryAfterSeconds") if isinstance(body.get("details"), dict) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            seconds = float(value)
-    return seconds
+    if seconds is not None:
+        return seconds
+    details = body.get("details") if isinstance(body, dict) else None
+    value = details.get("retryAfterSeconds") if isinstance(details, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _reason(exc: Exception) -> str:

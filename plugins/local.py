@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -38,6 +40,8 @@ from faasops.providers import (
 )
 
 LOCK_LEASE_S = DEFAULT_LEASE_S
+# Temporary names of atomic writes: ".index.json.<pid>.<tid>.tmp", "<hex>.tar.tmp<pid>.<tid>" …
+_TEMP_NAME = re.compile(r"\.tmp(\d+(\.\d+)?)?$|\.tmp\d")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,9 +68,10 @@ class LocalState:
     """SQLite state. One connection shared by the apply threads behind a mutex; WAL mode and a
     busy timeout let separate processes (a second apply, ``faasops up``) read alongside."""
 
-    def __init__(self, path: Path, lease_s: float = LOCK_LEASE_S):
+    def __init__(self, path: Path, lease_s: float = LOCK_LEASE_S, scratch_dirs: tuple[Path, ...] = ()):
         self.path = path
         self.lease_s = lease_s
+        self.scratch_dirs = scratch_dirs  # where other local providers write atomically
         self._conn: sqlite3.Connection | None = None
         self._mutex = threading.RLock()
         self._heartbeat: threading.Thread | None = None
@@ -208,7 +213,9 @@ class LocalState:
                             "VALUES ('state',?,?,?,?,?,?,?,?)",
                             (lock.id, lock.holder, lock.host, lock.pid, lock.command, lock.created_at, lock.expires_at, lock.ci_url),
                         )
-                        # Whatever was still running belonged to a run that is gone.
+                        # Whatever was still running belonged to a run that is gone, and so
+                        # do half-written files: holding the lock, nobody else writes them.
+                        self._remove_leftover_temp_files()
                         self._db.execute(
                             "UPDATE tasks SET status = 'failed', updated_at = ?, "
                             "message = 'interrupted: the run ended before this step finished' "
@@ -225,6 +232,15 @@ class LocalState:
             if time.monotonic() >= deadline:
                 raise locked_error(held)
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
+
+    def _remove_leftover_temp_files(self) -> None:
+        """Atomic writes go through ``*.tmp*`` files then a rename; a run killed in between
+        leaves the temporary file behind. Only called with the lock held."""
+        for directory in self.scratch_dirs:
+            if directory.is_dir():
+                for path in directory.rglob("*.tmp*"):
+                    if path.is_file() and _TEMP_NAME.search(path.name):
+                        path.unlink(missing_ok=True)
 
     def _start_heartbeat(self, lock_id: str) -> None:
         self._held = lock_id
@@ -356,11 +372,7 @@ class LocalDeployer:
         _atomic_write(directory / "_namespace.yaml", yaml.safe_dump(manifest, sort_keys=True))
 
     def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None:
-        directory = self._ns_dir(namespace)
-        if directory.is_dir():
-            for path in directory.glob("*.yaml"):
-                path.unlink()
-            directory.rmdir()
+        shutil.rmtree(self._ns_dir(namespace), ignore_errors=True)
 
     def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> None:
         namespace = manifests[0]["metadata"]["namespace"]
@@ -398,7 +410,9 @@ def _dir(config: ProviderConfig, project: Project, default: str) -> Path:
 def faasops_state_backend(config: ProviderConfig, project: Project) -> LocalState | None:
     if config.type != "local":
         return None
-    return LocalState(_dir(config, project, "state.db"), float(config.options.get("lock_lease_seconds", LOCK_LEASE_S)))
+    scratch = tuple(project.state_dir / name for name in ("oci", "sources", "deploy"))
+    return LocalState(_dir(config, project, "state.db"), float(config.options.get("lock_lease_seconds", LOCK_LEASE_S)),
+                      scratch)
 
 
 @hookimpl

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
 from fault_support import FaultyCloud, start_faulty_cloud
+
 from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
 
 
@@ -44,8 +43,3 @@ def cloud(faulty_cloud: FaultyCloud) -> FaultyCloud:
     """The services wiped, the proxies without rules and with fresh stats."""
     faulty_cloud.reset()
     return faulty_cloud
-
-
-@pytest.fixture
-def kubeconfig(cloud: FaultyCloud) -> Path:
-    return cloud.kubeconfig

@@ -4,7 +4,7 @@ Shared by ``tests/reliability/test_crash_sweep.py`` (a fixed set of kill points)
 ``bench/crash_sweep.py`` (N random ones). A kill point is a step of a workspace or function
 (``snapshot``, ``upload``, ``build``, ``push``, ``scaffold``, ``deploy``, ``record`` …) and when to
 die: at its ``start`` (its task is recorded as running, nothing done), ``during`` it (a timer
-started at its start), or ``after`` it (its task completed, the next one not started);
+started at its start; at the latest as the step ends), or ``after`` it (its task completed, the next one not started);
 ``pre-apply`` dies once the lock is held and the plan approved, before the first step.
 
 The kill comes from inside the real CLI process: a test plugin (:data:`PLUGIN_SOURCE`) written
@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from faasops.lock import pid_alive
+
 REPO = Path(__file__).resolve().parent.parent.parent
 PLUGIN_MODULE = "faasops_crash_trigger"
 CRASH_ENV = "FAASOPS_CRASH_AT"
@@ -64,15 +66,21 @@ PLUGIN_SOURCE = textwrap.dedent('''\
     _LOCK = threading.Lock()
 
 
+    _DYING = threading.Lock()
+
+
     def _die(reason):
+        if not _DYING.acquire(blocking=False):
+            threading.Event().wait()  # another thread is killing the process right now
         marker = _SPEC.get("marker")
         if marker:
             with _LOCK:
                 running = sorted(f"{a}:{s}" for (a, s) in _RUNNING)
-            with open(marker, "w") as out:
+            with open(marker + ".part", "w") as out:
                 json.dump({"reason": reason, "running": running}, out)
                 out.flush()
                 os.fsync(out.fileno())
+            os.replace(marker + ".part", marker)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -102,6 +110,10 @@ PLUGIN_SOURCE = textwrap.dedent('''\
 
     @hookimpl
     def faasops_step_finished(project, address, step, status, message):
+        if _mine(address, step) and _SPEC["when"] == "during":
+            # The step ended before its timer fired (a short step, a busy machine): die now, as
+            # it ends, rather than after apply finished.
+            _die(f"during {address} {step}, at its end")
         with _LOCK:
             _RUNNING.pop((address, step), None)
         if _mine(address, step) and _SPEC["when"] == "after":
@@ -185,7 +197,8 @@ def declared_functions(project: Path) -> list[str]:
 def faasops(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "faasops.cli", "-C", str(project), *args],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          check=False)
     return Run(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
 
 
@@ -200,16 +213,6 @@ def state_rows(project: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tupl
         return db.execute(sql, args).fetchall()
     finally:
         db.close()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ------------------------------------------------------------------------------------ one case

@@ -7,13 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import urllib3
 import yaml
-
 from cli_support import EXAMPLES, Result, run_faasops
+
 from faasops.testing.faultproxy import FaultProxy
 from faasops.testing.kubeapi import KubeEmulator
 from faasops.testing.moto import MotoServer, aws_env
@@ -49,6 +50,9 @@ class FaultyCloud:
     def reset(self) -> None:
         self.moto.reset()
         self.kube.reset()
+        # The registry keeps no cache by default (no `cache:` in its config): emptying its
+        # storage directory empties it.
+        shutil.rmtree(self.registry.root / "storage", ignore_errors=True)
         for proxy in self.proxies:
             proxy.clear()
             proxy.enable()

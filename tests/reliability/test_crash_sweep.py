@@ -12,13 +12,14 @@ points.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 import yaml
-
 from crash_sweep_support import (
     WORKSPACE,
     CaseReport,
@@ -31,11 +32,6 @@ from crash_sweep_support import (
     run_case,
     write_plugin,
 )
-
-# Temporary files of an atomic write interrupted by SIGKILL are never removed (faasops/oci.py
-# write_atomic, plugins/local.py): see the report of the reliability work. While that stands, a
-# case whose only problem is such a file is an expected failure. Set to False once fixed.
-KNOWN_LEFTOVER_TEMP_FILES = True
 
 # -p 1: steps run one after another, so "after X" means nothing else is running.
 SEQUENTIAL_POINTS = [
@@ -78,8 +74,6 @@ def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def assert_recovered(report: CaseReport) -> None:
     problems = report.problems
-    if KNOWN_LEFTOVER_TEMP_FILES and problems and all(p.startswith("temporary files left") for p in problems):
-        pytest.xfail(f"known bug, killed atomic writes leave temporary files: {problems}")
     assert not problems, f"{report.point} (died at {report.died_at}):\n" + "\n".join(problems)
 
 
@@ -142,11 +136,34 @@ def test_kill_during_a_real_build_converges_and_leaves_no_build_behind(
                 os.link(entry, cache / entry.name)
             except OSError:
                 shutil.copy2(entry, cache / entry.name)
-    scratch = tmp_path / "tmp"
+    scratch = tmp_path / "tmp"  # the builds' temporary directories go here
     scratch.mkdir()
     env = {"FAASOPS_BUILD_CACHE": str(cache), "TMPDIR": str(scratch)}
+    project = make_project(tmp_path / "project", unique="unique")
 
-    report = run_case(tmp_path, plugin_dir, KillPoint("demo/unique", "build", "during", 2.0), env=env, unique="unique")
-    assert report.died_at.get("running") == ["demo/unique:build"], report.died_at
-    assert_recovered(report)
+    killed, died = kill_apply(project, plugin_dir, KillPoint("demo/unique", "build", "during", 2.0), env=env)
+    assert not check_after_kill(project, killed), killed.output
+    assert died["running"] == ["demo/unique:build"], died
+    orphans = processes_under(scratch)  # componentize-py children of the killed apply
+    for pid in orphans:  # started (indirectly) by this test: end them by pid, not to slow the rest
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    problems, _, interrupted = check_converged(project, env=env)
+    leaked = sorted(p.name for p in scratch.iterdir() if p.name.startswith("faasops-build-"))
+
+    assert_recovered(CaseReport("during build", died, problems=problems))
+    assert interrupted == 1
     assert not [p.name for p in cache.iterdir() if ".tmp" in p.name], "temporary files in the build cache"
+    assert not orphans, "componentize-py outlived the apply that started it"
+    assert not leaked, "the killed build's directory was not cleaned up by the next build"
+
+
+def processes_under(directory: Path) -> list[int]:
+    """Pids of the processes whose working directory is inside ``directory``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(os.readlink(entry / "cwd")).is_relative_to(directory):
+                    found.append(int(entry.name))
+    return found

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import urllib3
@@ -31,9 +31,9 @@ class _Echo(BaseHTTPRequestHandler):
     """Answers with what it received; ``/big`` answers 1 MB."""
 
     protocol_version = "HTTP/1.1"
-    received: list[tuple[str, str]] = []
+    received: ClassVar[list[tuple[str, str]]] = []
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _answer(self) -> None:
@@ -52,7 +52,7 @@ class _Echo(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _answer  # noqa: N815
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _answer
 
 
 @pytest.fixture(scope="module")
