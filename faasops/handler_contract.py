@@ -19,6 +19,8 @@ from faasops.errors import Problem
 
 MAX_SOURCE_BYTES = 5 << 20
 SPIN_BASE = "spin_sdk.http.IncomingHandler"
+# Messages quote the code they are about; a hostile module's expressions can be megabytes long.
+_MAX_SHOWN_CHARS = 200
 HANDLER_EXAMPLE = (
     "from spin_sdk import http; "
     "class IncomingHandler(http.IncomingHandler): "
@@ -74,6 +76,15 @@ def check_handler_source(source: str, display_file: str) -> list[Problem]:
         return [Problem(display_file, exc.lineno or 0, exc.offset or 0, "", f"Python syntax error: {exc.msg}")]
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
         return [_whole_file(display_file, f"Python cannot parse this module: {exc}")]
+    try:
+        return _contract_problems(module, source, display_file)
+    except RecursionError:
+        # ast.parse accepts expressions (``a.a.a…``) nested deeper than the recursive walks here
+        # (and ast.unparse) can follow.
+        return [_whole_file(display_file, "an expression in this module is nested too deeply to check; simplify it")]
+
+
+def _contract_problems(module: ast.Module, source: str, display_file: str) -> list[Problem]:
     lines = source.splitlines()
 
     def at(node: ast.stmt | ast.expr, message: str) -> Problem:
@@ -135,12 +146,13 @@ def _blocks(node: ast.If | ast.Try | ast.With) -> list[list[ast.stmt]]:
 
 def _qualified(expr: ast.expr, names: dict[str, str]) -> str | None:
     """The dotted name a base class expression refers to through the imports, if it can be told."""
-    if isinstance(expr, ast.Name):
-        return names.get(expr.id)
-    if isinstance(expr, ast.Attribute):
-        owner = _qualified(expr.value, names)
-        return f"{owner}.{expr.attr}" if owner else None
-    return None
+    # A loop, not recursion: a base class may be written ``a.b.c…`` hundreds of names deep.
+    attributes: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        attributes.append(expr.attr)
+        expr = expr.value
+    owner = names.get(expr.id) if isinstance(expr, ast.Name) else None
+    return ".".join([owner, *reversed(attributes)]) if owner else None
 
 
 def _base_problem(handler: ast.ClassDef, names: dict[str, str]) -> str | None:
@@ -149,7 +161,7 @@ def _base_problem(handler: ast.ClassDef, names: dict[str, str]) -> str | None:
     fix = "write `class IncomingHandler(http.IncomingHandler):` after `from spin_sdk import http`"
     if not handler.bases:
         return f"class IncomingHandler has no base class; it must inherit from spin_sdk's http.IncomingHandler: {fix}"
-    written = ", ".join(ast.unparse(base) for base in handler.bases)
+    written = ", ".join(_shown(base) for base in handler.bases)
     for base in handler.bases:
         # Looks right but the name isn't bound to spin_sdk: say which import is missing.
         if isinstance(base, ast.Attribute) and base.attr == "IncomingHandler" and isinstance(base.value, ast.Name):
@@ -168,7 +180,7 @@ def _method_problem(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | Non
             "handle_request must not be async: spin-sdk 3.4.1 handlers are synchronous "
             "(async handlers are spin-sdk 5's different API); write `def handle_request(self, request):`"
         )
-    decorators = {ast.unparse(decorator) for decorator in method.decorator_list}
+    decorators = {decorator.id for decorator in method.decorator_list if isinstance(decorator, ast.Name)}
     if decorators & {"staticmethod", "classmethod"}:
         return "handle_request must be a plain method, not a staticmethod or classmethod: `def handle_request(self, request):`"
     args = method.args
@@ -176,9 +188,18 @@ def _method_problem(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | Non
     if len(positional) != 2 or args.vararg or args.kwarg or args.kwonlyargs:
         return (
             "handle_request must take exactly one argument besides self: `def handle_request(self, request):` "
-            f"(found `handle_request({ast.unparse(args)})`)"
+            f"(found `handle_request({_shown(args)})`)"
         )
     return None
+
+
+def _shown(node: ast.AST) -> str:
+    """``node`` as source text for a message, cut short when it is absurdly long."""
+    try:
+        text = ast.unparse(node)
+    except RecursionError:
+        return "(an expression nested too deeply to show)"
+    return text if len(text) <= _MAX_SHOWN_CHARS else text[: _MAX_SHOWN_CHARS - 1] + "…"
 
 
 def _whole_file(display_file: str, message: str) -> Problem:

@@ -20,7 +20,30 @@ MAX_SOURCE_BYTES = 64 * 1024 * 1024
 
 
 class SourceError(FaasopsError):
-    """A source directory can't be packaged (escaping symlink, too large, unreadable)."""
+    """A source directory can't be packaged (escaping symlink, too large, unreadable).
+
+    ``relative`` is the same message with paths relative to the source directory, for a
+    problem reported at the manifest's ``source:`` value."""
+
+    def __init__(self, message: str, relative: str | None = None):
+        super().__init__(message)
+        self.relative = relative or message
+
+
+def _escape(root: Path, path: Path) -> SourceError:
+    reason = "symlink points outside the source directory"
+    return SourceError(f"{path}: {reason}", f"{path.relative_to(root).as_posix()}: {reason}")
+
+
+def _too_large(root: Path, max_bytes: int) -> SourceError:
+    reason = (f"source is larger than {max_bytes // (1024 * 1024)} MiB; "
+              "keep build outputs and data files out of function sources")
+    return SourceError(f"{root}: {reason}", reason)
+
+
+def _unreadable(path: Path, name: str, exc: OSError) -> SourceError:
+    reason = f"cannot read the file ({exc.strerror or type(exc).__name__})"
+    return SourceError(f"{path}: {reason}", f"{name}: {reason}")
 
 
 def _walk(root: Path) -> list[tuple[str, Path]]:
@@ -32,13 +55,13 @@ def _walk(root: Path) -> list[tuple[str, Path]]:
         for name in dirnames:
             path = Path(dirpath, name)
             if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                raise SourceError(f"{path}: symlink points outside the source directory")
+                raise _escape(root, path)
         for name in filenames:
             if name.endswith(IGNORED_SUFFIXES):
                 continue
             path = Path(dirpath, name)
             if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                raise SourceError(f"{path}: symlink points outside the source directory")
+                raise _escape(root, path)
             if not path.is_file():
                 continue  # sockets, fifos, dangling links
             found.append((path.relative_to(root).as_posix(), path))
@@ -49,15 +72,34 @@ def _read(root: Path, max_bytes: int) -> list[tuple[str, bytes, bool]]:
     entries = []
     total = 0
     for name, path in _walk(root):
-        data = path.read_bytes()
+        try:
+            info = path.stat()
+            # Sizes first: a (sparse) file of many GiB must fail here, not after reading it.
+            if total + info.st_size > max_bytes:
+                raise _too_large(root, max_bytes)
+            with path.open("rb") as stream:
+                data = stream.read(max_bytes - total + 1)
+        except OSError as exc:
+            raise _unreadable(path, name, exc) from None
         total += len(data)
-        if total > max_bytes:
-            raise SourceError(
-                f"{root}: source is larger than {max_bytes // (1024 * 1024)} MiB; "
-                "keep build outputs and data files out of function sources"
-            )
-        entries.append((name, data, bool(path.stat().st_mode & stat.S_IXUSR)))
+        if total > max_bytes:  # grew since stat
+            raise _too_large(root, max_bytes)
+        entries.append((name, data, bool(info.st_mode & stat.S_IXUSR)))
     return entries
+
+
+def check_directory(root: Path, max_bytes: int = MAX_SOURCE_BYTES) -> None:
+    """Raise :class:`SourceError` where :func:`snapshot_directory` would (escaping symlinks,
+    more than ``max_bytes``), from names and sizes alone: cheap enough for validation, which
+    must reject such a source before anything (a lock, a state file) is written."""
+    total = 0
+    for name, path in _walk(root):
+        try:
+            total += path.stat().st_size
+        except OSError as exc:
+            raise _unreadable(path, name, exc) from None
+        if total > max_bytes:
+            raise _too_large(root, max_bytes)
 
 
 def _digest(entries: list[tuple[str, bytes, bool]]) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -175,11 +176,17 @@ class ComponentizePyBuilder:
     def _componentize(self, function: Function, app_dir: Path, out: Path) -> None:
         """Run componentize-py in ``app_dir``; raise ProviderError with its error output."""
         env = dict(os.environ)
-        # componentize-py locates spin-sdk's WIT files through the `python` on PATH.
+        # componentize-py mounts its python path into the sandbox *writable* while it
+        # pre-initialises the module, and appends $VIRTUAL_ENV's site-packages to it: point that
+        # at a throw-away copy of spin-sdk, never at the host's site-packages (where top-level
+        # code could drop a .pth file that Python runs at its next start).
+        env["VIRTUAL_ENV"] = str(_sandbox_site(app_dir.parent))
         env["PATH"] = os.pathsep.join([str(Path(self.python).parent), env.get("PATH", "")])
         env["RUST_BACKTRACE"] = "0"
         env["RUST_LIB_BACKTRACE"] = "0"
-        command = [self.python, "-c", _RUNNER, "-w", WIT_WORLD, "componentize", function.handler, "-o", str(out)]
+        # -I: the runner must not import from its working directory, the user's source (a
+        # `componentize_py.py` there would run on the host).
+        command = [self.python, "-I", "-c", _RUNNER, "-w", WIT_WORLD, "componentize", function.handler, "-o", str(out)]
         try:
             proc = subprocess.run(
                 command,
@@ -227,6 +234,18 @@ except (OSError, AttributeError):  # not Linux
 def _die_with_parent() -> None:
     if _prctl is not None:
         _prctl(1, signal.SIGKILL)
+
+
+def _sandbox_site(scratch: Path) -> Path:
+    """A virtualenv-shaped directory in ``scratch`` holding a copy of spin-sdk (1 MB), the only
+    package a handler's component needs from the host."""
+    # Found, not imported: spin_sdk's modules only work inside the component.
+    spec = importlib.util.find_spec("spin_sdk")
+    assert spec is not None and spec.submodule_search_locations, "spin-sdk is not installed"
+    venv = scratch / "site"
+    shutil.copytree(Path(list(spec.submodule_search_locations)[0]), venv / "lib" / "site-packages" / "spin_sdk",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return venv
 
 
 def error_tail(output: str, max_lines: int = _ERROR_TAIL_LINES) -> str:

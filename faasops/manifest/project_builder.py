@@ -35,6 +35,7 @@ from faasops.model import (
     SecretRef,
     Workspace,
 )
+from faasops.source import SourceError, check_directory
 
 _SECRET_SOURCES = {"kubernetes": "kubernetes", "ssm": "ssm", "secretsManager": "secretsmanager"}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -84,6 +85,7 @@ class ProjectBuilder:
         self.problems: list[Problem] = []
         self._seen: set[tuple[str, int, int, str]] = set()
         self._workspaces: dict[str, YMap] = {}
+        self._packaging_problems: dict[Path, str | None] = {}
 
     def problem(self, loc: Location, path: list[Any], message: str) -> None:
         # The same message at the same place is said once, e.g. a bad value in `defaults` that
@@ -174,6 +176,8 @@ class ProjectBuilder:
         source = None
         if isinstance(node.get("source"), str):
             source = self.directory(node, "source", path + ["source"], "source directory")
+            if source and not self.packageable(node, path + ["source"], source):
+                source = None
         handler = node.get("handler", DEFAULT_HANDLER)
         if source and isinstance(handler, str) and _IDENTIFIER.match(handler):
             self.handler(node, path, source, handler)
@@ -282,6 +286,22 @@ class ProjectBuilder:
             self.problem(loc, path, f"{relative!r} is a file; the {what} must be a directory")
             return None
         return ProjectDir(relative, absolute)
+
+    def packageable(self, node: YMap, path: list[Any], source: ProjectDir) -> bool:
+        """Whether apply's snapshot could archive the source directory (no symlink leading out
+        of it, at most 64 MiB): checked from names and sizes here, before anything is written."""
+        # Large repositories point many functions at one directory: check each directory once.
+        if source.absolute not in self._packaging_problems:
+            try:
+                check_directory(source.absolute)
+                self._packaging_problems[source.absolute] = None
+            except SourceError as exc:
+                self._packaging_problems[source.absolute] = exc.relative
+        problem = self._packaging_problems[source.absolute]
+        if problem is not None:
+            self.problem(node.value_locs["source"], path, f"the source directory {source.relative!r} can't be packaged: {problem}")
+            return False
+        return True
 
     def handler(self, node: YMap, path: list[Any], source: ProjectDir, handler: str) -> None:
         # Point at `handler:` when it is written, else at `source:` (the default module is missing).

@@ -25,6 +25,9 @@ from faasops.model import Location
 
 MAX_FILE_BYTES = 1 << 20
 MAX_VALUES = 100_000
+# Characters of string values once aliases are expanded: a long string repeated through aliases
+# is a bomb made of few values (8× the largest file).
+MAX_TEXT_CHARS = 8 * MAX_FILE_BYTES
 MAX_DEPTH = 64
 
 _YAML_TAG = "tag:yaml.org,2002:"
@@ -141,6 +144,7 @@ class _Built:
     raw: str | None = None
     size: int = 1
     height: int = 0
+    chars: int = 0
 
 
 @dataclass
@@ -151,6 +155,7 @@ class _Open:
     anchor: str | None
     size: int = 1
     height: int = 1
+    chars: int = 0
     key: str | None = None
     key_loc: Location | None = None
     expect_key: bool = True
@@ -237,6 +242,7 @@ class _Builder:
         self.anchors: dict[str, _Built] = {}
         self.open_anchors: set[str] = set()
         self.total = 0
+        self.chars = 0
         self.document: Any = None
         self.documents = 0
         self.problems: list[Problem] = []
@@ -252,6 +258,11 @@ class _Builder:
         self.total += size
         if self.total > MAX_VALUES:
             self.abort(mark, f"{what} makes the document larger than {MAX_VALUES} values; is it an alias bomb?")
+
+    def count_chars(self, mark: yaml.Mark, chars: int, what: str) -> None:
+        self.chars += chars
+        if self.chars > MAX_TEXT_CHARS:
+            self.abort(mark, f"{what} makes the document hold more than {MAX_TEXT_CHARS} characters of text; is it an alias bomb?")
 
     def feed(self, event: yaml.Event, loader: yaml.SafeLoader) -> None:
         if isinstance(event, yaml.DocumentStartEvent):
@@ -288,7 +299,7 @@ class _Builder:
         frame = self.stack.pop()
         if isinstance(frame.value, YMap):
             self.apply_merges(frame)
-        built = _Built(frame.value, frame.value.loc, None, frame.size, frame.height)
+        built = _Built(frame.value, frame.value.loc, None, frame.size, frame.height, frame.chars)
         if frame.anchor:
             self.open_anchors.discard(frame.anchor)
             self.anchors[frame.anchor] = built
@@ -306,6 +317,8 @@ class _Builder:
                 top.merge_pending = True
                 top.key, top.key_loc, top.expect_key = "<<", loc, False
                 return
+            self.count_chars(event.start_mark, len(event.value), "this key")
+            top.chars += len(event.value)
             self.key(top, event.value, loc, event.start_mark)
             return
         if event.tag == "!":  # the non-specific tag of a quoted scalar
@@ -322,7 +335,8 @@ class _Builder:
         except yaml.constructor.ConstructorError as exc:
             self.abort(event.start_mark, f"cannot read this value: {exc.problem}")
         raw = event.value if not isinstance(value, str) and event.implicit[0] else None
-        built = _Built(value, loc, raw)
+        self.count_chars(event.start_mark, len(event.value), "this value")
+        built = _Built(value, loc, raw, chars=len(event.value))
         if event.anchor:
             self.anchors[event.anchor] = built
         self.add(built, event.start_mark)
@@ -335,12 +349,14 @@ class _Builder:
         if target is None:
             self.abort(event.start_mark, f"alias *{name} refers to no anchor &{name} above it")
         self.count(event.start_mark, target.size, f"alias *{name}")
+        self.count_chars(event.start_mark, target.chars, f"alias *{name}")
         if len(self.stack) + target.height > MAX_DEPTH:
             self.abort(event.start_mark, f"alias *{name} makes the document nest deeper than {MAX_DEPTH} levels")
         top = self.stack[-1] if self.stack else None
         if top is not None and isinstance(top.value, YMap) and top.expect_key:
             self.abort(event.start_mark, "an alias cannot be a mapping key; write the key out")
-        self.add(_Built(copy_tree(target.value), target.loc, target.raw, target.size, target.height), event.start_mark)
+        self.add(_Built(copy_tree(target.value), target.loc, target.raw, target.size, target.height, target.chars),
+                 event.start_mark)
 
     def key(self, frame: _Open, key: str, loc: Location, mark: yaml.Mark) -> None:
         value = frame.value
@@ -365,6 +381,7 @@ class _Builder:
             return
         frame = self.stack[-1]
         frame.size += built.size
+        frame.chars += built.chars
         frame.height = max(frame.height, built.height + 1)
         value = frame.value
         if isinstance(value, YSeq):
