@@ -1,5 +1,5 @@
 """The services the scale benchmark starts: moto (DynamoDB, S3, ECR API; one request at a
-time, see :mod:`moto_serialized`), Debian's
+time, without two emulation costs real DynamoDB doesn't have, see :mod:`scale_moto`), Debian's
 docker-registry (pushes authenticated with moto's ECR token) and the Kubernetes API emulator.
 
 moto and the registry run as their own processes. The emulator runs in a thread of the
@@ -20,14 +20,15 @@ from faasops.testing.moto import MotoServer, aws_env
 from faasops.testing.registry import OciRegistry
 
 REGION = "eu-west-1"
-MOTO_SERIALIZED = Path(os.environ.get("BENCH_MOTO_LAUNCHER") or Path(__file__).resolve().parent / "moto_serialized.py")
+MOTO_LAUNCHER = Path(__file__).resolve().parent / "scale_moto.py"
 
 
 class BenchServices:
     """moto + docker-registry + Kubernetes emulator, started together and stopped together."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, *, stock_moto: bool = False):
         self.workdir = workdir
+        self.stock_moto = stock_moto
         self.moto: MotoServer | None = None
         self.registry: OciRegistry | None = None
         self.kube: KubeEmulator | None = None
@@ -48,10 +49,11 @@ class BenchServices:
         return self
 
     def _moto_launcher(self) -> Path:
-        """An executable that starts moto_serialized.py with this interpreter (MotoServer runs
+        """An executable that starts scale_moto.py with this interpreter (MotoServer runs
         ``EXECUTABLE -H HOST -p PORT``)."""
         launcher = self.workdir / "moto_server"
-        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{MOTO_SERIALIZED}" "$@"\n')
+        flags = " --stock" if self.stock_moto else ""
+        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{MOTO_LAUNCHER}"{flags} "$@"\n')
         launcher.chmod(0o755)
         return launcher
 
@@ -71,11 +73,6 @@ class BenchServices:
     def kube_stats(self) -> dict[str, Any]:
         assert self.kube is not None
         return self.kube.stats()
-
-    def versions(self) -> dict[str, str]:
-        from importlib.metadata import version
-
-        return {"moto": version("moto"), "boto3": version("boto3"), "kubernetes (python)": version("kubernetes")}
 
     def stop(self) -> None:
         if self.kube is not None:

@@ -2,10 +2,20 @@
 
 ``python bench/scale_worker.py PHASE --project DIR [--parallelism N] [--profile FILE]``
 
-Phases: ``plan`` (the batched no-op plan), ``plan-per-object`` (the same plan with per-object
-refresh, see :mod:`per_object_refresh`), ``apply`` (lock → plan → apply, as ``faasops apply
---auto-approve`` does). Prints one JSON object: wall times, API calls per service, the plan's
-summary, apply's result and the process's peak RSS.
+Phases:
+
+* ``plan``: the batched no-op plan;
+* ``plan-per-object``: the same plan with per-object refresh (see :mod:`per_object_refresh`);
+* ``apply``: lock → plan → apply, as ``faasops apply --auto-approve`` does;
+* ``apply-without-tasks``: the same, except that the task history is not written (14 DynamoDB
+  ``UpdateItem`` per function, which moto serves at ~10 ms each): how the benchmark sets up
+  projects too large for a full apply on moto in reasonable time; records, pushes and deploys are
+  the real ones;
+* ``manifests --out DIR``: render every recorded function's manifests (for the kubectl
+  baselines), one multi-document file per workspace.
+
+Prints one JSON object: wall times, API calls per service, the plan's summary, apply's result
+and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -17,8 +27,11 @@ import resource
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -28,7 +41,20 @@ from faasops.manifest import load_project  # noqa: E402
 from faasops.plan import Action, Plan  # noqa: E402
 from per_object_refresh import use_per_object_refresh  # noqa: E402
 
-PHASES = ("plan", "plan-per-object", "apply")
+PHASES = ("plan", "plan-per-object", "apply", "apply-without-tasks", "manifests")
+
+
+class WithoutTaskHistory:
+    """A state backend that drops task writes (see ``apply-without-tasks``)."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put_task(self, task: Any) -> None:
+        pass
 
 
 class QuietReporter:
@@ -64,7 +90,46 @@ def summary(plan: Plan) -> dict[str, int]:
     }
 
 
-def measure(phase: str, project_dir: Path, parallelism: int) -> dict[str, Any]:
+def write_manifests(engine: Engine, out_dir: Path) -> int:
+    """Every recorded function's manifests, rendered for its recorded artifact, as
+    ``<out_dir>/<workspace>.yaml``; returns the number of manifests written."""
+    p = engine.providers
+    actual = p.state.read()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for workspace in engine.project.workspaces:
+        documents = []
+        for function in workspace.functions:
+            record = actual.functions.get(function.address)
+            if record is not None:
+                documents += p.scaffolder.render(engine.project, function, record.artifact)
+        (out_dir / f"{workspace.name}.yaml").write_text(yaml.safe_dump_all(documents, sort_keys=False, width=2**31 - 1))
+        count += len(documents)
+    return count
+
+
+def time_plan_steps(engine: Engine) -> dict[str, float]:
+    """Wrap the providers' plan-time reads and rendering with timers; the returned dict fills in
+    as the plan runs (wall seconds spent in each)."""
+    spent = {"read_state": 0.0, "observe": 0.0, "render": 0.0}
+    p = engine.providers
+
+    def timed(key: str, call: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - started
+        return wrapper
+
+    p.state.read = timed("read_state", p.state.read)
+    p.deployer.observe = timed("observe", p.deployer.observe)
+    p.scaffolder.render = timed("render", p.scaffolder.render)
+    return spent
+
+
+def measure(phase: str, project_dir: Path, parallelism: int, out_dir: Path | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     engine = Engine(load_project(project_dir))
     loaded = time.perf_counter()
@@ -73,7 +138,13 @@ def measure(phase: str, project_dir: Path, parallelism: int) -> dict[str, Any]:
     try:
         if phase == "plan-per-object":
             use_per_object_refresh(engine)
-        if phase == "apply":
+        if phase == "apply-without-tasks":
+            engine.__dict__["providers"] = replace(engine.providers, state=WithoutTaskHistory(engine.providers.state))
+        if phase == "manifests":
+            out["manifests"] = write_manifests(engine, out_dir)
+            out["seconds"] = {"total": time.perf_counter() - started}
+            return out
+        if phase.startswith("apply"):
             with engine.locked("apply"):
                 planned_at = time.perf_counter()
                 plan = engine.plan()
@@ -88,9 +159,15 @@ def measure(phase: str, project_dir: Path, parallelism: int) -> dict[str, Any]:
                 "errors": sorted(set(result.failed.values()))[:5],
             }
         else:
+            steps = time_plan_steps(engine)
+            cpu_at = time.process_time()
             plan = engine.plan()
             planned = time.perf_counter()
             out["seconds"] = {"load": loaded - started, "plan": planned - loaded, "total": planned - started}
+            # Where the plan's wall time went; "cpu" is this process's own CPU time (the rest is
+            # waiting for moto and the emulator, or for the CPU they were using).
+            out["breakdown"] = {**steps, "other": planned - loaded - sum(steps.values()),
+                                "cpu": time.process_time() - cpu_at}
         out["plan"] = summary(plan)
         out["calls"] = calls_by_service(engine.providers)
     finally:
@@ -105,11 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--parallelism", type=int, default=4)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measurement here")
+    parser.add_argument("--out", type=Path, help="where ``manifests`` writes")
     args = parser.parse_args(argv)
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()
-    out = measure(args.phase, args.project, args.parallelism)
+    if args.phase == "manifests" and args.out is None:
+        parser.error("manifests needs --out DIR")
+    out = measure(args.phase, args.project, args.parallelism, args.out)
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)

@@ -102,8 +102,13 @@ class Engine:
     def desired_specs(self, functions: list[Function]) -> dict[str, dict[str, Any]]:
         """Each function's full desired spec: manifest settings + source digest + toolchain."""
         toolchain = self.providers.builder.toolchain
+        # Functions sharing a source directory share its digest: hash each directory once per call.
+        digests: dict[Path, str] = {}
+        for f in functions:
+            if f.source_dir not in digests:
+                digests[f.source_dir] = digest_directory(f.source_dir)
         return {
-            f.address: {**f.spec(), "source_hash": digest_directory(f.source_dir), "toolchain": toolchain}
+            f.address: {**f.spec(), "source_hash": digests[f.source_dir], "toolchain": toolchain}
             for f in functions
         }
 

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
 
+from faasops.plugins.kubernetes import KubernetesDeployer, _one_line, _reason
+
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig, Workspace
-from faasops.plugins.kubernetes import KubernetesDeployer, _one_line, _reason
+from faasops.options import positive_seconds
 from faasops.providers import InvokeRequest, InvokeResponse
 
 KUBERNETES_TYPE = "kubernetes"
@@ -197,13 +199,7 @@ def _checked(where: str, type_: str, options: Mapping[str, Any], known: tuple[st
 
 
 def _seconds(value: Any, name: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if seconds <= 0 or isinstance(value, bool):
-        raise ProviderError(f"providers.invoker.{name} must be a positive number of seconds, not {value!r}")
-    return seconds
+    return positive_seconds(value, f"providers.invoker.{name}")
 
 
 def _port(value: Any) -> str:

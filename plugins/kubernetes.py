@@ -56,9 +56,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import quote
 
-from faasops.errors import ProviderError
-from faasops.hookspecs import hookimpl
-from faasops.model import Function, Project, ProviderConfig, Workspace
 from faasops.plugins.spinkube import (
     FUNCTION_ID_LABEL,
     MANAGED_BY,
@@ -66,6 +63,11 @@ from faasops.plugins.spinkube import (
     WORKSPACE_ID_LABEL,
     function_id,
 )
+
+from faasops.errors import ProviderError
+from faasops.hookspecs import hookimpl
+from faasops.model import Function, Project, ProviderConfig, Workspace
+from faasops.options import positive_seconds
 from faasops.providers import LiveObject
 from faasops.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, parse_retry_after
 
@@ -501,13 +503,7 @@ def _bool(value: Any, name: str) -> bool:
 
 
 def _seconds(value: Any, name: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if seconds <= 0 or isinstance(value, bool):
-        raise ProviderError(f"providers.deployer.{name} must be a positive number of seconds, not {value!r}")
-    return seconds
+    return positive_seconds(value, f"providers.deployer.{name}")
 
 
 def _where(namespace: str | None, name: str) -> str:

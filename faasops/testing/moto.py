@@ -59,6 +59,15 @@ def aws_env(region: str = DEFAULT_REGION) -> dict[str, str]:
     }
 
 
+def use_fake_aws(monkeypatch: Any) -> None:
+    """For a pytest test: fake credentials in the environment (CLI subprocesses inherit them)
+    and none of the developer's AWS profile or endpoint settings."""
+    for name, value in aws_env().items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def find_moto_server() -> str | None:
     """The ``moto_server`` console script: beside the running Python first, then on PATH."""
     beside_python = Path(sys.executable).parent / "moto_server"

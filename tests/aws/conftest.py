@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from aws_support import BUCKET, TABLE, StateFactory, StoreFactory, start_moto_server
 from faasops.plugins.aws import DynamoDBState, S3SourceStore
-from faasops.testing.moto import MotoServer, aws_env
+
+from faasops.testing.moto import MotoServer, use_fake_aws
 
 
 @pytest.fixture(scope="session")
@@ -23,10 +23,7 @@ def moto_server() -> Iterator[MotoServer]:
 def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     """The session's moto server, empty, with fake credentials in the environment (which the
     CLI subprocesses inherit) and none of the developer's AWS settings."""
-    for name, value in aws_env().items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
+    use_fake_aws(monkeypatch)
     moto_server.reset()
     return moto_server
 
