@@ -15,6 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from faasops.errors import FaasopsError, StalePlanError
@@ -76,7 +77,7 @@ class StepFailed(Exception):
     """A step failed; the message is already recorded on its task."""
 
 
-def source_date(function: Function) -> str:
+def source_date(source_dir: Path) -> str:
     """The pinned creation time of a function's artifact, so equal sources give equal digests:
     ``SOURCE_DATE_EPOCH`` if set, else the last commit touching the source dir, else the epoch."""
     if epoch := os.environ.get("SOURCE_DATE_EPOCH"):
@@ -84,7 +85,7 @@ def source_date(function: Function) -> str:
     try:
         out = subprocess.run(
             ["git", "log", "-1", "--format=%ct", "--", "."],
-            cwd=function.source_dir, capture_output=True, text=True, timeout=30,
+            cwd=source_dir, capture_output=True, text=True, timeout=30,
         )
     except (OSError, subprocess.TimeoutExpired):
         return EPOCH
@@ -116,6 +117,7 @@ class Executor:
         self.result = ApplyResult(run_id=uuid.uuid4().hex[:12])
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._dates: dict[Path, str] = {}
 
     # ---------------------------------------------------------------- steps and tasks
 
@@ -147,6 +149,13 @@ class Executor:
         self.reporter.step(task.workspace + (f"/{task.function}" if task.function else ""), task.kind, status, message)
         if self.on_step:
             self.on_step(task.workspace + (f"/{task.function}" if task.function else ""), task.kind, status, message)
+
+    def _source_date(self, source_dir: Path) -> str:
+        # One `git log` per source directory per run: many functions may share a directory.
+        with self._lock:
+            if source_dir not in self._dates:
+                self._dates[source_dir] = source_date(source_dir)
+            return self._dates[source_dir]
 
     def _failed(self, address: str, message: str) -> None:
         with self._lock:
@@ -210,7 +219,7 @@ class Executor:
                     self.result.cached_builds += 1
                 else:
                     self.result.builds += 1
-            artifact = self._step(address, "push", lambda: self.p.registry.push(fn, build, source_date(fn)), lambda a: a.reference + ("" if a.pushed else " (already present)"))
+            artifact = self._step(address, "push", lambda: self.p.registry.push(fn, build, self._source_date(fn.source_dir)), lambda a: a.reference + ("" if a.pushed else " (already present)"))
             if artifact.pushed:
                 with self._lock:
                     self.result.pushes += 1

@@ -378,7 +378,7 @@ class RemoteBuilder:
         key = self.build_key(function, snapshot)
         spec = {"project": self.project.name, "function": function_to_wire(function), "source_digest": snapshot.digest}
         if self.push_remotely:
-            created = source_date(function)
+            created = source_date(function.source_dir)
             accepted = self.client.upload(f"{API_PREFIX}/build-and-push", snapshot.archive, {**spec, "created": created},
                                           what=f"{function.address}: uploading the source")
             result = self.client.wait(accepted, function.address, "build-and-push")
