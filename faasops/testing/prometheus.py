@@ -37,6 +37,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Sequence
 
+from faasops.testing.process import log_tail, terminate
+
 APT_PACKAGES = ("prometheus",)
 BINARY = "prometheus"
 READY_TIMEOUT_S = 10.0
@@ -129,22 +131,11 @@ class PrometheusServer:
         return False
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = (self.root / "prometheus.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.root / "prometheus.log", lines)
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        terminate(process)
 
     def stop(self) -> None:
         """Stop Prometheus and delete its configuration and TSDB."""

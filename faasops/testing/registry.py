@@ -41,6 +41,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
+from faasops.testing.process import log_tail, terminate
+
 APT_PACKAGES = ("docker-registry", "apache2-utils")
 REGISTRY_BINARY = "docker-registry"
 HTPASSWD_BINARY = "htpasswd"
@@ -189,22 +191,11 @@ class OciRegistry:
         return False
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = (self.root / "registry.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.root / "registry.log", lines)
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        terminate(process)
 
     def stop(self) -> None:
         """Stop the registry (and token service) and delete its storage."""
