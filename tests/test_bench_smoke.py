@@ -4,25 +4,18 @@ API calls depend on the number of workspaces, not of functions."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from faasops.testing.availability import unavailable
 from faasops.testing.moto import find_moto_server
 from faasops.testing.registry import registry_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = ROOT / "bench" / "scale.py"
 
-
-def unavailable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def test_quick_benchmark_plan_calls_grow_with_workspaces_not_functions(tmp_path: Path) -> None:

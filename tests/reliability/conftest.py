@@ -9,13 +9,8 @@ from collections.abc import Iterator
 import pytest
 from fault_support import FaultyCloud, start_faulty_cloud
 
+from faasops.testing.availability import unavailable
 from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
-
-
-def unavailable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
