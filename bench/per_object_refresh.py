@@ -61,7 +61,8 @@ class PerObjectState:
                 item = self._get(f"WS#{workspace.name}#FN#{function.name}")
                 if item:
                     record = FunctionRecord(workspace.name, item["name"]["S"], json.loads(item["spec"]["S"]),
-                                            item["artifact"]["S"], item["applied_at"]["S"])
+                                            item["artifact"]["S"], item["applied_at"]["S"],
+                                            item.get("deployed", {}).get("S", ""))
                     fns[record.address] = record
         return ActualState(ws, fns, serial)
 

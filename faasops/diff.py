@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Callable, Iterable
 
 from faasops.model import Function, Project, Workspace
@@ -30,6 +32,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def field_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChange, ...]:
     """Field-level differences between two specs; sensitive fields lose their values."""
+    if before == after:  # most of a large plan: compared in C, nothing flattened
+        return ()
     flat_before, flat_after = flatten(before), flatten(after)
     changes = []
     for path in sorted(flat_before.keys() | flat_after.keys()):
@@ -61,13 +65,41 @@ def manifest_drift(desired: Iterable[dict[str, Any]], live: Iterable[dict[str, A
         if found is None:
             problems.append(f"{kind} {name} is missing from the cluster")
             continue
-        have_fields = flatten(_comparable(found))
-        for path, want in flatten(_comparable(manifest)).items():
+        want_fields, live_fields = _comparable(manifest), _comparable(found)
+        if _holds(live_fields, want_fields):
+            continue
+        have_fields = flatten(live_fields)
+        for path, want in flatten(want_fields).items():
             have = have_fields.get(path)
             if have != want:
                 problems.append(f"{kind} {name}: {path} is {have!r}, want {want!r}")
     problems += [f"{kind} {name} is live but no longer rendered" for kind, name in by_key if (kind, name) not in rendered]
     return problems
+
+
+def deployed_fingerprint(render_digest: str, live: Iterable[dict[str, Any]]) -> str:
+    """What a function's record keeps of its last deploy: the digest of what was rendered and
+    of the objects as live right after (the fields drift is judged on). A plan that finds the
+    same again knows, without rendering, that there is no drift: the live objects are exactly
+    what that deploy left, and the rendered manifests are the ones it applied."""
+    comparable = sorted(
+        (json.dumps(_comparable(m), sort_keys=True, separators=(",", ":"), default=str) for m in live)
+    )
+    payload = "\n".join([render_digest, *comparable])
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _holds(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Whether ``have`` holds every field of ``want`` with the same value: a quick structural
+    check that is only ever True when comparing the flattened fields finds nothing."""
+    for key, value in want.items():
+        found = have.get(key)
+        if isinstance(value, dict) and value:
+            if not isinstance(found, dict) or not _holds(found, value):
+                return False
+        elif found != value or key not in have:
+            return False
+    return True
 
 
 def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -87,13 +119,16 @@ def diff_project(
     live: dict[str, LiveObject] | None,
     render: Callable[[Function, str], list[dict[str, Any]]] | None,
     options: PlanOptions,
+    render_digest: Callable[[Function, str], str] | None = None,
 ) -> tuple[list[ResourceChange], list[str]]:
     """The changes that take ``actual`` to ``project``, and warnings (protected or unpruned
     resources kept).
 
     ``desired_function_specs`` maps each function address to its full desired spec (manifest
     spec plus ``source_hash`` and ``toolchain``). ``live`` (optional) is what the deployer
-    observes, and ``render`` renders a function's manifests for an artifact, for drift checks.
+    observes, and ``render`` renders a function's manifests for an artifact, for drift checks;
+    ``render_digest`` (optional) digests them more cheaply, so that functions whose record's
+    ``deployed`` fingerprint still matches are not rendered at all.
     """
     changes: list[ResourceChange] = []
     warnings: list[str] = []
@@ -134,7 +169,11 @@ def diff_project(
                 action = Action.NOOP
             if action is Action.NOOP and options.refresh and live is not None and render is not None:
                 observed = live.get(function.address)
-                drift = manifest_drift(
+                as_deployed = (
+                    record.deployed and observed is not None and render_digest is not None
+                    and deployed_fingerprint(render_digest(function, record.artifact), observed.manifests) == record.deployed
+                )
+                drift = [] if as_deployed else manifest_drift(
                     render(function, record.artifact), observed.manifests if observed else ()
                 )
                 if drift:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from faasops.diff import deployed_fingerprint
 from faasops.errors import FaasopsError, StalePlanError
 from faasops.model import Function, Project
 from faasops.plan import Action, Plan, ResourceChange
@@ -226,14 +227,22 @@ class Executor:
             manifests = self._step(address, "scaffold", lambda: self.p.scaffolder.render(self.project, fn, artifact.reference), lambda m: f"{len(m)} manifests")
             if change.action is Action.REPLACE and old_namespace:
                 self._step(address, "undeploy", lambda: self.p.deployer.undeploy(self.project, fn.workspace, old_namespace, fn.name))
-            self._step(address, "deploy", lambda: self.p.deployer.deploy(self.project, fn, manifests))
-            record = FunctionRecord(fn.workspace, fn.name, change.after or {}, artifact.reference, utcnow())
+            live = self._step(address, "deploy", lambda: self.p.deployer.deploy(self.project, fn, manifests))
+            record = FunctionRecord(fn.workspace, fn.name, change.after or {}, artifact.reference, utcnow(),
+                                    self._deployed(fn, artifact.reference, live))
             self._step(address, "record", lambda: self.p.state.put_function(record))
         except (StepFailed, FaasopsError) as exc:
             self._failed(address, str(exc))
             return
         with self._lock:
             self.result.applied.append(address)
+
+    def _deployed(self, fn: Function, artifact: str, live: Any) -> str:
+        """The record's fingerprint of this deploy, when the providers can give one."""
+        render_digest = getattr(self.p.scaffolder, "render_digest", None)
+        if render_digest is None or not isinstance(live, list):
+            return ""
+        return deployed_fingerprint(render_digest(self.project, fn, artifact), live)
 
     def _delete_function(self, change: ResourceChange, namespace: str) -> None:
         if self._stop.is_set():

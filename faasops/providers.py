@@ -42,6 +42,9 @@ class FunctionRecord:
     spec: dict[str, Any]
     artifact: str
     applied_at: str
+    # What was live right after the deploy, with what was rendered for it (see
+    # faasops.diff.deployed_fingerprint); "" when the providers could not say.
+    deployed: str = ""
 
     @property
     def address(self) -> str:
@@ -140,7 +143,10 @@ class StateBackend(Protocol):
     """Where faasops records what it applied, and the task history."""
 
     def read(self, workspaces: Iterable[str] | None = None) -> ActualState:
-        """All records (or those of ``workspaces``), in as few reads as the store allows."""
+        """All records (or those of ``workspaces``), in as few reads as the store allows.
+
+        A backend may also offer ``serial() -> int``: ``read().serial`` in one small read
+        (apply checks a plan's freshness with it)."""
 
     def put_workspace(self, record: WorkspaceRecord) -> None: ...
 
@@ -205,7 +211,12 @@ class Scaffolder(Protocol):
     """Renders the Kubernetes manifests of a function (SpinApp, HPA/ScaledObject …)."""
 
     def render(self, project: Project, function: Function, artifact: str) -> list[dict[str, Any]]:
-        """Pure: the manifests for ``function`` running image ``artifact``."""
+        """Pure: the manifests for ``function`` running image ``artifact``.
+
+        A scaffolder may also offer ``render_digest(project, function, artifact) -> str``: a
+        digest that changes whenever the rendered manifests would, cheaper than rendering them.
+        Plans use it to skip rendering for the drift check of functions whose live objects are
+        exactly as their last deploy left them."""
 
 
 @runtime_checkable
@@ -219,7 +230,10 @@ class Deployer(Protocol):
 
     def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None: ...
 
-    def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> None: ...
+    def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """Make ``manifests`` live. May return the objects as live right after (as
+        :meth:`observe` would show them), which lets later plans skip re-rendering them for the
+        drift check while they stay that way; ``None`` always works."""
 
     def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None: ...
 

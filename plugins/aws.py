@@ -455,9 +455,18 @@ class DynamoDBState(_AwsService):
                 ws[workspace] = WorkspaceRecord(workspace, json.loads(item["spec"]["S"]))
             elif kind == "function":
                 record = FunctionRecord(workspace, item["name"]["S"], json.loads(item["spec"]["S"]),
-                                        item["artifact"]["S"], item["applied_at"]["S"])
+                                        item["artifact"]["S"], item["applied_at"]["S"],
+                                        item.get("deployed", {}).get("S", ""))
                 fns[record.address] = record
         return ActualState(ws, fns, serial)
+
+    def serial(self) -> int:
+        """The state's serial: one consistent ``GetItem``."""
+        item = self._read_missing_ok(lambda: self._call(
+            "get_item", TableName=self.table, Key={"pk": _s(self._state_pk), "sk": _s(SERIAL_SK)},
+            ConsistentRead=True,
+        ).get("Item"), None)
+        return int(item["serial"]["N"]) if item and "serial" in item else 0
 
     def _record(self, change: dict[str, Any], what: str) -> None:
         """Write one record, bump the serial and (holding the lock) check we still hold it —
@@ -516,6 +525,7 @@ class DynamoDBState(_AwsService):
             "item_type": _s("function"), "workspace": _s(record.workspace), "name": _s(record.name),
             "spec": _s(json.dumps(record.spec, sort_keys=True)), "artifact": _s(record.artifact),
             "applied_at": _s(record.applied_at),
+            **({"deployed": _s(record.deployed)} if record.deployed else {}),
         }, f"function {record.address}")
 
     def delete_function(self, workspace: str, name: str) -> None:

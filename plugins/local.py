@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workspaces (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS functions (
     workspace TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,
-    artifact TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (workspace, name));
+    artifact TEXT NOT NULL, applied_at TEXT NOT NULL, deployed TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (workspace, name));
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY, run_id TEXT NOT NULL, workspace TEXT NOT NULL, function TEXT,
     kind TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
@@ -87,6 +88,7 @@ class LocalState:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
+                _migrate(conn)
                 self._conn = conn
             return self._conn
 
@@ -116,7 +118,7 @@ class LocalState:
         with self._mutex:
             rows_ws = self._db.execute("SELECT name, spec FROM workspaces").fetchall()
             rows_fn = self._db.execute(
-                "SELECT workspace, name, spec, artifact, applied_at FROM functions"
+                "SELECT workspace, name, spec, artifact, applied_at, deployed FROM functions"
             ).fetchall()
             serial = self._db.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
         wanted = set(workspaces) if workspaces is not None else None
@@ -126,11 +128,18 @@ class LocalState:
             if wanted is None or name in wanted
         }
         fns = {
-            f"{w}/{n}": FunctionRecord(w, n, json.loads(spec), artifact, applied_at)
-            for w, n, spec, artifact, applied_at in rows_fn
+            f"{w}/{n}": FunctionRecord(w, n, json.loads(spec), artifact, applied_at, deployed)
+            for w, n, spec, artifact, applied_at, deployed in rows_fn
             if wanted is None or w in wanted
         }
         return ActualState(ws, fns, int(serial[0]) if serial else 0)
+
+    def serial(self) -> int:
+        if not self._exists():
+            return 0
+        with self._mutex:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
+        return int(row[0]) if row else 0
 
     def put_workspace(self, record: WorkspaceRecord) -> None:
         self._write(
@@ -144,10 +153,11 @@ class LocalState:
 
     def put_function(self, record: FunctionRecord) -> None:
         self._write(
-            "INSERT INTO functions (workspace, name, spec, artifact, applied_at) VALUES (?,?,?,?,?) "
+            "INSERT INTO functions (workspace, name, spec, artifact, applied_at, deployed) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT(workspace, name) DO UPDATE SET spec = excluded.spec, "
-            "artifact = excluded.artifact, applied_at = excluded.applied_at",
-            (record.workspace, record.name, json.dumps(record.spec, sort_keys=True), record.artifact, record.applied_at),
+            "artifact = excluded.artifact, applied_at = excluded.applied_at, deployed = excluded.deployed",
+            (record.workspace, record.name, json.dumps(record.spec, sort_keys=True), record.artifact,
+             record.applied_at, record.deployed),
         )
 
     def delete_function(self, workspace: str, name: str) -> None:
@@ -374,12 +384,22 @@ class LocalDeployer:
     def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None:
         shutil.rmtree(self._ns_dir(namespace), ignore_errors=True)
 
-    def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> None:
+    def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write the manifests; returns them as :meth:`observe` will read them back."""
         namespace = manifests[0]["metadata"]["namespace"]
-        _atomic_write(self._ns_dir(namespace) / f"{function.name}.yaml", yaml.safe_dump_all(manifests, sort_keys=True))
+        text = yaml.safe_dump_all(manifests, sort_keys=True)
+        _atomic_write(self._ns_dir(namespace) / f"{function.name}.yaml", text)
+        return [d for d in yaml.safe_load_all(text) if d]
 
     def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None:
         (self._ns_dir(namespace) / f"{name}.yaml").unlink(missing_ok=True)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a state database written by an earlier faasops up to the current schema."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(functions)")}
+    if "deployed" not in columns:  # written before deploys were fingerprinted: plans render to check drift
+        conn.execute("ALTER TABLE functions ADD COLUMN deployed TEXT NOT NULL DEFAULT ''")
 
 
 def _atomic_write(path: Path, text: str) -> None:

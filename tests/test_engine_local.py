@@ -218,3 +218,53 @@ def test_invalid_manifest_gives_located_errors_and_writes_nothing(hello_project:
         assert "faas.yaml:" in result.err and "workspaces[0].functions[0].name" in result.err
         assert "Traceback" not in result.err
     assert tree_snapshot(hello_project) == before
+
+
+def test_plans_render_only_functions_whose_live_objects_changed_since_their_deploy(hello_project: Path) -> None:
+    from faasops.engine import Engine
+    from faasops.plan import Action
+
+    assert run_faasops("-C", str(hello_project), "apply", "--auto-approve").code == 0
+    ((deployed,),) = state_rows(hello_project, "SELECT deployed FROM functions")
+    assert deployed.startswith("sha256:")
+
+    def plan_counting_renders() -> tuple[list, int]:
+        with Engine.load(hello_project) as engine:
+            scaffolder = engine.providers.scaffolder
+            rendered = []
+            real_render = scaffolder.render
+            scaffolder.render = lambda *args: rendered.append(args) or real_render(*args)
+            plan = engine.plan()
+        return [c for c in plan.changes if c.kind == "function"], len(rendered)
+
+    (unchanged,), renders = plan_counting_renders()
+    assert unchanged.action is Action.NOOP and renders == 0
+
+    # Someone edits the live object: its fingerprint no longer matches, so it is rendered and
+    # compared field by field.
+    live = hello_project / ".faasops" / "deploy" / "demo" / "hello.yaml"
+    live.write_text(live.read_text().replace("replicas: 1", "replicas: 3"))
+    (drifted,), renders = plan_counting_renders()
+    assert drifted.action is Action.UPDATE and renders == 1
+    assert drifted.reasons == ("drift: SpinApp hello: spec.replicas is 3, want 1",)
+
+
+def test_a_state_database_from_before_deploy_fingerprints_still_plans(hello_project: Path) -> None:
+    assert run_faasops("-C", str(hello_project), "apply", "--auto-approve").code == 0
+    # The functions table as faasops 0.1 created it, holding the same record.
+    with sqlite3.connect(hello_project / ".faasops" / "state.db") as db:
+        db.executescript("""
+            CREATE TABLE old AS SELECT workspace, name, spec, artifact, applied_at FROM functions;
+            DROP TABLE functions;
+            CREATE TABLE functions (workspace TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,
+                artifact TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (workspace, name));
+            INSERT INTO functions SELECT * FROM old;
+            DROP TABLE old;
+        """)
+
+    assert run_faasops("-C", str(hello_project), "plan", "--detailed-exitcode").code == 0
+    assert state_rows(hello_project, "SELECT deployed FROM functions") == [("",)]
+    live = hello_project / ".faasops" / "deploy" / "demo" / "hello.yaml"
+    live.write_text(live.read_text().replace("replicas: 1", "replicas: 3"))
+    drift = run_faasops("-C", str(hello_project), "plan", "--detailed-exitcode")
+    assert drift.code == 2 and "drift: SpinApp hello: spec.replicas is 3, want 1" in drift.out

@@ -86,6 +86,10 @@ class ProjectBuilder:
         self._seen: set[tuple[str, int, int, str]] = set()
         self._workspaces: dict[str, YMap] = {}
         self._packaging_problems: dict[Path, str | None] = {}
+        # Large repositories point thousands of functions at a few directories and handlers:
+        # each one is resolved and parsed once per load.
+        self._directories: dict[tuple[str, str, str], tuple[str | None, ProjectDir | None]] = {}
+        self._handlers: dict[tuple[Path, str], tuple[str | None, list[Problem]]] = {}
 
     def problem(self, loc: Location, path: list[Any], message: str) -> None:
         # The same message at the same place is said once, e.g. a bad value in `defaults` that
@@ -265,27 +269,30 @@ class ProjectBuilder:
         exist inside the project root, symlinks resolved."""
         text: str = node[key]
         loc = node.value_locs[key]
-        base = PurePosixPath(loc.file).parent
+        found = (loc.file, text, what)
+        if found not in self._directories:
+            self._directories[found] = self._resolve_directory(PurePosixPath(loc.file).parent, text, what)
+        problem, directory = self._directories[found]
+        if problem:
+            self.problem(loc, path, problem)
+        return directory
+
+    def _resolve_directory(self, base: PurePosixPath, text: str, what: str) -> tuple[str | None, ProjectDir | None]:
         if PurePosixPath(text).is_absolute() or Path(text).is_absolute():
             where = "the project root" if str(base) == "." else f"{base}/"
-            self.problem(loc, path, f"the {what} must be a relative path (relative to {where}), not {text!r}")
-            return None
+            return f"the {what} must be a relative path (relative to {where}), not {text!r}", None
         relative = os.path.normpath(str(base / text)).replace(os.sep, "/")
         if relative == ".." or relative.startswith("../"):
-            self.problem(loc, path, f"{text!r} leads outside the project root; the {what} must be inside the project")
-            return None
+            return f"{text!r} leads outside the project root; the {what} must be inside the project", None
         absolute = self.root / relative if relative != "." else self.root
         if not inside(self.root, absolute):
-            message = f"{text!r} goes through a symlink that leads outside the project root; the {what} must be inside the project"
-            self.problem(loc, path, message)
-            return None
+            return (f"{text!r} goes through a symlink that leads outside the project root; "
+                    f"the {what} must be inside the project"), None
         if not absolute.exists():
-            self.problem(loc, path, f"the {what} {relative!r} does not exist")
-            return None
+            return f"the {what} {relative!r} does not exist", None
         if not absolute.is_dir():
-            self.problem(loc, path, f"{relative!r} is a file; the {what} must be a directory")
-            return None
-        return ProjectDir(relative, absolute)
+            return f"{relative!r} is a file; the {what} must be a directory", None
+        return None, ProjectDir(relative, absolute)
 
     def packageable(self, node: YMap, path: list[Any], source: ProjectDir) -> bool:
         """Whether apply's snapshot could archive the source directory (no symlink leading out
@@ -313,14 +320,24 @@ class ProjectBuilder:
             return
         module = source.absolute / f"{handler}.py"
         display = f"{handler}.py" if source.relative == "." else f"{source.relative}/{handler}.py"
-        if not module.is_file():
+        if (module, display) not in self._handlers:
+            self._handlers[module, display] = self._handler_problems(module, display)
+        problem, contract = self._handlers[module, display]
+        if problem == "missing":
             hint = "" if written else f" (handler defaults to {DEFAULT_HANDLER!r}; set handler: to the module's name)"
             self.problem(loc, at, f"the handler module {display} does not exist{hint}")
             return
-        if not inside(self.root, module):
+        if problem == "outside":
             self.problem(loc, at, f"the handler module {display} is a symlink to a file outside the project root")
             return
-        self.problems += check_handler(module, display)
+        self.problems += contract
+
+    def _handler_problems(self, module: Path, display: str) -> tuple[str | None, list[Problem]]:
+        if not module.is_file():
+            return "missing", []
+        if not inside(self.root, module):
+            return "outside", []
+        return None, check_handler(module, display)
 
 
 def _autoscaling(node: Any) -> Autoscaling | None:

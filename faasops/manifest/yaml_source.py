@@ -133,6 +133,7 @@ class ReadResult:
 class _Abort(Exception):
     def __init__(self, problem: Problem):
         self.problem = problem
+        self.problems = [problem]  # with the ones found before it, once the read stops
 
 
 @dataclass
@@ -196,24 +197,44 @@ def _too_big(display: str, size: int) -> Problem:
 
 
 def read_yaml_text(text: str, display: str) -> ReadResult:
-    """Build located values from YAML ``text``; see :func:`read_yaml_file`."""
-    builder = _Builder(display)
-    loader = None
+    """Build located values from YAML ``text``; see :func:`read_yaml_file`.
+
+    libyaml reads when it is there (about 10× faster than PyYAML's own parser, with the same
+    marks); a text with any problem at all is read again by PyYAML's parser, whose errors the
+    messages are written for."""
+    if _FAST_LOADER is not None:
+        try:
+            fast = _read_events(text, display, _FAST_LOADER)
+        except (_Abort, yaml.YAMLError):
+            fast = None
+        if fast is not None and not fast.problems:
+            return fast
     try:
-        loader = yaml.SafeLoader(text)
-        while loader.check_event():
-            builder.feed(loader.get_event(), loader)
+        return _read_events(text, display, yaml.SafeLoader)
     except _Abort as abort:
-        return ReadResult(problems=builder.problems + [abort.problem])
+        return ReadResult(problems=abort.problems)
     except yaml.MarkedYAMLError as exc:
         return ReadResult(problems=[_syntax_problem(exc, display)])
     except yaml.reader.ReaderError as exc:
         line, col = _position(text, exc.position)
         message = f"the control character U+{exc.character:04X} is not allowed in YAML; remove it"
         return ReadResult(problems=[Problem(display, line, col, "", message)])
+
+
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+
+
+def _read_events(text: str, display: str, loader_class: Any) -> ReadResult:
+    builder = _Builder(display)
+    loader = loader_class(text)
+    try:
+        while loader.check_event():
+            builder.feed(loader.get_event(), loader)
+    except _Abort as abort:
+        abort.problems = builder.problems + [abort.problem]
+        raise
     finally:
-        if loader is not None:
-            loader.dispose()
+        loader.dispose()
     return ReadResult(data=builder.document, problems=builder.problems, readable=True)
 
 

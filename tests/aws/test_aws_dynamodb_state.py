@@ -31,9 +31,9 @@ def function_spec(n: int) -> dict[str, Any]:
     }
 
 
-def fn_record(ws: str, name: str, n: int = 0) -> FunctionRecord:
+def fn_record(ws: str, name: str, n: int = 0, deployed: str = "") -> FunctionRecord:
     return FunctionRecord(ws, name, function_spec(n), f"123456789012.dkr.ecr.us-east-1.amazonaws.com/p/{ws}/{name}@sha256:{n:064x}",
-                          "2026-01-01T00:00:00Z")
+                          "2026-01-01T00:00:00Z", deployed)
 
 
 def lock_info(holder: str = "alice", host: str | None = None, pid: int | None = None, lock_id: str = "") -> LockInfo:
@@ -67,7 +67,7 @@ def test_records_round_trip_and_every_write_bumps_the_serial(make_state: StateFa
     state.put_workspace(WorkspaceRecord("prod", {"namespace": "prod-ns", "labels": {"tier": "1"}, "protect": True}))
     state.put_function(fn_record("demo", "hello", 1))
     state.put_function(fn_record("prod", "hello", 2))
-    state.put_function(fn_record("demo", "hello", 3))  # an update of the same record
+    state.put_function(fn_record("demo", "hello", 3, deployed="sha256:" + "d" * 64))  # an update of the same record
 
     actual = state.read()
     assert actual.serial == 5
@@ -75,18 +75,21 @@ def test_records_round_trip_and_every_write_bumps_the_serial(make_state: StateFa
         "demo": WorkspaceRecord("demo", {"namespace": "demo", "labels": {}, "protect": False}),
         "prod": WorkspaceRecord("prod", {"namespace": "prod-ns", "labels": {"tier": "1"}, "protect": True}),
     }
-    assert actual.functions == {"demo/hello": fn_record("demo", "hello", 3), "prod/hello": fn_record("prod", "hello", 2)}
+    assert actual.functions == {"demo/hello": fn_record("demo", "hello", 3, deployed="sha256:" + "d" * 64),
+                                "prod/hello": fn_record("prod", "hello", 2)}
 
+    assert state.serial() == 5
     state.delete_function("demo", "hello")
     state.delete_workspace("demo")
     after = state.read()
-    assert after.serial == 7
+    assert after.serial == 7 == state.serial()
     assert set(after.workspaces) == {"prod"} and set(after.functions) == {"prod/hello"}
     # Records and the serial bump go in one transaction each: no separate puts. (The first
     # transaction found no table; create_table made it and the write was repeated.)
     assert state.calls["dynamodb.CreateTable"] == 1
     assert state.calls["dynamodb.TransactWriteItems"] == 7 + 1
     assert state.calls["dynamodb.PutItem"] == 0 and state.calls["dynamodb.UpdateItem"] == 0
+    assert state.calls["dynamodb.GetItem"] == 2  # serial(): one small read, not the whole state
 
 
 def test_read_of_selected_workspaces_filters_client_side(make_state: StateFactory) -> None:
@@ -128,6 +131,7 @@ def test_reading_300_functions_in_10_workspaces_is_one_query(make_state: StateFa
 def test_read_of_a_project_never_applied_creates_nothing(make_state: StateFactory, dynamodb: Any) -> None:
     state = make_state("never-applied")  # create_table: true, table absent
     assert state.read() == ActualState()
+    assert state.serial() == 0
     assert state.list_tasks() == []
     assert state.current_lock() is None
     assert dynamodb.list_tables()["TableNames"] == []
@@ -136,6 +140,7 @@ def test_read_of_a_project_never_applied_creates_nothing(make_state: StateFactor
     other.put_workspace(WorkspaceRecord("demo", {}))  # now the table exists
     count = len(all_items(dynamodb))
     assert state.read() == ActualState()
+    assert state.serial() == 0 and other.serial() == 1
     assert len(all_items(dynamodb)) == count
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from faasops.diff import manifest_drift
+from faasops.diff import deployed_fingerprint, manifest_drift
 from faasops.errors import ProviderError
 from faasops.model import Project
 from faasops.plugins.kubernetes import KubernetesDeployer
@@ -185,6 +185,28 @@ def test_a_kubectl_patch_is_drift_that_force_conflicts_takes_back(
 
     assert kubectl_json(kubectl, "spinapp", "hello", "-n", "demo")["spec"]["executor"] == "containerd-shim-spin"
     assert manifest_drift(manifests, deployer.observe(hello, hello.workspaces)["demo/hello"].manifests) == []
+
+
+@pytest.mark.parametrize("autoscaling", [None, {"type": "hpa", "min": 1, "max": 3, "cpu": 80},
+                                         {"type": "keda", "min": 0, "max": 3, "cpu": 60}],
+                         ids=["replicas", "hpa", "keda"])
+def test_deploy_answers_the_objects_as_observe_then_finds_them(
+        make_project: Callable[..., Project], deployer: KubernetesDeployer, kubectl: KubectlRunner,
+        autoscaling: dict | None) -> None:
+    # A plan skips rendering a function whose live objects fingerprint as its deploy did; that
+    # only holds if deploy's answer and observe's view are the same objects, stripped the same.
+    project = autoscaled(make_project, autoscaling)
+    deployer.ensure_workspace(project, project.workspaces[0])
+    function = only_function(project)
+
+    answered = deployer.deploy(project, function, render(project, function))
+    observed = deployer.observe(project, project.workspaces)["demo/hello"].manifests
+
+    assert [m["kind"] for m in answered] == [m["kind"] for m in observed]
+    assert deployed_fingerprint("r", answered) == deployed_fingerprint("r", observed)
+    kubectl("label", "spinapp", "hello", "-n", "demo", "team=other")
+    relabelled = deployer.observe(project, project.workspaces)["demo/hello"].manifests
+    assert deployed_fingerprint("r", relabelled) != deployed_fingerprint("r", answered)
 
 
 def test_a_spinapp_deleted_with_kubectl_is_missing_from_observe(

@@ -49,7 +49,7 @@ def test_transient_aws_faults_are_retried_and_apply_succeeds(cloud: FaultyCloud,
     aws.inject(http_error(500, DYNAMODB_500, "application/x-amz-json-1.0"), target="Query", times=1)
     aws.inject(drop(), target="GetItem", times=1)
     aws.inject(drop(after_forward=True), target="TransactWriteItems", after=1, times=1)  # answer lost
-    aws.inject(delay(3), target="Query", after=2, times=1)  # > timeout_seconds
+    aws.inject(delay(3), target="Query", after=1, times=1)  # > timeout_seconds; the retry of the 500
     aws.inject(s3_slow_down(), method="PUT", path="^/acme-faasops-sources/sources/", times=1)
     aws.inject(http_error(503), method="HEAD", path="^/acme-faasops-sources/sources/", times=1)
 
