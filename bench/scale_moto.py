@@ -152,25 +152,50 @@ def install_direct_string_values() -> None:
 
 
 def install_partition_queries() -> None:
-    """Let a ``Query`` on the table's own key start from its partition instead of the whole
-    table: moto 5.2 sorts every item of the table (the task history included) for each page,
-    then keeps those of the queried partition and sorts them again. Here the table's item list
-    is, for that one call, the partition's items (moto's own filter and sort then find the same
-    items in the same order)."""
+    """Let a ``Query`` on the table's own key read its partition from where the page starts,
+    the way DynamoDB seeks, instead of moto's walk over the whole table for each page: moto 5.2
+    sorts every item of the table (the task history included), keeps those of the partition,
+    sorts them again, compares each with the ``ExclusiveStartKey`` until it reaches the page's
+    start, and deep-copies the page. Here, for that one call, the table's item list is the
+    partition's items after the start key (moto's own filter, sort and start-key check then
+    find the same items in the same order), and a page without a projection is not copied
+    before it is serialised (filter expressions only read the items)."""
+    import moto.dynamodb.models.table as table_module
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
     stock = Table.query
 
+    class NoResultCopies:
+        """Stands in for the ``copy`` module inside moto's table module during one query."""
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value
+
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")  # called positionally
-        if index_name or hash_key is None or not self.range_key_attr:
+        # Called as query(hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+        # scan_index_forward, projection_expressions, index_name, consistent_read, filter_expression).
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None or not self.range_key_attr or len(args) < 5:
             return stock(self, hash_key, *args, **kwargs)
         partition = list(self.items.get(hash_key, {}).values())
+        start, forward = args[3], args[4]
+        if start and self.range_key_attr in start:
+            after = DynamoType(start[self.range_key_attr])
+            partition = [i for i in partition if (after < i.range_key if forward else i.range_key < after)]
+        projection = args[5] if len(args) > 5 else kwargs.get("projection_expressions")
+        other_filters = set(kwargs) - {"hash_key_conditions", "range_key_conditions", "index_name",
+                                       "consistent_read", "filter_expression", "projection_expressions"}
         self.all_items = lambda: partition  # an instance attribute, shadowing the method
+        # A filter expression only reads the items; a projection makes new ones from them.
+        if not (projection or other_filters):
+            table_module.copy = NoResultCopies  # type: ignore[assignment]
         try:
             return stock(self, hash_key, *args, **kwargs)
         finally:
             del self.all_items
+            table_module.copy = copy
 
     Table.query = query  # type: ignore[method-assign]
 

@@ -8,7 +8,7 @@ Phases:
 * ``plan-per-object``: the same plan with per-object refresh (see :mod:`per_object_refresh`);
 * ``apply``: lock → plan → apply, as ``faasops apply --auto-approve`` does;
 * ``apply-without-tasks``: the same, except that the task history is not written (14 DynamoDB
-  ``UpdateItem`` per function, which moto serves at ~10 ms each): how the benchmark sets up
+  ``PutItem`` per function): how the benchmark sets up
   projects too large for a full apply on moto in reasonable time; records, pushes and deploys are
   the real ones;
 * ``manifests --out DIR``: render every recorded function's manifests (for the kubectl

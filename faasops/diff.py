@@ -77,16 +77,18 @@ def manifest_drift(desired: Iterable[dict[str, Any]], live: Iterable[dict[str, A
     return problems
 
 
-def deployed_fingerprint(render_digest: str, live: Iterable[dict[str, Any]]) -> str:
+def live_fingerprint(live: Iterable[dict[str, Any]]) -> str:
+    """A digest of a function's live objects, of the fields drift is judged on."""
+    comparable = sorted(json.dumps(_comparable(m), sort_keys=True, separators=(",", ":"), default=str) for m in live)
+    return "sha256:" + hashlib.sha256("\n".join(comparable).encode()).hexdigest()
+
+
+def deployed_fingerprint(render_digest: str, live_fingerprint: str) -> str:
     """What a function's record keeps of its last deploy: the digest of what was rendered and
-    of the objects as live right after (the fields drift is judged on). A plan that finds the
-    same again knows, without rendering, that there is no drift: the live objects are exactly
-    what that deploy left, and the rendered manifests are the ones it applied."""
-    comparable = sorted(
-        (json.dumps(_comparable(m), sort_keys=True, separators=(",", ":"), default=str) for m in live)
-    )
-    payload = "\n".join([render_digest, *comparable])
-    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+    of the objects as live right after (:func:`live_fingerprint`). A plan that finds the same
+    again knows, without rendering, that there is no drift: the live objects are exactly what
+    that deploy left, and the rendered manifests are the ones it applied."""
+    return "sha256:" + hashlib.sha256(f"{render_digest}\n{live_fingerprint}".encode()).hexdigest()
 
 
 def _holds(have: dict[str, Any], want: dict[str, Any]) -> bool:
@@ -171,7 +173,7 @@ def diff_project(
                 observed = live.get(function.address)
                 as_deployed = (
                     record.deployed and observed is not None and render_digest is not None
-                    and deployed_fingerprint(render_digest(function, record.artifact), observed.manifests) == record.deployed
+                    and deployed_fingerprint(render_digest(function, record.artifact), observed.fingerprint) == record.deployed
                 )
                 drift = [] if as_deployed else manifest_drift(
                     render(function, record.artifact), observed.manifests if observed else ()

@@ -32,7 +32,7 @@ from faasops.model import Function, Project, ProviderConfig
 from faasops.plan import Action, Plan, PlanOptions
 from faasops.plugin_manager import create_plugin_manager, create_provider
 from faasops.progress import Reporter, reporter_for
-from faasops.providers import LockInfo
+from faasops.providers import ActualState, LockInfo
 from faasops.source import digest_directory
 
 DEFAULT_LOCK_TIMEOUT_S = 0.0
@@ -118,15 +118,22 @@ class Engine:
         options = options or PlanOptions()
         p = self.providers
         observing = None
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faasops-observe")
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="faasops-read")
         try:
+            # The state and the cluster are read at the same time (two services, two chains of
+            # round trips) while this thread works out the desired side.
+            reading = pool.submit(p.state.read)
             if options.refresh and not options.destroy:
-                # The cluster is read while the state is: two services, two round-trip chains.
                 workspaces = [ws for ws in self.project.workspaces if options.selection.covers(ws.name)]
                 observing = pool.submit(p.deployer.observe, self.project, workspaces)
-            actual = p.state.read()
             covered = [f for f in self.project.functions() if options.selection.covers(f.address)]
             specs = {} if options.destroy else self.desired_specs(covered)
+            inputs_digest = self.inputs_digest(options, specs)
+            actual = reading.result()
+            render_digest = self._render_digest()
+            if observing is not None and render_digest is not None:
+                # What the drift check of unchanged functions needs, while the cluster is read.
+                render_digest = _digests_ahead(render_digest, covered, actual, specs)
             live = observing.result() if observing is not None else None
         finally:
             # On an error, don't wait for the other read to give up on its own.
@@ -135,7 +142,7 @@ class Engine:
             self.project, actual, specs, live,
             lambda fn, artifact: p.scaffolder.render(self.project, fn, artifact),
             options,
-            self._render_digest(),
+            render_digest,
         )
         plan = Plan(
             project=self.project.name,
@@ -145,7 +152,7 @@ class Engine:
             changes=tuple(changes),
             warnings=tuple(warnings),
             options=options,
-            inputs_digest=self.inputs_digest(options, specs),
+            inputs_digest=inputs_digest,
         )
         self.check_policy(plan)
         return plan
@@ -259,6 +266,23 @@ class Engine:
         result = executor.run(plan, self._recorded_namespaces(plan))
         self.pm.hook.faasops_post_apply(plan=plan, project=self.project, result=result)
         return result
+
+
+def _digests_ahead(render_digest: Callable[[Function, str], str], functions: list[Function], actual: ActualState,
+                   specs: dict[str, dict[str, Any]]) -> Callable[[Function, str], str]:
+    """``render_digest``, computed now for every function recorded with a deploy fingerprint
+    and an unchanged spec (the ones the drift check will ask about)."""
+    ahead: dict[tuple[str, str], str] = {}
+    for function in functions:
+        record = actual.functions.get(function.address)
+        if record is not None and record.deployed and record.spec == specs.get(function.address):
+            ahead[function.address, record.artifact] = render_digest(function, record.artifact)
+
+    def digest(function: Function, artifact: str) -> str:
+        found = ahead.get((function.address, artifact))
+        return found if found is not None else render_digest(function, artifact)
+
+    return digest
 
 
 def _user() -> str:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from faasops.diff import deployed_fingerprint
+from faasops.diff import deployed_fingerprint, live_fingerprint
 from faasops.errors import FaasopsError, StalePlanError
 from faasops.model import Function, Project
 from faasops.plan import Action, Plan, ResourceChange
@@ -242,7 +242,7 @@ class Executor:
         render_digest = getattr(self.p.scaffolder, "render_digest", None)
         if render_digest is None or not isinstance(live, list):
             return ""
-        return deployed_fingerprint(render_digest(self.project, fn, artifact), live)
+        return deployed_fingerprint(render_digest(self.project, fn, artifact), live_fingerprint(live))
 
     def _delete_function(self, change: ResourceChange, namespace: str) -> None:
         if self._stop.is_set():

@@ -117,6 +117,14 @@ class LiveObject:
 
     address: str
     manifests: tuple[dict[str, Any], ...]
+    # faasops.diff.live_fingerprint(manifests); deployers compute it while the state is read.
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            from faasops.diff import live_fingerprint
+
+            object.__setattr__(self, "fingerprint", live_fingerprint(self.manifests))
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,8 @@ state lock        ``LOCK#<project>``        ``LOCK``
   serial item and — while this backend holds the lock — a ``ConditionCheck`` that the lock item
   still carries our lock id. A run whose lease expired and was taken over therefore cannot
   write over the new holder's state; it gets a :class:`~faasops.errors.LockError` instead.
-- **Tasks are keyed by id**, so ``put_task`` is an upsert by id (``UpdateItem``: status,
-  updated_at and message change; the rest is kept with ``if_not_exists``) and ``--id`` prefix
+- **Tasks are keyed by id**, so ``put_task`` is an upsert by id (a ``PutItem`` of the whole
+  task: writers always pass a task whole, its id, run and creation time unchanged) and ``--id`` prefix
   lookup is one strongly consistent Query on ``begins_with(sk, "TASK#<prefix>")``. Listing
   newest-first needs a time order, which the id key can't give, so each task also carries
   ``task_order = <created_at>#<id>`` and is indexed by three global secondary indexes, all
@@ -138,7 +138,7 @@ TRANSACTION_CONFLICT_RETRY = RetryPolicy(max_attempts=8, max_seconds=10.0, base_
 DEFAULT_PREFIX = "sources/"
 SSE_MODES = ("AES256", "aws:kms")
 
-SERIAL_SK = "META#SERIAL"
+SERIAL_SK = "META#SERIAL"  # the other state items: WS#<workspace> and WS#<workspace>#FN#<function>
 LOCK_SK = "LOCK"
 INDEX_BY_TIME = "tasks_by_time"
 INDEX_BY_WORKSPACE = "tasks_by_ws"
@@ -444,17 +444,19 @@ class DynamoDBState(_AwsService):
         ws: dict[str, WorkspaceRecord] = {}
         fns: dict[str, FunctionRecord] = {}
         for item in items:
-            kind = item.get("item_type", {}).get("S")
-            if kind == "serial":
+            sk = item["sk"]["S"]
+            if sk == SERIAL_SK:
                 serial = int(item["serial"]["N"])
                 continue
-            workspace = item["workspace"]["S"]
+            if not sk.startswith("WS#"):
+                continue
+            workspace, is_function, name = sk[3:].partition("#FN#")
             if wanted is not None and workspace not in wanted:
                 continue
-            if kind == "workspace":
+            if not is_function:
                 ws[workspace] = WorkspaceRecord(workspace, json.loads(item["spec"]["S"]))
-            elif kind == "function":
-                record = FunctionRecord(workspace, item["name"]["S"], json.loads(item["spec"]["S"]),
+            else:
+                record = FunctionRecord(workspace, name, json.loads(item["spec"]["S"]),
                                         item["artifact"]["S"], item["applied_at"]["S"],
                                         item.get("deployed", {}).get("S", ""))
                 fns[record.address] = record
@@ -534,38 +536,23 @@ class DynamoDBState(_AwsService):
     # ------------------------------------------------------------ tasks
 
     def put_task(self, task: Task) -> None:
-        values: dict[str, dict[str, str]] = {
-            ":status": _s(task.status), ":updated": _s(task.updated_at), ":message": _s(task.message),
-            ":run": _s(task.run_id), ":ws": _s(task.workspace), ":kind": _s(task.kind),
-            ":created": _s(task.created_at), ":scope": _s(self._tasks_pk),
-            ":ws_scope": _s(f"{self._tasks_pk}#WS#{task.workspace}"), ":order": _s(f"{task.created_at}#{task.id}"),
-            ":id": _s(task.id), ":type": _s("task"),
+        """One ``PutItem`` of the whole task: every writer passes the task whole (its id,
+        creation time and run never change), so a put gives what an update would, without an
+        update expression to evaluate (moto parses one in ~10 ms; an apply writes 14 per
+        function)."""
+        item = {
+            "pk": _s(self._tasks_pk), "sk": _s(f"TASK#{task.id}"), "item_type": _s("task"),
+            "task_id": _s(task.id), "run_id": _s(task.run_id), "workspace": _s(task.workspace),
+            "kind": _s(task.kind), "status": _s(task.status), "created_at": _s(task.created_at),
+            "updated_at": _s(task.updated_at), "message": _s(task.message),
+            "task_scope": _s(self._tasks_pk), "task_ws_scope": _s(f"{self._tasks_pk}#WS#{task.workspace}"),
+            "task_order": _s(f"{task.created_at}#{task.id}"),
         }
-        # Like the local backend's upsert: only status, updated_at and message change.
-        sets = [
-            "#status = :status", "updated_at = :updated", "message = :message",
-            "item_type = :type", "task_id = if_not_exists(task_id, :id)",
-            "run_id = if_not_exists(run_id, :run)", "workspace = if_not_exists(workspace, :ws)",
-            "#kind = if_not_exists(#kind, :kind)", "created_at = if_not_exists(created_at, :created)",
-            "task_scope = if_not_exists(task_scope, :scope)",
-            "task_ws_scope = if_not_exists(task_ws_scope, :ws_scope)",
-            "task_order = if_not_exists(task_order, :order)",
-        ]
         if task.function is not None:
-            sets.append("#function = if_not_exists(#function, :function)")
-            values[":function"] = _s(task.function)
-        expression = "SET " + ", ".join(sets)
+            item["function"] = _s(task.function)
         if task.status in OPEN_STATUSES:
-            expression += ", open_scope = :scope"
-        else:
-            expression += " REMOVE open_scope"
-        names = {"#status": "status", "#kind": "kind"}
-        if task.function is not None:
-            names["#function"] = "function"
-        self._write(
-            "update_item", TableName=self.table, Key={"pk": _s(self._tasks_pk), "sk": _s(f"TASK#{task.id}")},
-            UpdateExpression=expression, ExpressionAttributeValues=values, ExpressionAttributeNames=names,
-        )
+            item["open_scope"] = _s(self._tasks_pk)
+        self._write("put_item", TableName=self.table, Item=item)
 
     def list_tasks(self, workspace: str | None = None, task_id: str | None = None, limit: int = 50) -> list[Task]:
         return self._read_missing_ok(lambda: self._list_tasks(workspace, task_id, limit), [])

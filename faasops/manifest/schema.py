@@ -12,8 +12,9 @@ import json
 import re
 from functools import cache
 from importlib.resources import files
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -39,8 +40,49 @@ def _validator(root_file: bool) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+# Annotation keywords: next to a $ref they change nothing.
+_ANNOTATIONS = frozenset({"$ref", "description", "title", "examples", "default", "errorMessage",
+                          "patternErrorMessage", "markdownDescription", "$comment"})
+
+
+@cache
+def _quick_check(root_file: bool) -> Callable[[Any], Any]:
+    """The schema compiled to Python by fastjsonschema: only ever asked "is this valid?", and
+    only trusted when it says yes (the messages come from jsonschema). Its drafts predate 2020-12,
+    where keywords next to a ``$ref`` are ignored, so such places are rewritten as an ``allOf``
+    of the two — which is what 2020-12 means by them."""
+    schema = {k: v for k, v in manifest_schema().items() if k not in ("$schema", "$defs")}
+    definitions = _siblings_of_refs_in_all_of(manifest_schema()["$defs"])
+    # As _validator: the top level, and the root file's or a split file's own definition.
+    top = "#/$defs/rootManifest" if root_file else "#/$defs/manifest"
+    whole = {"$defs": definitions, "allOf": [_siblings_of_refs_in_all_of(schema), {"$ref": top}]}
+    return fastjsonschema.compile(whole, use_default=False)  # never write defaults into the tree
+
+
+def _siblings_of_refs_in_all_of(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_siblings_of_refs_in_all_of(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _siblings_of_refs_in_all_of(value) for key, value in node.items()}
+    if "$ref" in node and set(node) - _ANNOTATIONS:
+        rest = {key: value for key, value in node.items() if key != "$ref"}
+        return {"allOf": [{"$ref": node["$ref"]}, rest]}
+    return node
+
+
+def _quickly_valid(tree: Any, root_file: bool) -> bool:
+    try:
+        _quick_check(root_file)(tree)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 def schema_problems(tree: Any, file: str, root_file: bool) -> list[Problem]:
     """Every schema violation in ``tree`` (one manifest file, overlays merged), located."""
+    if _quickly_valid(tree, root_file):
+        return []
     errors = [leaf for error in _validator(root_file).iter_errors(tree) for leaf in _relevant(error)]
     # A value of the wrong type also fails every rule about its content; the type is the news.
     mistyped = {tuple(error.absolute_path) for error in errors if error.validator == "type"}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from faasops.diff import deployed_fingerprint, manifest_drift
+from faasops.diff import live_fingerprint, manifest_drift
 from faasops.errors import ProviderError
 from faasops.model import Project
 from faasops.plugins.kubernetes import KubernetesDeployer
@@ -200,13 +200,13 @@ def test_deploy_answers_the_objects_as_observe_then_finds_them(
     function = only_function(project)
 
     answered = deployer.deploy(project, function, render(project, function))
-    observed = deployer.observe(project, project.workspaces)["demo/hello"].manifests
+    observed = deployer.observe(project, project.workspaces)["demo/hello"]
 
-    assert [m["kind"] for m in answered] == [m["kind"] for m in observed]
-    assert deployed_fingerprint("r", answered) == deployed_fingerprint("r", observed)
+    assert [m["kind"] for m in answered] == [m["kind"] for m in observed.manifests]
+    assert observed.fingerprint == live_fingerprint(answered)
     kubectl("label", "spinapp", "hello", "-n", "demo", "team=other")
-    relabelled = deployer.observe(project, project.workspaces)["demo/hello"].manifests
-    assert deployed_fingerprint("r", relabelled) != deployed_fingerprint("r", answered)
+    relabelled = deployer.observe(project, project.workspaces)["demo/hello"]
+    assert relabelled.fingerprint != live_fingerprint(answered)
 
 
 def test_a_spinapp_deleted_with_kubectl_is_missing_from_observe(

@@ -76,3 +76,56 @@ def test_the_design_example_validates():
         }],
     }
     assert list(Draft202012Validator(manifest_schema()).iter_errors(example)) == []
+
+
+# ---------------------------------------------------------------- the compiled quick check
+
+
+def _manifest_trees() -> Iterator[tuple[str, Any]]:
+    from faasops.manifest.yaml_source import plain, read_yaml_file
+
+    for top in ("examples", "tests/manifest"):
+        for path in sorted((REPO / top).rglob("*.yaml")):
+            if ".faasops" in path.parts or "templates" in path.parts:
+                continue
+            read = read_yaml_file(path, str(path.relative_to(REPO)))
+            if read.readable and isinstance(read.data, dict):
+                yield str(path.relative_to(REPO)), plain(read.data)
+
+
+def _mutations(tree: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """Every value of ``tree`` removed or replaced, one at a time, by values of other types and shapes."""
+    replacements = (None, True, 0, -1, 1.5, 2.0, "", "Not_A-Name", "x" * 300, [], {}, ["a"], {"extra": 1})
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield path + (key, "<removed>"), {k: v for k, v in tree.items() if k != key}
+            for replacement in replacements:
+                yield path + (key,), {**tree, key: replacement}
+            for sub_path, sub in _mutations(value, path + (key,)):
+                yield sub_path, {**tree, key: sub}
+        yield path + ("<unknown key>",), {**tree, "unexpectedKey": 1}
+    elif isinstance(tree, list):
+        for index, value in enumerate(tree):
+            for sub_path, sub in _mutations(value, path + (index,)):
+                yield sub_path, [*tree[:index], sub, *tree[index + 1:]]
+
+
+def test_the_quick_check_agrees_with_jsonschema_on_every_manifest_and_thousands_of_mutations():
+    # The quick check may only ever say "valid" where jsonschema finds nothing (messages come
+    # from jsonschema); it should also say "invalid" wherever jsonschema finds something.
+    from faasops.manifest.schema import _quickly_valid, _validator
+
+    checked = disagreements = 0
+    trees = list(_manifest_trees())
+    assert len(trees) > 40
+    for name, tree in trees:
+        variants = [((), tree)] + ([] if not _validator(True).is_valid(tree) and not _validator(False).is_valid(tree)
+                                   else list(_mutations(tree)))
+        for path, variant in variants:
+            for root_file in (True, False):
+                quick, full = _quickly_valid(variant, root_file), _validator(root_file).is_valid(variant)
+                assert not (quick and not full), f"{name} {path} (root file: {root_file}): quick check missed an error"
+                disagreements += quick != full
+                checked += 1
+    assert checked > 5000
+    assert disagreements == 0

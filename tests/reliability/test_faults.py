@@ -45,7 +45,7 @@ def test_transient_aws_faults_are_retried_and_apply_succeeds(cloud: FaultyCloud,
     project = cloud.project(tmp_path, state={"timeout_seconds": 1})
     aws = cloud.aws
     aws.inject(aws_throttling("ThrottlingException"), target="TransactWriteItems", times=2)
-    aws.inject(aws_throttling("ProvisionedThroughputExceededException"), target="UpdateItem", times=2)
+    aws.inject(aws_throttling("ProvisionedThroughputExceededException"), target="PutItem", times=2)
     aws.inject(http_error(500, DYNAMODB_500, "application/x-amz-json-1.0"), target="Query", times=1)
     aws.inject(drop(), target="GetItem", times=1)
     aws.inject(drop(after_forward=True), target="TransactWriteItems", after=1, times=1)  # answer lost
