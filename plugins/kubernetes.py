@@ -29,7 +29,8 @@ root; default: the in-cluster
 service account when ``KUBERNETES_SERVICE_HOST`` is set, else ``$KUBECONFIG`` or
 ``~/.kube/config``), ``context``, ``field_manager`` (``faasops``), ``force_conflicts`` (false),
 ``wait`` (false: wait for each SpinApp to be ready after deploy), ``wait_timeout`` (300 s),
-``request_timeout`` (30 s per API request), ``max_attempts`` (5) and ``retry_max_seconds`` (60).
+``request_timeout`` (30 s per API request), ``observe_concurrency`` (4 namespaces listed at a
+time by a plan), ``max_attempts`` (5) and ``retry_max_seconds`` (60).
 
 Retries (:mod:`faasops.retry`): every request the deployer makes is idempotent — GET, LIST,
 DELETE (a second delete answers 404, which is success) and the server-side apply PATCH (applying
@@ -50,6 +51,7 @@ import re
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -79,6 +81,8 @@ DEFAULT_WAIT_TIMEOUT_S = 300.0
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 APPLY_PATCH = "application/apply-patch+yaml"
 LIST_PAGE_SIZE = 500
+# Namespaces listed at the same time by a plan's observation (their LISTs are independent).
+DEFAULT_OBSERVE_CONCURRENCY = 4
 # Stripped from observed objects: the server sets them, faasops never does.
 SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
                    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -156,6 +160,8 @@ class KubernetesDeployer:
         self.wait = _bool(options.get("wait", False), "wait")
         self.wait_timeout = _seconds(options.get("wait_timeout", DEFAULT_WAIT_TIMEOUT_S), "wait_timeout")
         self.request_timeout = _seconds(options.get("request_timeout", DEFAULT_REQUEST_TIMEOUT_S), "request_timeout")
+        self.observe_concurrency = _count(options.get("observe_concurrency", DEFAULT_OBSERVE_CONCURRENCY),
+                                          "observe_concurrency")
         self.retry = RetryPolicy.from_options(options, "providers.deployer")
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
@@ -166,7 +172,8 @@ class KubernetesDeployer:
     # ------------------------------------------------------------------------------ Deployer
 
     def observe(self, project: Project, workspaces: Iterable[Workspace | str]) -> dict[str, LiveObject]:
-        """Live manifests per function address: one LIST per namespace and observed kind."""
+        """Live manifests per function address: one LIST per namespace and observed kind, up to
+        ``observe_concurrency`` namespaces at a time."""
         by_namespace: dict[str, dict[str, Workspace | None]] = {}
         for ws in workspaces:
             declared = project.workspace(ws) if isinstance(ws, str) else ws
@@ -174,24 +181,35 @@ class KubernetesDeployer:
             namespace = declared.spec()["namespace"] if declared is not None else name
             by_namespace.setdefault(namespace, {})[name] = declared
         found: dict[str, list[dict[str, Any]]] = {}
-        for namespace, members in by_namespace.items():
-            declared_ids = {
-                (ws_name, function_id(ws_name, fn.name)): f"{ws_name}/{fn.name}"
-                for ws_name, ws in members.items() if ws is not None
-                for fn in ws.functions
-            }
-            address_of: dict[tuple[str, str], str] = {}
-            for kind in OBSERVED:  # SpinApps first: their names give the addresses
-                for obj in self._list(kind, namespace, f"{MANAGED_BY_LABEL}={MANAGED_BY}"):
-                    labels = obj.get("metadata", {}).get("labels") or {}
-                    ws_name, fid = labels.get(WORKSPACE_ID_LABEL), labels.get(FUNCTION_ID_LABEL)
-                    if ws_name not in members or not fid or _controlled(obj):
-                        continue
-                    key = (ws_name, fid)
-                    address = address_of.get(key) or declared_ids.get(key) or f"{ws_name}/{obj['metadata']['name']}"
-                    address_of.setdefault(key, address)
-                    found.setdefault(address, []).append(_observed(obj))
+        if len(by_namespace) > 1 and self.observe_concurrency > 1:
+            with ThreadPoolExecutor(min(self.observe_concurrency, len(by_namespace)),
+                                    thread_name_prefix="faasops-observe") as pool:
+                for part in pool.map(lambda item: self._observe_namespace(*item), by_namespace.items()):
+                    found.update(part)
+        else:
+            for namespace, members in by_namespace.items():
+                found.update(self._observe_namespace(namespace, members))
         return {address: LiveObject(address, tuple(manifests)) for address, manifests in sorted(found.items())}
+
+    def _observe_namespace(self, namespace: str, members: dict[str, Workspace | None]) -> dict[str, list[dict[str, Any]]]:
+        declared_ids = {
+            (ws_name, function_id(ws_name, fn.name)): f"{ws_name}/{fn.name}"
+            for ws_name, ws in members.items() if ws is not None
+            for fn in ws.functions
+        }
+        found: dict[str, list[dict[str, Any]]] = {}
+        address_of: dict[tuple[str, str], str] = {}
+        for kind in OBSERVED:  # SpinApps first: their names give the addresses
+            for obj in self._list(kind, namespace, f"{MANAGED_BY_LABEL}={MANAGED_BY}"):
+                labels = obj.get("metadata", {}).get("labels") or {}
+                ws_name, fid = labels.get(WORKSPACE_ID_LABEL), labels.get(FUNCTION_ID_LABEL)
+                if ws_name not in members or not fid or _controlled(obj):
+                    continue
+                key = (ws_name, fid)
+                address = address_of.get(key) or declared_ids.get(key) or f"{ws_name}/{obj['metadata']['name']}"
+                address_of.setdefault(key, address)
+                found.setdefault(address, []).append(_observed(obj))
+        return found
 
     def ensure_workspace(self, project: Project, workspace: Workspace) -> None:
         """Create the namespace when missing (labelled as faasops'), else label it for the
@@ -499,6 +517,12 @@ def _bool(value: Any, name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise ProviderError(f"providers.deployer.{name} must be true or false, not {value!r}")
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64:
+        return value
+    raise ProviderError(f"providers.deployer.{name} must be a whole number from 1 to 64, not {value!r}")
 
 
 def _seconds(value: Any, name: str) -> float:

@@ -471,3 +471,26 @@ def test_wait_accepts_an_autoscaled_spinapp_held_at_zero_replicas_once_available
     kube.mark_spinapp_ready("demo", "hello", ready_replicas=0)  # Available=True, scaled to zero
 
     make_deployer(wait=True, wait_timeout=2).deploy(project, only_function(project), render(project, only_function(project)))
+
+
+def test_observe_lists_namespaces_concurrently_with_the_same_result(
+        make_project: Callable[..., Project], make_deployer: Callable[..., KubernetesDeployer]) -> None:
+    project = make_project([{"name": f"team-{i}", "functions": [{"name": f"fn-{j}", "source": "functions/hello"}
+                                                               for j in range(3)]} for i in range(5)])
+    deployed(project, make_deployer())
+    one_at_a_time = make_deployer(observe_concurrency=1)
+    concurrent = make_deployer(observe_concurrency=4)
+
+    serial_view = one_at_a_time.observe(project, project.workspaces)
+    concurrent_view = concurrent.observe(project, project.workspaces)
+
+    assert list(concurrent_view) == [f"team-{i}/fn-{j}" for i in range(5) for j in range(3)]
+    assert concurrent_view == serial_view
+    assert concurrent.calls == one_at_a_time.calls == {"LIST spinapps": 5, "LIST horizontalpodautoscalers": 5,
+                                                       "LIST scaledobjects": 5}
+
+
+@pytest.mark.parametrize("value", [0, 65, "4", 2.5, True])
+def test_observe_concurrency_must_be_a_small_whole_number(value: object) -> None:
+    with pytest.raises(ProviderError, match="providers.deployer.observe_concurrency must be a whole number from 1 to 64"):
+        KubernetesDeployer({"observe_concurrency": value})
