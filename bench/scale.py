@@ -357,15 +357,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="workspaces per project (default: 10 up to 1,000 functions, then N/100, at most 100)")
     parser.add_argument("--full-apply-max", type=int, default=DEFAULT_FULL_APPLY_MAX,
                         help="largest size whose 'apply new' records the task history too (default %(default)s; "
-                             "moto serves the 14 task writes per function at ~10 ms each)")
+                             "moto serves the 14 task writes per function at ~8 ms each, one at a time)")
     parser.add_argument("--parallelism", type=int, default=4, help="apply --parallelism (default %(default)s)")
     parser.add_argument("--build-cache", type=Path,
                         help="componentize-py build cache (default: $FAASOPS_BUILD_CACHE, else a fresh one, "
                              "so the first apply makes the one real build)")
     parser.add_argument("--skip-kubectl", action="store_true", help="leave out the kubectl baselines")
     parser.add_argument("--stock-moto", action="store_true",
-                        help="keep moto's whole-table transaction rollback copies and Query serializer "
-                             "(see bench/scale_moto.py)")
+                        help="keep moto's whole-table transaction rollback copies, Query serializer and "
+                             "whole-table Query walks (see bench/scale_moto.py)")
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD,
                         help="file whose results section is rewritten (default BENCHMARKS.md)")

@@ -9,7 +9,8 @@ same answers):
   and the transaction answers 500. Serialising requests removes the race. It costs next to
   nothing: moto is CPU-bound Python, so its request threads never ran in parallel anyway.
 
-Unless ``--stock``, two costs of moto that real DynamoDB does not have are taken out:
+Unless ``--stock``, four costs of moto that real DynamoDB does not have are taken out (the
+last two: :func:`install_direct_string_values`, :func:`install_partition_queries`):
 
 * **Item-level transaction rollback.** That rollback copy is of the *whole table*, once per
   item of the transaction: faasops' record transaction (record, serial, lock check) copies the
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     parser.add_argument("--stock", action="store_true",
-                        help="keep moto's whole-table rollback copies and its Query serializer")
+                        help="keep moto's whole-table rollback copies, Query serializer and whole-table Query walks")
     args = parser.parse_args(argv)
     if not args.stock:
         install_item_level_rollback()

@@ -25,8 +25,9 @@ from typing import Any, Callable, Iterator
 import pluggy
 
 from faasops.diff import diff_project
-from faasops.errors import PolicyViolation, StalePlanError
+from faasops.errors import FaasopsError, PolicyViolation, StalePlanError
 from faasops.executor import ApplyResult, Executor, ProviderSet, recorded_namespaces
+from faasops.gc_tuning import fewer_collections
 from faasops.manifest import load_project
 from faasops.model import Function, Project, ProviderConfig
 from faasops.plan import Action, Plan, PlanOptions
@@ -115,7 +116,10 @@ class Engine:
 
     def plan(self, options: PlanOptions | None = None) -> Plan:
         """Compare the manifests with the actual state and return the plan. Writes nothing."""
-        options = options or PlanOptions()
+        with fewer_collections():
+            return self._plan(options or PlanOptions())
+
+    def _plan(self, options: PlanOptions) -> Plan:
         p = self.providers
         observing = None
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="faasops-read")
@@ -264,8 +268,20 @@ class Engine:
             ),
         )
         result = executor.run(plan, self._recorded_namespaces(plan))
+        self._write_snapshot()
         self.pm.hook.faasops_post_apply(plan=plan, project=self.project, result=result)
         return result
+
+    def _write_snapshot(self) -> None:
+        """Let the state backend write a snapshot for quicker plans, if it keeps one. It only
+        ever speeds reads up: when it can't be written, plans read the records."""
+        write = getattr(self.state, "write_snapshot", None)
+        if write is None:
+            return
+        try:
+            write()
+        except FaasopsError:
+            pass
 
 
 def _digests_ahead(render_digest: Callable[[Function, str], str], functions: list[Function], actual: ActualState,

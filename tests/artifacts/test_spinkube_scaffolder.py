@@ -336,3 +336,57 @@ def test_plugin_advertises_and_creates_the_scaffolder(tmp_path):
     )
     assert isinstance(scaffolder, SpinKubeScaffolder) and scaffolder.options == {"spot_executor": "x"}
     assert pm.hook.faasops_scaffolder(config=ProviderConfig("scaffolder", "helm"), project=project) is None
+
+
+def _random_value(rng, depth: int = 0):
+    """Nested mappings and lists of the values templates see, special characters included."""
+    alphabet = "abcXYZ09 -_./:@'\"\\#&*!{}[],|>%\t\né€\u2028\x00\x7f"
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(8)))
+    if kind == 1:
+        return "".join(rng.choice("abcdef-0123.") for _ in range(rng.randrange(1, 12)))
+    if kind == 2:
+        return rng.choice([0, 1, -7, 2**40, True, False, None])
+    if kind == 3:
+        return rng.choice([0.5, -1.25, 1e300])
+    if kind in (4, 5):
+        return rng.choice(["true", "null", "1", "~", "yes", "on", "0x10", "1e3", ""])
+    if kind in (6, 7):
+        keys = [rng.choice(["app", "team", "a.b/c", "x y", "é", "1", "true"]) for _ in range(rng.randrange(4))]
+        return {key: _random_value(rng, depth + 1) for key in keys}
+    return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+
+
+def test_the_json_shortcut_writes_exactly_what_the_flow_writer_does():
+    import random
+
+    import yaml
+
+    rng = random.Random(7)
+    shortcut = 0
+    for _ in range(5000):
+        value = _random_value(rng)
+        written = spinkube.yaml_value(value)
+        assert written == spinkube._flow(value), value
+        if isinstance(value, (dict, list)) and spinkube._plain_json(value):
+            shortcut += 1
+            assert yaml.safe_load(written) == value
+    assert shortcut > 500  # the shortcut was taken, and agreed, many times
+
+
+def test_render_digest_follows_what_render_would_produce(tmp_path):
+    function = make_function(tmp_path / "hello")
+    project = make_project(tmp_path, (function,))
+    digest = SpinKubeScaffolder().render_digest(project, function, IMAGE)
+
+    assert digest.startswith("sha256:") and digest == SpinKubeScaffolder().render_digest(project, function, IMAGE)
+    assert SpinKubeScaffolder().render_digest(project, function, IMAGE.replace("ab", "cd")) != digest
+    labelled = make_function(tmp_path / "hello", labels={"team": "blue"})
+    assert SpinKubeScaffolder().render_digest(make_project(tmp_path, (labelled,)), labelled, IMAGE) != digest
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    source = (spinkube.BUILTIN_TEMPLATES / "spinapp.yaml.j2").read_text()
+    (templates / "spinapp.yaml.j2").write_text(source.replace("executor: {{ executor }}", "executor: {{ executor }}\n  # edited"))
+    edited = make_project(tmp_path, (function,), templates_dir=templates)
+    assert SpinKubeScaffolder().render_digest(edited, function, IMAGE) != digest

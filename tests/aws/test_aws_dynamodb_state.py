@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -126,6 +127,71 @@ def test_reading_300_functions_in_10_workspaces_is_one_query(make_state: StateFa
         assert sum(state.calls.values()) == state.calls["dynamodb.Query"]
     assert queries == [1, 1], "reading the state must not cost more calls as functions grow"
     assert len(large.read().workspaces) == 10
+
+
+def big_records(state: DynamoDBState, functions: int) -> None:
+    """Records of ~5 KB (a large env), so that a few hundred need more than one Query page."""
+    for n in range(functions):
+        record = fn_record(f"ws{n % 3}", f"fn{n:03d}", n)
+        spec = {**record.spec, "env": {f"SETTING_{i}": f"{n}-{i}-" + "v" * 40 for i in range(80)}}
+        state.put_function(FunctionRecord(record.workspace, record.name, spec, record.artifact, record.applied_at,
+                                          f"sha256:{n:064x}"))
+
+
+def snapshot_items(dynamodb: Any, project: str = "shop") -> list[str]:
+    found = dynamodb.query(TableName=TABLE, KeyConditionExpression="pk = :pk",
+                           ExpressionAttributeValues={":pk": {"S": f"SNAPSHOT#{project}"}})
+    return sorted(item["sk"]["S"] for item in found["Items"])
+
+
+def test_a_snapshot_replaces_the_other_query_pages_while_the_serial_holds(make_state: StateFactory, dynamodb: Any) -> None:
+    state = make_state()
+    state.put_workspace(WorkspaceRecord("ws0", {"namespace": "ws0"}))
+    big_records(state, 300)
+    records, pages = state._read_records(use_snapshot=False)
+    assert pages >= 2 and len(records.functions) == 300
+
+    assert state.write_snapshot() is True
+    assert state.write_snapshot() is False  # already of this serial
+    state.calls.clear()
+    assert state.read() == records
+    assert state.calls == {"dynamodb.Query": 2}  # the first page (it shows the snapshot), then its parts
+    assert state.read(["ws1"]).functions == {a: r for a, r in records.functions.items() if r.workspace == "ws1"}
+
+    # A record written after the snapshot (an apply that failed before writing a new one): the
+    # snapshot is of an older serial, so the records are read.
+    changed = replace(records.functions["ws1/fn001"], artifact="registry.example/new@sha256:" + "e" * 64)
+    state.put_function(changed)
+    state.calls.clear()
+    fresh = state.read()
+    assert fresh.functions["ws1/fn001"] == changed and fresh.serial == records.serial + 1
+    assert state.calls["dynamodb.Query"] == pages
+
+    # A new snapshot replaces the old one's parts.
+    old_parts = snapshot_items(dynamodb)
+    assert state.write_snapshot() is True
+    new_parts = snapshot_items(dynamodb)
+    assert new_parts and not set(old_parts) & set(new_parts)
+    assert all(part.startswith(f"S{fresh.serial:012d}#P") for part in new_parts)
+    assert state.read() == fresh
+
+    # A damaged part is noticed (digest) and the records are read instead.
+    dynamodb.update_item(TableName=TABLE, Key={"pk": {"S": "SNAPSHOT#shop"}, "sk": {"S": new_parts[0]}},
+                         UpdateExpression="SET #d = :d", ExpressionAttributeNames={"#d": "data"},
+                         ExpressionAttributeValues={":d": {"B": b"not the snapshot"}})
+    state.calls.clear()
+    assert state.read() == fresh
+    assert state.calls["dynamodb.Query"] == 1 + pages
+
+
+def test_a_state_that_fits_one_query_page_gets_no_snapshot(make_state: StateFactory, dynamodb: Any) -> None:
+    state = make_state()
+    fill(state, workspaces=2, per_workspace=5)
+    assert state.write_snapshot() is False
+    assert snapshot_items(dynamodb) == []
+    state.calls.clear()
+    assert len(state.read().functions) == 10
+    assert state.calls == {"dynamodb.Query": 1}
 
 
 def test_read_of_a_project_never_applied_creates_nothing(make_state: StateFactory, dynamodb: Any) -> None:
