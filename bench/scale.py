@@ -10,7 +10,7 @@ Run (the services are started here; nothing else needs to run)::
 For each size N (over W workspaces, see ``--workspaces``) in a fresh generated project
 (:mod:`scale_project`: every function runs the same source, so one build serves all):
 
-1. **apply new**: apply the N new functions (``apply``; above ``--full-apply-max`` functions
+1. **apply new**: apply the N new functions (``apply``; above ``--full-apply-max`` (10,000) functions
    ``apply-without-tasks``, see :mod:`scale_worker`);
 2. **no-op plan**: ``Engine.plan()`` in a fresh process (wall time, API calls per service, peak
    RSS), and ``faasops plan --detailed-exitcode`` end to end;
@@ -51,7 +51,7 @@ from scale_services import BenchServices  # noqa: E402
 
 DEFAULT_SIZES = (100, 1000, 10000)
 QUICK_SIZES = (20, 100)
-DEFAULT_FULL_APPLY_MAX = 1000
+DEFAULT_FULL_APPLY_MAX = 10000
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 RESULTS_START = "<!-- scale-results:start (written by bench/scale.py) -->"
 RESULTS_END = "<!-- scale-results:end -->"
