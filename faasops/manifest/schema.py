@@ -12,11 +12,13 @@ import json
 import re
 from functools import cache
 from importlib.resources import files
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+
+if TYPE_CHECKING:  # jsonschema is imported when a manifest has a problem to explain
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 from faasops.errors import Problem
 from faasops.manifest.yaml_source import YMap, YSeq, format_path
@@ -37,6 +39,8 @@ def _validator(root_file: bool) -> Draft202012Validator:
     # The schema's top level describes any faas.yaml (editors can't tell a root file from a split
     # one); the root file must also name the project, which $defs/rootManifest adds.
     schema["$ref"] = "#/$defs/rootManifest" if root_file else "#/$defs/manifest"
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema)
 
 
@@ -96,6 +100,8 @@ def schema_problems(tree: Any, file: str, root_file: bool) -> list[Problem]:
 def _relevant(error: ValidationError) -> list[ValidationError]:
     """The errors worth reporting for ``error``: for an anyOf/oneOf, every error of the
     alternative that fits best (best_match alone would keep just one of them)."""
+    from jsonschema.exceptions import best_match
+
     best = best_match([error])
     if best is error:
         return [error]
