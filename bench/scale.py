@@ -280,7 +280,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Ratios (> 1: faasops is ahead):",
         "",
-        "| functions | kubectl diff ÷ faasops plan | ÷ `faasops plan` CLI | ÷ faasops' Kubernetes side (observe + drift check) | Kubernetes requests | per-object ÷ batched plan: time | calls | kubectl apply ÷ faasops apply 1 changed |",
+        "| functions | kubectl diff ÷ faasops plan | ÷ `faasops plan` CLI | ÷ faasops' Kubernetes side (observe + drift check, summed though they overlap) | Kubernetes requests | per-object ÷ batched plan: time | calls | kubectl apply ÷ faasops apply 1 changed |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
