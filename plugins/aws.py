@@ -551,7 +551,8 @@ class DynamoDBState(_AwsService):
                 and current.get("snapshot_format", {}).get("N") == str(SNAPSHOT_FORMAT):
             return False  # a no-op apply: the snapshot is of this serial already
         actual, pages = self._read_records(use_snapshot=False)
-        if pages <= 1:
+        if pages <= 1:  # a read is one page anyway; an older snapshot (say, before a destroy) goes
+            self._delete_snapshot_parts(previous, current, actual.serial)
             return False
         body = {
             "workspaces": {name: record.spec for name, record in sorted(actual.workspaces.items())},
@@ -583,12 +584,17 @@ class DynamoDBState(_AwsService):
             self._write("transact_write_items", TransactItems=items)
         except _ConditionFailed:
             return False  # the state moved on meanwhile: plans read the records
-        if previous is not None and previous != str(actual.serial):  # the replaced snapshot's parts
-            old_prefix = _snapshot_prefix(int(previous))
-            for i in range(int(current.get("snapshot_parts", {}).get("N", "0"))):
-                self._call("delete_item", TableName=self.table,
-                           Key={"pk": _s(self._snapshot_pk), "sk": _s(f"{old_prefix}{i:04d}")})
+        self._delete_snapshot_parts(previous, current, actual.serial)
         return True
+
+    def _delete_snapshot_parts(self, previous: str | None, serial_item: dict[str, Any], current: int) -> None:
+        """Delete the parts of the snapshot ``serial_item`` noted, unless it is of ``current``."""
+        if previous is None or previous == str(current):
+            return
+        old_prefix = _snapshot_prefix(int(previous))
+        for i in range(int(serial_item.get("snapshot_parts", {}).get("N", "0"))):
+            self._call("delete_item", TableName=self.table,
+                       Key={"pk": _s(self._snapshot_pk), "sk": _s(f"{old_prefix}{i:04d}")})
 
     def _record(self, change: dict[str, Any], what: str) -> None:
         """Write one record, bump the serial and (holding the lock) check we still hold it —

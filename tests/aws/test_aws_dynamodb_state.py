@@ -183,6 +183,14 @@ def test_a_snapshot_replaces_the_other_query_pages_while_the_serial_holds(make_s
     assert state.read() == fresh
     assert state.calls["dynamodb.Query"] == 1 + pages
 
+    # Once the records fit one page again (a destroy, say), the snapshot's parts go.
+    for address in list(fresh.functions)[10:]:
+        workspace, name = address.split("/")
+        state.delete_function(workspace, name)
+    assert state.write_snapshot() is False
+    assert snapshot_items(dynamodb) == []
+    assert len(state.read().functions) == 10
+
 
 def test_a_state_that_fits_one_query_page_gets_no_snapshot(make_state: StateFactory, dynamodb: Any) -> None:
     state = make_state()
