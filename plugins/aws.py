@@ -432,15 +432,20 @@ class DynamoDBState(_AwsService):
         except WaiterError as exc:
             raise ProviderError(f"{self.display}: it was created but did not become ACTIVE: {_one_line(exc)}") from None
 
-    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        """Every item of one Query, page by page."""
+    def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The answer pages of one Query."""
         request = {"TableName": self.table, **kwargs}
         while True:
             page = self._call("query", **request)
-            yield from page.get("Items", [])
+            yield page
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every item of one Query, page by page."""
+        for page in self._pages(**kwargs):
+            yield from page.get("Items", [])
 
     def _read_missing_ok(self, read: Callable[[], T], empty: T) -> T:
         """Reads never create the table: with ``create_table`` a missing one reads as empty."""
@@ -466,14 +471,12 @@ class DynamoDBState(_AwsService):
 
     def _read_records(self, use_snapshot: bool) -> tuple[ActualState, int]:
         """The state and the number of Query pages it took."""
-        request = {"TableName": self.table, "KeyConditionExpression": "pk = :pk",
-                   "ExpressionAttributeValues": {":pk": _s(self._state_pk)}, "ConsistentRead": True}
         serial = 0
         ws: dict[str, WorkspaceRecord] = {}
         fns: dict[str, FunctionRecord] = {}
         pages = 0
-        while True:
-            page = self._call("query", **request)
+        for page in self._pages(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": _s(self._state_pk)},
+                                ConsistentRead=True):
             pages += 1
             for item in page.get("Items", []):
                 sk = item["sk"]["S"]
@@ -494,17 +497,19 @@ class DynamoDBState(_AwsService):
                                             item["artifact"]["S"], item["applied_at"]["S"],
                                             item.get("deployed", {}).get("S", ""))
                     fns[record.address] = record
-            if "LastEvaluatedKey" not in page:
-                return ActualState(ws, fns, serial), pages
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return ActualState(ws, fns, serial), pages
 
     def serial(self) -> int:
         """The state's serial: one consistent ``GetItem``."""
-        item = self._read_missing_ok(lambda: self._call(
+        item = self._serial_item()
+        return int(item["serial"]["N"]) if "serial" in item else 0
+
+    def _serial_item(self) -> dict[str, Any]:
+        """The serial item (with the snapshot's notes), ``{}`` before the first record."""
+        return self._read_missing_ok(lambda: self._call(
             "get_item", TableName=self.table, Key={"pk": _s(self._state_pk), "sk": _s(SERIAL_SK)},
             ConsistentRead=True,
-        ).get("Item"), None)
-        return int(item["serial"]["N"]) if item and "serial" in item else 0
+        ).get("Item"), None) or {}
 
     # ------------------------------------------------------------ snapshot
 
@@ -543,9 +548,7 @@ class DynamoDBState(_AwsService):
         one transaction conditioned on the serial and the lock. Returns False when the records
         fit one Query page (a snapshot would not save a read), when the snapshot is already of
         this serial, or when the state is too large for one transaction."""
-        current = self._read_missing_ok(lambda: self._call(
-            "get_item", TableName=self.table, ConsistentRead=True,
-            Key={"pk": _s(self._state_pk), "sk": _s(SERIAL_SK)}).get("Item"), None) or {}
+        current = self._serial_item()
         previous = current.get("snapshot_serial", {}).get("N")
         if previous is not None and previous == current.get("serial", {}).get("N") \
                 and current.get("snapshot_format", {}).get("N") == str(SNAPSHOT_FORMAT):
@@ -577,9 +580,7 @@ class DynamoDBState(_AwsService):
                 ":digest": _s("sha256:" + hashlib.sha256(data).hexdigest())},
         }})
         if self._held:
-            items.append({"ConditionCheck": {
-                "TableName": self.table, "Key": self._lock_key,
-                "ConditionExpression": "lock_id = :id", "ExpressionAttributeValues": {":id": _s(self._held)}}})
+            items.append(self._lock_check(self._held))
         try:
             self._write("transact_write_items", TransactItems=items)
         except _ConditionFailed:
@@ -596,6 +597,13 @@ class DynamoDBState(_AwsService):
             self._call("delete_item", TableName=self.table,
                        Key={"pk": _s(self._snapshot_pk), "sk": _s(f"{old_prefix}{i:04d}")})
 
+    def _lock_check(self, lock_id: str) -> dict[str, Any]:
+        """A transaction item that fails unless the lock item still carries ``lock_id``."""
+        return {"ConditionCheck": {
+            "TableName": self.table, "Key": self._lock_key,
+            "ConditionExpression": "lock_id = :id", "ExpressionAttributeValues": {":id": _s(lock_id)},
+        }}
+
     def _record(self, change: dict[str, Any], what: str) -> None:
         """Write one record, bump the serial and (holding the lock) check we still hold it —
         all in one transaction."""
@@ -607,10 +615,7 @@ class DynamoDBState(_AwsService):
         items = [change, serial]
         held = self._held
         if held:
-            items.append({"ConditionCheck": {
-                "TableName": self.table, "Key": self._lock_key,
-                "ConditionExpression": "lock_id = :id", "ExpressionAttributeValues": {":id": _s(held)},
-            }})
+            items.append(self._lock_check(held))
         # One writer per process: the serial item would otherwise make the apply threads'
         # transactions conflict with each other.
         with self._record_mutex:

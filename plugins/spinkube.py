@@ -180,7 +180,8 @@ class SpinKubeScaffolder:
         context = self.context(project, function, artifact)
         digest = hashlib.sha256()
         for name in _template_names(function):
-            digest.update(f"{name}\0{self._render_text(project.templates_dir, name, context)}\0".encode())
+            text, _ = self._render_text(project.templates_dir, name, context)
+            digest.update(f"{name}\0{text}\0".encode())
         return "sha256:" + digest.hexdigest()
 
     def context(self, project: Project, function: Function, artifact: str) -> dict[str, Any]:
@@ -251,13 +252,14 @@ class SpinKubeScaffolder:
             self._environments[templates_dir] = env
         return env
 
-    def _render_text(self, templates_dir: Path | None, name: str, context: dict[str, Any]) -> str:
+    def _render_text(self, templates_dir: Path | None, name: str, context: dict[str, Any]) -> tuple[str, str]:
+        """The template's output, and where the template is (for messages)."""
         env = self._environment(templates_dir)
         where = name
         try:
             template = env.get_template(name)
             where = template.filename or name
-            return template.render(context)
+            return template.render(context), where
         except jinja2.TemplateSyntaxError as exc:
             raise ProviderError(f"{exc.filename or where}:{exc.lineno}: template syntax error: {exc.message}") from exc
         except jinja2.TemplateError as exc:  # undefined values, sandbox violations, missing files
@@ -266,8 +268,7 @@ class SpinKubeScaffolder:
             raise ProviderError(f"{where}: {exc}") from exc
 
     def _render_template(self, templates_dir: Path | None, name: str, context: dict[str, Any]) -> list[dict[str, Any]]:
-        text = self._render_text(templates_dir, name, context)
-        where = self._environment(templates_dir).get_template(name).filename or name
+        text, where = self._render_text(templates_dir, name, context)
         try:
             documents = [d for d in _load_all(text) if d is not None]
         except yaml.YAMLError as exc:
