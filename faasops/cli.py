@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -15,7 +16,9 @@ from faasops.cli_builder import builder_group
 from faasops.engine import Engine
 from faasops.errors import Aborted, ApplyError, FaasopsError, ManifestError
 from faasops.executor import ApplyResult
+from faasops.interruption import ABORT_GRACE_S, RunAbandoned, RunInterrupted, exit_code, signal_name
 from faasops.plan import Plan, PlanOptions, Selection
+from faasops.providers import LockInfo
 from faasops.render import RENDERERS, render_text
 
 EXIT_CHANGES = 2
@@ -98,12 +101,21 @@ def _report(result: ApplyResult, verb: str) -> None:
         click.echo(f"{verb} complete! {added} applied, {deleted} destroyed ({built}).")
         return
     lines = [f"{verb} failed: {len(result.failed)} failed, {len(result.skipped)} not started, "
-             f"{added} applied, {deleted} destroyed ({built})."]
-    lines += [f"  {address}: {message}" for address, message in sorted(result.failed.items())]
-    if result.skipped:
-        lines.append("  not started: " + ", ".join(sorted(result.skipped)))
+             + (f"{len(result.interrupted)} interrupted, " if result.interrupted else "")
+             + f"{added} applied, {deleted} destroyed ({built})."]
+    lines += _unfinished(result)
     lines.append("The state records what was done; run `faasops plan` to see what remains.")
     raise ApplyError("\n".join(lines))
+
+
+def _unfinished(result: ApplyResult) -> list[str]:
+    """One line per failed address, then the ones stopped between steps and not started."""
+    lines = [f"  {address}: {message}" for address, message in sorted(result.failed.items())]
+    if result.interrupted:
+        lines.append("  stopped between steps: " + ", ".join(sorted(result.interrupted)))
+    if result.skipped:
+        lines.append("  not started: " + ", ".join(sorted(result.skipped)))
+    return lines
 
 
 def _run_apply(ctx: Context, make_options: Callable[[Engine], PlanOptions] | None, auto_approve: bool,
@@ -114,21 +126,69 @@ def _run_apply(ctx: Context, make_options: Callable[[Engine], PlanOptions] | Non
             engine.override_options("deployer", force_conflicts=True)
         if wait:
             engine.override_options("deployer", wait=True)
-        with engine.locked(f"faasops {verb.lower()}", lock_timeout):
-            if saved_plan is not None:
-                # A saved plan was reviewed when it was made: apply exactly it, or refuse.
-                plan = load_plan_file(saved_plan)
-                engine.check_saved_plan(plan)  # (engine.apply checks the state serial)
-            else:
-                assert make_options is not None
-                plan = engine.plan(make_options(engine))
-            click.echo(render_text(plan), nl=False)
-            if not plan.has_changes:
-                return
-            if saved_plan is None:
-                _confirm(plan, auto_approve, "apply these changes" if verb == "Apply" else "destroy")
-            result = engine.apply(plan, parallelism=parallelism, continue_on_error=continue_on_error)
-        _report(result, verb)
+        result: ApplyResult | None = None
+        held: LockInfo | None = None
+        try:
+            with engine.locked(f"faasops {verb.lower()}", lock_timeout) as held:
+                result = _plan_and_apply(engine, make_options, saved_plan, auto_approve, parallelism,
+                                         continue_on_error, verb)
+        except RunInterrupted as exc:
+            _report_interrupted(result, verb, exc.signum)
+        except RunAbandoned as exc:
+            # Before the engine is closed: a worker still inside a step may use the providers.
+            _exit_abandoned(exc, verb, held)
+        if result is not None:
+            _report(result, verb)
+
+
+def _plan_and_apply(engine: Engine, make_options: Callable[[Engine], PlanOptions] | None, saved_plan: Path | None,
+                    auto_approve: bool, parallelism: int, continue_on_error: bool, verb: str) -> ApplyResult | None:
+    """Under the lock: plan (or load the saved plan), show it, confirm, apply. None when there
+    is nothing to change."""
+    if saved_plan is not None:
+        # A saved plan was reviewed when it was made: apply exactly it, or refuse.
+        plan = load_plan_file(saved_plan)
+        engine.check_saved_plan(plan)  # (engine.apply checks the state serial)
+    else:
+        assert make_options is not None
+        plan = engine.plan(make_options(engine))
+    click.echo(render_text(plan), nl=False)
+    if not plan.has_changes:
+        return None
+    if saved_plan is None:
+        _confirm(plan, auto_approve, "apply these changes" if verb == "Apply" else "destroy")
+    return engine.apply(plan, parallelism=parallelism, continue_on_error=continue_on_error)
+
+
+def _report_interrupted(result: ApplyResult | None, verb: str, signum: int) -> NoReturn:
+    """A signal stopped the run and the lock is released: say what was done, exit 130/143."""
+    name = signal_name(signum)
+    if result is None:
+        click.echo(f"{verb} interrupted by {name} before any change was made; the state lock is released.", err=True)
+        sys.exit(exit_code(signum))
+    lines = [f"{verb} interrupted by {name}: {len(result.applied)} applied, {len(result.deleted)} destroyed, "
+             f"{len(result.interrupted)} stopped between steps (not recorded), {len(result.skipped)} not started, "
+             f"{len(result.failed)} failed."]
+    lines += _unfinished(result)
+    lines.append("The state lock is released and the state records what was done; run `faasops plan` to see what remains.")
+    click.echo("\n".join(lines), err=True)
+    sys.exit(exit_code(signum))
+
+
+def _exit_abandoned(exc: RunAbandoned, verb: str, lock: LockInfo | None) -> NoReturn:
+    """A second signal and a step that would not end: exit now, holding the lock (stale from
+    this moment, as after ``kill -9``)."""
+    lock_id = lock.id if lock is not None else "?"
+    click.echo(
+        f"{verb} aborted by {signal_name(exc.signum)}: still running after {ABORT_GRACE_S:g} s: "
+        f"{', '.join(exc.running) or '(unknown)'} (marked interrupted). faasops exits holding the state lock "
+        f"{lock_id}: on this host the next run takes it over at once (its process is gone), elsewhere when its "
+        f"lease ends, or run `faasops force-unlock {lock_id}`.",
+        err=True,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code(exc.signum))  # not sys.exit: the interpreter would wait for the workers
 
 
 def load_plan_file(path: Path) -> Plan:
@@ -259,6 +319,10 @@ def apply(ctx: Context, plan_file: Path | None, targets: tuple[str, ...], exclud
     With PLANFILE (from `faasops plan --out`), applies exactly that plan without asking, and
     refuses if the state, the manifests or the sources changed since it was made.
 
+    Ctrl-C or SIGTERM starts no new step: running steps finish and are recorded, then the lock
+    is released and apply exits 130 (SIGINT) or 143 (SIGTERM) saying what was done. A second
+    signal aborts the running steps (builds are killed).
+
     \b
     Examples:
       faasops apply
@@ -281,9 +345,14 @@ def destroy(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], c
             force_conflicts: bool) -> None:
     """Delete every deployed function and workspace of the project (protected ones are kept).
 
+    `-t WS/FN` deletes that function only: its workspace and the other functions in it stay.
+    `-t WS` deletes the workspace with all of its functions. A workspace is never deleted while
+    it still holds a function that is kept (protected, or left out with --exclude).
+
     \b
-    Example:
+    Examples:
       faasops destroy --auto-approve -t demo
+      faasops destroy --auto-approve -t demo/hello
     """
     _run_apply(ctx, lambda engine: _plan_options(engine, targets, excludes, changed_since, destroy=True),
                auto_approve, parallelism, continue_on_error, lock_timeout, "Destroy")
@@ -402,34 +471,48 @@ def _split_address(address: str, function: str | None = None) -> tuple[str, str 
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0 picks a free port.")
 @click.option("--no-apply", is_flag=True, help="Serve what is deployed without applying first.")
 @click.option("-p", "--parallelism", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="Requests one function runs at once; more wait up to 1 s, then get 503.")
+@click.option("--max-body-size", default="10Mi", show_default=True, metavar="SIZE",
+              help="Largest request body (bytes, or a quantity such as 512Ki, 10Mi); larger gets 413.")
+@click.option("--memory-limit", default="256Mi", show_default=True, metavar="SIZE",
+              help="Memory of one instance of a function without resources.limits.memory.")
 @pass_ctx
-def up(ctx: Context, host: str, port: int, no_apply: bool, parallelism: int) -> None:
+def up(ctx: Context, host: str, port: int, no_apply: bool, parallelism: int, concurrency: int,
+       max_body_size: str, memory_limit: str) -> None:
     """Apply the project on the local backend and serve every function over HTTP.
 
     Functions answer at http://HOST:PORT/<workspace>/<function>/… . Like `docker compose up`,
     it applies without asking. Leave it running: a later `faasops apply` (in another terminal)
-    swaps in new versions without dropping requests. Stop with Ctrl-C.
+    swaps in new versions without dropping requests. Stop with Ctrl-C or SIGTERM.
+
+    A request runs for at most its function's `timeout` (default 30s) within the function's
+    `resources.limits.memory` (default --memory-limit); beyond either it gets a 500.
 
     \b
     Example:
       faasops up --port 8080 &
       curl http://127.0.0.1:8080/demo/hello/
     """
-    from faasops.serving import open_local
+    from faasops.serving import LocalServer, open_local, parse_size, restore_interrupt
+    from faasops.runtime.server import ServerLimits
 
+    restore_interrupt()
+    limits = ServerLimits(max_body_size=parse_size(max_body_size, "--max-body-size"),
+                          function_concurrency=concurrency)
+    memory = parse_size(memory_limit, "--memory-limit")
     if not no_apply:
         _run_apply(ctx, lambda engine: PlanOptions(), True, parallelism, False, 0.0, "Apply")
-    with ctx.engine() as engine, open_local(engine) as (functions, log):
-        from faasops.serving import LocalServer
-
-        with LocalServer(functions, log, host, port) as server:
+    with ctx.engine() as engine, open_local(engine, memory) as (functions, log):
+        with LocalServer(functions, log, host, port, limits=limits) as server:
             click.echo(f"Serving {len(functions.addresses())} function(s) at {server.url}")
             for address in functions.addresses():
                 click.echo(f"  {server.url}/{address}/")
             try:
-                server.wait()
-            except KeyboardInterrupt:
-                click.echo("Stopping.")
+                stopped_by = server.wait_for_stop_signal()
+            except KeyboardInterrupt:  # Ctrl-C before the handlers were in place
+                stopped_by = "SIGINT"
+            click.echo(f"Stopping ({stopped_by}).")
 
 
 @cli.command()
@@ -583,7 +666,10 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except ManifestError as exc:
@@ -597,6 +683,9 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except RunInterrupted as exc:  # a signal while holding the lock, outside apply's own report
+        click.echo(f"Interrupted by {signal_name(exc.signum)}; the state lock is released.", err=True)
+        sys.exit(exit_code(exc.signum))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import hashlib
 import json
 from typing import Any, Callable, Iterable
 
+from faasops.errors import FaasopsError
 from faasops.model import Function, Project, Workspace
-from faasops.plan import Action, FieldChange, PlanOptions, ResourceChange
+from faasops.plan import Action, FieldChange, PlanOptions, ResourceChange, Selection
 from faasops.providers import ActualState, LiveObject
 
 # Fields whose change can't be made in place: the object must be deleted and created again.
@@ -140,10 +141,18 @@ def diff_project(
         name: list(ws.functions) for name, ws in desired_ws.items()
     }
 
+    # A workspace is one namespace: deleting or replacing it takes every function in it along.
+    recorded_by_ws: dict[str, list[str]] = {}
+    for address, record in actual.functions.items():
+        recorded_by_ws.setdefault(record.workspace, []).append(address)
+
     for name, ws in desired_ws.items():
         if not selection.covers(name):
             continue
-        changes.append(_diff_workspace(ws, actual))
+        change = _diff_workspace(ws, actual)
+        if change.action is Action.REPLACE:
+            _check_replace_covers_all(change, recorded_by_ws.get(name, []), selection)
+        changes.append(change)
     # Sets, not scans of `changes`: a scan per function made 10,000-function plans quadratic.
     replaced_ws = {c.address for c in changes if c.action is Action.REPLACE}
     declared_names = {name: {f.name for f in functions} for name, functions in functions_by_ws.items()}
@@ -198,18 +207,37 @@ def diff_project(
             changes.append(ResourceChange("function", address, Action.NOOP, before=record.spec, after=record.spec))
             continue
         changes.append(_removal("function", address, record.spec, options, warnings))
+    deleted = {c.address for c in changes if c.kind == "function" and c.action is Action.DELETE}
     for name, record in sorted(actual.workspaces.items()):
-        if name in desired_ws or not selection.covers(name):
-            continue
-        kept_functions = [
-            c for c in changes if c.workspace == name and c.kind == "function" and c.action is Action.NOOP
-        ]
-        if kept_functions:
-            warnings.append(f"workspace {name} is kept: it still holds functions that are kept")
+        if name in desired_ws or not selection.covers_itself(name):
+            continue  # (`-t WS/FN` covers WS only to deploy FN into it: WS and its other functions stay)
+        # Functions the plan keeps (protected, not pruned, excluded, not selected) keep their
+        # namespace: deleting it would take them down while the state still lists them.
+        kept = sorted(a for a in recorded_by_ws.get(name, []) if a not in deleted)
+        if kept:
+            warnings.append(f"workspace {name} is kept: it still holds functions that are kept ({_some(kept)})")
             changes.append(ResourceChange("workspace", name, Action.NOOP, before=record.spec, after=record.spec))
             continue
         changes.append(_removal("workspace", name, record.spec, options, warnings))
     return changes, warnings
+
+
+def _check_replace_covers_all(change: ResourceChange, recorded: list[str], selection: Selection) -> None:
+    """Replacing a workspace deletes its old namespace with every function in it, and only the
+    selected ones would be deployed again: refuse unless the selection holds all of them."""
+    left_out = sorted(a for a in recorded if not selection.covers(a))
+    if left_out:
+        before, after = (change.before or {}).get("namespace"), (change.after or {}).get("namespace")
+        raise FaasopsError(
+            f"workspace {change.address} moves from namespace {before!r} to {after!r}, which deletes the old "
+            f"namespace with every function in it, but the selection leaves out {_some(left_out)}: "
+            f"apply the whole workspace (-t {change.address}, without --exclude or --changed-since) to move it"
+        )
+
+
+def _some(addresses: list[str], shown: int = 3) -> str:
+    more = len(addresses) - shown
+    return ", ".join(addresses[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _diff_workspace(ws: Workspace, actual: ActualState) -> ResourceChange:

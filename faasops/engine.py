@@ -10,7 +10,6 @@ import getpass
 import hashlib
 import json
 import os
-import signal
 import socket
 import sys
 import uuid
@@ -28,6 +27,7 @@ from faasops.diff import diff_project
 from faasops.errors import FaasopsError, PolicyViolation, StalePlanError
 from faasops.executor import ApplyResult, Executor, ProviderSet, recorded_namespaces
 from faasops.gc_tuning import fewer_collections
+from faasops.interruption import Interruption, RunAbandoned, RunInterrupted
 from faasops.manifest import load_project
 from faasops.model import Function, Project, ProviderConfig
 from faasops.plan import Action, Plan, PlanOptions
@@ -45,6 +45,7 @@ class Engine:
     def __init__(self, project: Project, pm: pluggy.PluginManager | None = None):
         self.project = project
         self.pm = pm or create_plugin_manager()
+        self._interruption: Interruption | None = None  # while :meth:`locked` holds the lock
 
     def override_options(self, slot: str, **options: Any) -> None:
         """Set provider options from the command line (e.g. ``--force-conflicts``) before the
@@ -200,7 +201,14 @@ class Engine:
 
     @contextmanager
     def locked(self, command: str, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[LockInfo]:
-        """Hold the state lock; released on exit, on SIGINT and on SIGTERM."""
+        """Hold the state lock, and handle SIGINT and SIGTERM while it is held (in the main
+        thread; see :mod:`faasops.interruption`): the lock is released only once no step of
+        this process can still write.
+
+        Raises :class:`RunInterrupted` after releasing the lock when a signal arrived (at once
+        when nothing was being applied; after the running steps finished otherwise), and lets
+        :class:`RunAbandoned` through *without* releasing it (a worker may still write: the
+        caller must exit the process now)."""
         info = LockInfo(
             id=uuid.uuid4().hex[:16],
             holder=_user(),
@@ -211,24 +219,25 @@ class Engine:
             expires_at="",
             ci_url=_ci_run_url(),
         )
-        lock = self.state.acquire_lock(info, timeout_s)
-        previous = {}
-
-        def release_and_exit(signum: int, frame: object) -> None:
-            self.state.release_lock(lock.id)
-            raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        interruption = Interruption()
+        with interruption.installed():  # already while waiting for the lock (--lock-timeout)
+            lock = self.state.acquire_lock(info, timeout_s)
+            self._interruption = interruption
             try:
-                previous[sig] = signal.signal(sig, release_and_exit)
-            except ValueError:  # not the main thread
-                pass
-        try:
-            yield lock
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self.state.release_lock(lock.id)
+                yield lock
+            except RunAbandoned:
+                raise  # keep the lock: this process exits while a worker may still write
+            except BaseException:
+                interruption.phase = "finishing"  # a signal now must not cut the release short
+                self.state.release_lock(lock.id)
+                raise
+            else:
+                interruption.phase = "finishing"
+                self.state.release_lock(lock.id)
+            finally:
+                self._interruption = None
+            if interruption.signum is not None:
+                raise RunInterrupted(interruption.signum)
 
     def check_fresh(self, plan: Plan) -> None:
         """Refuse a plan made against another state than the current one."""
@@ -242,7 +251,7 @@ class Engine:
     def _recorded_namespaces(self, plan: Plan) -> dict[str, str]:
         """Where deletes and replaces find the old objects: the namespaces as recorded. Only
         read when the plan has such changes (at 10,000 functions the state is 8 Query pages)."""
-        moves = any(c.kind == "function" and c.action in (Action.DELETE, Action.REPLACE) for c in plan.actionable)
+        moves = any(c.action in (Action.DELETE, Action.REPLACE) for c in plan.actionable)
         return recorded_namespaces(self.state.read().workspaces) if moves else {}
 
     def apply(
@@ -253,7 +262,8 @@ class Engine:
         continue_on_error: bool = False,
         reporter: Reporter | None = None,
     ) -> ApplyResult:
-        """Execute ``plan``. The caller holds the lock (see :meth:`locked`)."""
+        """Execute ``plan``. The caller holds the lock (see :meth:`locked`, which also makes a
+        signal stop the run between steps)."""
         self.check_policy(plan)
         self.check_fresh(plan)
         self.pm.hook.faasops_pre_apply(plan=plan, project=self.project)
@@ -266,8 +276,13 @@ class Engine:
             on_step_started=lambda address, step: self.pm.hook.faasops_step_started(
                 project=self.project, address=address, step=step
             ),
+            interrupt=self._interruption.stop if self._interruption else None,
         )
-        result = executor.run(plan, self._recorded_namespaces(plan))
+        namespaces = self._recorded_namespaces(plan)
+        if self._interruption is None:
+            result = executor.run(plan, namespaces)
+        else:
+            result = self._interruption.run_workers(lambda: executor.run(plan, namespaces), executor.abort)
         self._write_snapshot()
         self.pm.hook.faasops_post_apply(plan=plan, project=self.project, result=result)
         return result

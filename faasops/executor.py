@@ -4,6 +4,10 @@ Workspaces are created before their functions and deleted after them. Each funct
 steps in order — upload → build → push → scaffold → deploy → record — and different functions run
 in parallel (``parallelism``). Every step is a task in the state backend. A function is recorded
 as applied only after its deploy succeeded, so a failed or killed run is simply re-planned.
+
+A signal (see :mod:`faasops.interruption`) sets ``interrupt``: no step starts after it, except
+the ``record`` that follows a finished deploy or delete (so the state says what is live), and
+:meth:`Executor.abort` ends what runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Callable, TypeVar
 
 from faasops.diff import deployed_fingerprint, live_fingerprint
 from faasops.errors import FaasopsError, StalePlanError
+from faasops.interruption import INTERRUPTED_MESSAGE, kill_child_processes
 from faasops.model import Function, Project
 from faasops.plan import Action, Plan, ResourceChange
 from faasops.progress import Reporter
@@ -58,24 +63,30 @@ class ProviderSet:
 
 @dataclass
 class ApplyResult:
-    """What apply did. ``failed`` maps an address to its error message."""
+    """What apply did. ``failed`` maps an address to its error message; ``skipped`` were not
+    started; ``interrupted`` were started, then stopped by a signal before they were recorded."""
 
     run_id: str
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
     builds: int = 0
     cached_builds: int = 0
     pushes: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped
+        return not self.failed and not self.skipped and not self.interrupted
 
 
 class StepFailed(Exception):
     """A step failed; the message is already recorded on its task."""
+
+
+class Stopped(Exception):
+    """A signal stopped the run before this step (or aborted it while it ran)."""
 
 
 def source_date(source_dir: Path) -> str:
@@ -107,6 +118,7 @@ class Executor:
         continue_on_error: bool = False,
         on_step: Callable[[str, str, str, str], None] | None = None,
         on_step_started: Callable[[str, str], None] | None = None,
+        interrupt: threading.Event | None = None,
     ):
         self.project = project
         self.p = providers
@@ -116,13 +128,56 @@ class Executor:
         self.on_step = on_step
         self.on_step_started = on_step_started  # (address, step): the faasops_step_started hook
         self.result = ApplyResult(run_id=uuid.uuid4().hex[:12])
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # a failure: start no new function
+        self.interrupt = interrupt or threading.Event()  # a signal: start no new step
+        self._aborted = threading.Event()  # a second signal: end the running steps
         self._lock = threading.Lock()
         self._dates: dict[Path, str] = {}
+        self._final_namespaces: dict[str, str] = {}
+        self._running: dict[str, Task] = {}  # task id → task, while its step runs
+        self._begun: set[str] = set()  # addresses that started a step
+
+    # ---------------------------------------------------------------- signals
+
+    def abort(self) -> list[str]:
+        """End the run now (a second signal; called from the main thread): start nothing more,
+        kill child processes (builds), mark the running steps' tasks interrupted. Returns the
+        running steps as ``address step``. A worker whose step still finishes records its
+        real outcome over the mark."""
+        self.interrupt.set()
+        self._aborted.set()
+        kill_child_processes()
+        with self._lock:
+            running = list(self._running.values())
+        for task in running:
+            try:
+                self.p.state.put_task(Task(**{**task.__dict__, "status": "failed", "updated_at": utcnow(),
+                                              "message": INTERRUPTED_MESSAGE}))
+            except FaasopsError:
+                pass  # the next run marks it (a lock taken over marks every open task)
+        return [f"{_address(t)} {t.kind}" for t in running]
+
+    def _check_stop(self, address: str, finishing: bool) -> None:
+        if self._aborted.is_set() or (self.interrupt.is_set() and not finishing):
+            raise Stopped()
+        with self._lock:
+            self._begun.add(address)
+
+    def _stopped(self, address: str) -> None:
+        """``address`` was stopped by a signal: interrupted if it had begun, else not started."""
+        with self._lock:
+            began = address in self._begun
+            (self.result.interrupted if began else self.result.skipped).append(address)
+        self.reporter.step(address, "stop", "skipped",
+                           "interrupted between steps, not recorded" if began else "the run was interrupted")
 
     # ---------------------------------------------------------------- steps and tasks
 
-    def _step(self, address: str, kind: str, work: Callable[[], T], detail: Callable[[T], str] | None = None) -> T:
+    def _step(self, address: str, kind: str, work: Callable[[], T], detail: Callable[[T], str] | None = None,
+              finishing: bool = False) -> T:
+        """Run one step as a task. ``finishing`` marks the record that follows a finished
+        deploy or delete: it still runs after a first signal, so the state says what is live."""
+        self._check_stop(address, finishing)
         workspace, _, function = address.partition("/")
         now = utcnow()
         task = Task(
@@ -130,12 +185,17 @@ class Executor:
             status="running", created_at=now, updated_at=now, run_id=self.result.run_id,
         )
         self.p.state.put_task(task)
+        with self._lock:
+            self._running[task.id] = task
         self.reporter.step(address, kind, "running")
         try:
             if self.on_step_started:
                 self.on_step_started(address, kind)
             value = work()
         except Exception as exc:
+            if self._aborted.is_set():  # most likely the abort itself (a killed build)
+                self._finish(task, "failed", INTERRUPTED_MESSAGE)
+                raise Stopped() from exc
             message = str(exc) if isinstance(exc, FaasopsError) else f"{type(exc).__name__}: {exc}"
             self._finish(task, "failed", message)
             if not isinstance(exc, FaasopsError):
@@ -146,10 +206,14 @@ class Executor:
 
     def _finish(self, task: Task, status: str, message: str) -> None:
         done = Task(**{**task.__dict__, "status": status, "updated_at": utcnow(), "message": message})
-        self.p.state.put_task(done)
-        self.reporter.step(task.workspace + (f"/{task.function}" if task.function else ""), task.kind, status, message)
+        try:
+            self.p.state.put_task(done)
+        finally:
+            with self._lock:
+                self._running.pop(task.id, None)
+        self.reporter.step(_address(task), task.kind, status, message)
         if self.on_step:
-            self.on_step(task.workspace + (f"/{task.function}" if task.function else ""), task.kind, status, message)
+            self.on_step(_address(task), task.kind, status, message)
 
     def _source_date(self, source_dir: Path) -> str:
         # One `git log` per source directory per run: many functions may share a directory.
@@ -172,11 +236,16 @@ class Executor:
         try:
             if change.action is Action.REPLACE and change.before:
                 old_ns = change.before["namespace"]
-                self._step(ws.name, "delete-namespace", lambda: self.p.deployer.delete_workspace(self.project, ws.name, old_ns))
+                if self._namespace_free(ws.name, old_ns):
+                    self._step(ws.name, "delete-namespace", lambda: self.p.deployer.delete_workspace(self.project, ws.name, old_ns))
             self._step(ws.name, "namespace", lambda: self.p.deployer.ensure_workspace(self.project, ws))
-            self._step(ws.name, "record", lambda: self.p.state.put_workspace(WorkspaceRecord(ws.name, change.after or ws.spec())))
+            self._step(ws.name, "record", lambda: self.p.state.put_workspace(WorkspaceRecord(ws.name, change.after or ws.spec())),
+                       finishing=True)
         except StepFailed as exc:
             self._failed(ws.name, str(exc))
+            return False
+        except Stopped:
+            self._stopped(ws.name)
             return False
         self.result.applied.append(ws.name)
         return True
@@ -184,10 +253,17 @@ class Executor:
     def _delete_workspace(self, change: ResourceChange) -> None:
         namespace = (change.before or {}).get("namespace", change.address)
         try:
-            self._step(change.address, "delete", lambda: self.p.deployer.delete_workspace(self.project, change.address, namespace))
-            self._step(change.address, "record", lambda: self.p.state.delete_workspace(change.address))
+            if self._namespace_free(change.address, namespace):
+                self._step(change.address, "delete", lambda: self.p.deployer.delete_workspace(self.project, change.address, namespace))
+            else:
+                # Its functions were deleted one by one; the namespace stays for the other workspace.
+                self.reporter.step(change.address, "delete", "skipped", f"namespace {namespace} is shared with another workspace")
+            self._step(change.address, "record", lambda: self.p.state.delete_workspace(change.address), finishing=True)
         except StepFailed as exc:
             self._failed(change.address, str(exc))
+            return
+        except Stopped:
+            self._stopped(change.address)
             return
         self.result.deleted.append(change.address)
 
@@ -230,9 +306,12 @@ class Executor:
             live = self._step(address, "deploy", lambda: self.p.deployer.deploy(self.project, fn, manifests))
             record = FunctionRecord(fn.workspace, fn.name, change.after or {}, artifact.reference, utcnow(),
                                     self._deployed(fn, artifact.reference, live))
-            self._step(address, "record", lambda: self.p.state.put_function(record))
+            self._step(address, "record", lambda: self.p.state.put_function(record), finishing=True)
         except (StepFailed, FaasopsError) as exc:
             self._failed(address, str(exc))
+            return
+        except Stopped:
+            self._stopped(address)
             return
         with self._lock:
             self.result.applied.append(address)
@@ -251,19 +330,40 @@ class Executor:
             return
         try:
             self._step(change.address, "delete", lambda: self.p.deployer.undeploy(self.project, change.workspace, namespace, change.name))
-            self._step(change.address, "record", lambda: self.p.state.delete_function(change.workspace, change.name))
+            self._step(change.address, "record", lambda: self.p.state.delete_function(change.workspace, change.name),
+                       finishing=True)
         except StepFailed as exc:
             self._failed(change.address, str(exc))
+            return
+        except Stopped:
+            self._stopped(change.address)
             return
         with self._lock:
             self.result.deleted.append(change.address)
 
     # ---------------------------------------------------------------- the graph
 
+    def _namespaces_after(self, plan: Plan, recorded: dict[str, str]) -> dict[str, str]:
+        """Workspace → the namespace it will be in once ``plan`` is applied: the ones the plan
+        creates or moves where the manifests put them, recorded ones the plan keeps where they are."""
+        changes = {c.address: c for c in plan.actionable if c.kind == "workspace"}
+        after = {name: namespace for name, namespace in recorded.items()
+                 if name not in changes or changes[name].action is not Action.DELETE}
+        for name, change in changes.items():
+            if change.action is not Action.DELETE:
+                after[name] = (change.after or {}).get("namespace", name)
+        return after
+
+    def _namespace_free(self, workspace: str, namespace: str) -> bool:
+        """Whether no other workspace is, or stays, in ``namespace``: two workspaces may share one
+        (with different function names), and deleting one must not take the other's functions down."""
+        return not any(ns == namespace and name != workspace for name, ns in self._final_namespaces.items())
+
     def run(self, plan: Plan, recorded_namespaces: dict[str, str]) -> ApplyResult:
         """Apply ``plan``. ``recorded_namespaces`` maps workspace → namespace as last recorded
         (where deletes and replaces find the old objects)."""
         work = plan.actionable
+        self._final_namespaces = self._namespaces_after(plan, recorded_namespaces)
         self.reporter.start(len(work))
         ws_changes = [c for c in work if c.kind == "workspace"]
         fn_changes = [c for c in work if c.kind == "function"]
@@ -291,13 +391,17 @@ class Executor:
 
         for change in ws_changes:
             if change.action is Action.DELETE:
-                blocked = [a for a in self.result.failed if a.startswith(change.address + "/")]
-                if blocked or self._stop.is_set():
+                blocked = [a for a in (*self.result.failed, *self.result.interrupted) if a.startswith(change.address + "/")]
+                if blocked or self._stop.is_set() or self.interrupt.is_set():
                     self.result.skipped.append(change.address)
                     continue
                 self._delete_workspace(change)
         self.reporter.finish(self.result)
         return self.result
+
+
+def _address(task: Task) -> str:
+    return task.workspace + (f"/{task.function}" if task.function else "")
 
 
 def recorded_namespaces(workspaces: dict[str, Any]) -> dict[str, str]:

@@ -120,6 +120,7 @@ class Function:
     executor: str = DEFAULT_EXECUTOR
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    timeout: int | None = None  # seconds one request may run locally; None: the runtime's default
 
     @property
     def address(self) -> str:
@@ -144,6 +145,8 @@ class Function:
             "executor": self.executor,
             "labels": dict(sorted(self.labels.items())),
             "annotations": dict(sorted(self.annotations.items())),
+            # Only when set, so the plans and state of functions without one stay as they were.
+            **({"timeout": self.timeout} if self.timeout is not None else {}),
         }
 
 

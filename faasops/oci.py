@@ -129,6 +129,10 @@ class SpinArtifact:
         return descriptor
 
 
+TIMEOUT_METADATA = "faasops_request_timeout_s"
+"""Locked-app component metadata key holding the function's ``timeout`` in seconds."""
+
+
 def spin_artifact(
     wasm_path: Path,
     wasm_digest: str | None,
@@ -141,6 +145,7 @@ def spin_artifact(
     variables: Iterable[str] = (),
     secret_variables: Iterable[str] = (),
     allowed_outbound_hosts: Iterable[str] = (),
+    timeout_s: int | None = None,
 ) -> SpinArtifact:
     """The Spin OCI artifact of one HTTP component (pure apart from a ``stat`` of the wasm).
 
@@ -154,7 +159,8 @@ def spin_artifact(
     ``wasm_digest`` may be None, in which case the wasm is hashed here (streamed); otherwise it
     is trusted, and checked when the blob is stored (:meth:`OciLayout.put_blob`).
     ``created`` is the pinned ``org.opencontainers.image.created``; ``annotations`` are added to
-    the manifest (``created`` and the title default are set by faasops).
+    the manifest (``created`` and the title default are set by faasops). ``timeout_s``, when
+    set, is recorded in the component's metadata as :data:`TIMEOUT_METADATA`.
     """
     wasm_path = Path(wasm_path)
     if wasm_digest is None:
@@ -186,6 +192,9 @@ def spin_artifact(
         component["metadata"] = {"allowed_outbound_hosts": hosts}
     if env:
         component["env"] = dict(env)
+    if timeout_s is not None:
+        # Spin ignores metadata it doesn't know; faasops' local runtime reads it (`timeout:`).
+        component.setdefault("metadata", {})[TIMEOUT_METADATA] = timeout_s
     declared: dict[str, dict[str, Any]] = {name: {} for name in plain}
     declared.update({name: {"secret": True} for name in secret})
     if declared:
@@ -256,6 +265,7 @@ def function_artifact(
         env=function.env,
         variables=[spin_variable_name(name) for name in function.variables],
         secret_variables=[spin_variable_name(s.name) for s in function.secrets],
+        timeout_s=function.timeout,
     )
 
 

@@ -157,18 +157,32 @@ class Selection:
     changed: tuple[str, ...] | None = None
 
     def covers(self, address: str) -> bool:
+        """Whether the plan looks at ``address``. A targeted function also covers its workspace,
+        which must exist before the function: to create or update it, never to delete it (see
+        :meth:`covers_itself`)."""
+        return self._covers(address, workspace_of_target=True)
+
+    def covers_itself(self, address: str) -> bool:
+        """Whether the selection covers ``address`` itself, not only as the workspace of a
+        targeted function: what a plan may delete. ``-t WS/FN`` covers ``WS`` but not
+        ``WS`` itself, so WS (its namespace, with every other function in it) is never removed
+        for it. (``--changed-since`` names functions only: a workspace counts as changed when
+        one of its functions did; the plan still deletes a workspace only with all of its
+        functions, see :func:`faasops.diff.diff_project`.)"""
+        return self._covers(address, workspace_of_target=False)
+
+    def _covers(self, address: str, workspace_of_target: bool) -> bool:
         def matches(pattern: str) -> bool:
             return address == pattern or address.startswith(pattern + "/")
 
         def needed_by(pattern: str) -> bool:
-            # A function also covers its workspace (which must exist before the function).
             return matches(pattern) or pattern.startswith(address + "/")
 
         if any(matches(p) for p in self.excludes):
             return False
         if self.changed is not None and not any(needed_by(a) for a in self.changed):
             return False
-        return not self.targets or any(needed_by(p) for p in self.targets)
+        return not self.targets or any((needed_by if workspace_of_target else matches)(p) for p in self.targets)
 
     def as_dict(self) -> dict[str, Any]:
         return {"targets": list(self.targets), "excludes": list(self.excludes),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -25,9 +26,12 @@ import yaml
 
 from faasops.errors import FaasopsError
 from faasops.invocation_log import InvocationLog
+from faasops.manifest.project_builder import quantity_amount
 from faasops.model import Project
+from faasops.oci import TIMEOUT_METADATA
 from faasops.runtime import ComponentRuntime, HttpRequest, HttpResponse, LoadedApp
-from faasops.runtime.server import InvocationRecord, RuntimeServer
+from faasops.runtime.component import DEFAULT_MEMORY_LIMIT
+from faasops.runtime.server import InvocationRecord, RuntimeServer, ServerLimits
 
 UP_FILE = "up.json"
 
@@ -42,6 +46,7 @@ class Deployed:
     variables: dict[str, str]
     manifest_path: Path
     mtime_ns: int
+    memory_limit: str | None = None  # the SpinApp's resources.limits.memory, as written
 
 
 def _spinapps(deploy_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -66,7 +71,10 @@ def read_deployed(deploy_root: Path) -> dict[str, Deployed]:
         variables = {
             v["name"]: v["value"] for v in app["spec"].get("variables", []) if "value" in v
         }
-        item = Deployed(workspace, app["metadata"]["name"], app["spec"]["image"], variables, path, path.stat().st_mtime_ns)
+        limits = (app["spec"].get("resources") or {}).get("limits") or {}
+        memory = limits.get("memory")
+        item = Deployed(workspace, app["metadata"]["name"], app["spec"]["image"], variables, path,
+                        path.stat().st_mtime_ns, str(memory) if memory is not None else None)
         found[f"{item.workspace}/{item.function}"] = item
     return found
 
@@ -88,14 +96,17 @@ class LocalFunctions:
         changed = []
         for address, item in deployed.items():
             current = self._apps.get(address)
-            if current and (current[0].image, current[0].variables) == (item.image, item.variables):
+            if current and _same_version(current[0], item):
                 continue
+            timeout = self.registry.component_metadata(item.image).get(TIMEOUT_METADATA)
             app = self.runtime.load(
                 self.registry.component_path(item.image),
                 variables=item.variables,
                 env=self.registry.component_env(item.image),
                 kv_path=self.project.state_dir / "kv.db",
                 kv_namespace=address,
+                timeout_s=float(timeout) if isinstance(timeout, (int, float)) else None,
+                memory_limit=memory_bytes(item.memory_limit),
             )
             with self._lock:
                 self._apps[address] = (item, app)
@@ -112,6 +123,16 @@ class LocalFunctions:
 
     def addresses(self) -> list[str]:
         return sorted(self._apps)
+
+
+def _same_version(a: Deployed, b: Deployed) -> bool:
+    return (a.image, a.variables, a.memory_limit) == (b.image, b.variables, b.memory_limit)
+
+
+def memory_bytes(quantity: str | None) -> int | None:
+    """A memory quantity (``128Mi``, ``1G``) in whole bytes; None for none or a non-quantity."""
+    amount = quantity_amount(quantity) if quantity is not None else None
+    return int(amount) if amount is not None and amount >= 1 else None
 
 
 def invoke_in_process(functions: LocalFunctions, log: InvocationLog, workspace: str, function: str,
@@ -138,6 +159,22 @@ def write_up_file(project: Project, url: str) -> Path:
     return path
 
 
+def remove_up_file(path: Path) -> None:
+    """Remove ``up.json`` unless another ``faasops up`` has replaced it with its own."""
+    try:
+        if json.loads(path.read_text()).get("pid") != os.getpid():
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    path.unlink(missing_ok=True)
+
+
+def restore_interrupt() -> None:
+    """Let Ctrl-C (SIGINT) stop this process even when it was started with SIGINT ignored,
+    as shells start background jobs (``faasops up &`` in a script) and ``nohup`` does."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def running_server_url(project: Project) -> str | None:
     """The URL of a live ``faasops up`` for this project, if one is running."""
     path = project.state_dir / UP_FILE
@@ -153,12 +190,12 @@ class LocalServer:
     """``faasops up``: the HTTP server plus a watcher that hot-swaps new deployments."""
 
     def __init__(self, functions: LocalFunctions, log: InvocationLog, host: str = "127.0.0.1",
-                 port: int = 0, poll_s: float = 0.5):
+                 port: int = 0, poll_s: float = 0.5, limits: ServerLimits = ServerLimits()):
         self.functions = functions
         self.log = log
         self.poll_s = poll_s
         functions.refresh()
-        self.server = RuntimeServer(host, port, functions.resolve, log.record)
+        self.server = RuntimeServer(host, port, functions.resolve, log.record, limits)
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="faasops-deploy-watcher", daemon=True)
         self._up_file: Path | None = None
@@ -191,14 +228,34 @@ class LocalServer:
                 except Exception as exc:  # keep serving the versions we have
                     print(f"faasops up: could not load a new deployment: {exc}", file=sys.stderr, flush=True)
 
-    def wait(self) -> None:
-        self._stop.wait()
+    def wait_for_stop_signal(self) -> str:
+        """Serve until SIGINT, SIGTERM or SIGHUP arrives (or :meth:`stop`); return the signal's
+        name. Call it on the main thread: it installs the handlers, and restores the previous
+        ones before it returns, so a second signal acts as it did before."""
+        received: list[str] = []
+
+        def stop(signum: int, frame: object) -> None:
+            received.append(signal.Signals(signum).name)
+            self._stop.set()
+
+        previous = {}
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if number == signal.SIGHUP and signal.getsignal(number) == signal.SIG_IGN:
+                continue  # started with nohup: outlive the terminal, as asked
+            previous[number] = signal.signal(number, stop)
+        try:
+            self._stop.wait()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        return received[0] if received else ""
 
     def stop(self) -> None:
         self._stop.set()
         self.server.shutdown()
         if self._up_file is not None:
-            self._up_file.unlink(missing_ok=True)
+            remove_up_file(self._up_file)
+            self._up_file = None
 
     def __enter__(self) -> "LocalServer":
         return self.start()
@@ -221,18 +278,30 @@ def _local_providers(engine: Any) -> tuple[Any, Any]:
 
 
 @contextmanager
-def open_local(engine: Any) -> Iterator[tuple[LocalFunctions, InvocationLog]]:
-    """The local backend's deployed functions, loaded into a runtime, and its invocation log."""
+def open_local(engine: Any, memory_limit: int | None = None) -> Iterator[tuple[LocalFunctions, InvocationLog]]:
+    """The local backend's deployed functions, loaded into a runtime, and its invocation log.
+
+    ``memory_limit`` (bytes) caps the instances of functions without ``resources.limits.memory``.
+    """
     registry, deployer = _local_providers(engine)
     state_dir = engine.project.state_dir
     # Compiled components are keyed by content, so a cache shared between projects is safe.
-    runtime = ComponentRuntime(Path(os.environ.get("FAASOPS_RUNTIME_CACHE") or state_dir / "runtime-cache"))
+    cache = Path(os.environ.get("FAASOPS_RUNTIME_CACHE") or state_dir / "runtime-cache")
+    runtime = ComponentRuntime(cache, memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT)
     log = InvocationLog(state_dir / "invocations.db")
     try:
         yield LocalFunctions(engine.project, registry, deployer.root, runtime), log
     finally:
         log.close()
         runtime.close()
+
+
+def parse_size(text: str, option: str) -> int:
+    """A size option (``10Mi``, ``512Ki``, ``1000000``) in bytes, at least 1."""
+    size = memory_bytes(text)
+    if size is None:
+        raise FaasopsError(f"{option}: {text!r} is not a size: use bytes or a quantity such as 512Ki or 10Mi")
+    return size
 
 
 def parse_headers(headers: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -278,7 +347,8 @@ def _http_call(url: str, method: str, headers: list[tuple[str, str]], body: byte
     request = urllib.request.Request(url, data=body if body or method not in ("GET", "HEAD") else None,
                                      method=method, headers=dict(headers))
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
+        # The longest request time limit a function may set is 1 h.
+        with urllib.request.urlopen(request, timeout=3660) as response:
             return HttpResponse(response.status, list(response.headers.items()), response.read())
     except urllib.error.HTTPError as exc:
         return HttpResponse(exc.code, list(exc.headers.items()), exc.read(), error=f"HTTP {exc.code}")

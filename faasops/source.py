@@ -46,26 +46,65 @@ def _unreadable(path: Path, name: str, exc: OSError) -> SourceError:
     return SourceError(f"{path}: {reason}", f"{name}: {reason}")
 
 
+def _problem(root: Path, path: Path, reason: str) -> SourceError:
+    relative = _relative(root, path)
+    return SourceError(f"{root / relative}: {reason}", f"{relative}: {reason}")
+
+
+def _check_name(root: Path, path: Path) -> None:
+    """Archive names, digests and the build all need UTF-8 names; os.walk hands other bytes over
+    as lone surrogates (PEP 383), which nothing downstream can encode."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _problem(root, path, "the file name is not valid UTF-8; rename it") from None
+
+
+def _check_link(root: Path, real_root: Path, path: Path) -> None:
+    if not path.is_symlink():
+        return
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's "Symlink loop from …"
+        raise _problem(root, path, "symlink loop; remove the link") from None
+    if not target.is_relative_to(real_root):
+        raise _escape(root, path)
+
+
 def _walk(root: Path) -> list[tuple[str, Path]]:
-    """(archive name, path) of every file under ``root``, sorted, with escapes rejected."""
+    """(archive name, path) of every file under ``root``, sorted, with escapes, symlink loops and
+    names that aren't UTF-8 rejected."""
     real_root = root.resolve()
     found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:  # os.walk would skip a directory it can't list
+        where = Path(exc.filename) if exc.filename else root
+        raise _unreadable(where, _relative(root, where), exc)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
         for name in dirnames:
             path = Path(dirpath, name)
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                raise _escape(root, path)
-        for name in filenames:
+            _check_name(root, path)
+            _check_link(root, real_root, path)
+        for name in sorted(filenames):  # sorted: the first problem found is the same on every run
             if name.endswith(IGNORED_SUFFIXES):
                 continue
             path = Path(dirpath, name)
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                raise _escape(root, path)
+            _check_name(root, path)
+            _check_link(root, real_root, path)
             if not path.is_file():
                 continue  # sockets, fifos, dangling links
             found.append((path.relative_to(root).as_posix(), path))
     return sorted(found)
+
+
+def _relative(root: Path, path: Path) -> str:
+    try:
+        # A name that isn't UTF-8 is shown by its bytes (\\xff), never as a lone surrogate.
+        return os.fsencode(path.relative_to(root).as_posix()).decode("utf-8", "backslashreplace") or "."
+    except ValueError:
+        return str(path)
 
 
 def _read(root: Path, max_bytes: int) -> list[tuple[str, bytes, bool]]:

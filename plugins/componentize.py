@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import re
@@ -30,7 +29,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -41,6 +39,7 @@ from faasops.lock import pid_alive
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import file_lock, write_atomic
 from faasops.providers import BuildResult, SourceSnapshot
+from faasops.source_archive import ArchiveError, extract_source_archive
 
 TYPE = "componentize-py"
 WIT_WORLD = "spin-http"
@@ -193,6 +192,9 @@ class ComponentizePyBuilder:
                 cwd=app_dir,
                 env=env,
                 preexec_fn=_die_with_parent,
+                # Its own session: a terminal's Ctrl-C goes to faasops, which lets running
+                # builds finish (a second signal kills them: faasops.interruption).
+                start_new_session=True,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -263,21 +265,13 @@ def error_tail(output: str, max_lines: int = _ERROR_TAIL_LINES) -> str:
 
 
 def extract_archive(archive: bytes, dest: Path) -> None:
-    """Extract a source tar.gz into ``dest``, refusing anything but plain files and directories
-    inside it (absolute names, ``..``, symlinks, hard links and devices are errors)."""
+    """Extract a source tar.gz into ``dest`` through :func:`faasops.source_archive.extract_source_archive`
+    (the Builder service's checks and default limits: plain files and directories only, no
+    absolute names, ``..``, links or devices)."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            members = tar.getmembers()
-            for member in members:
-                path = Path(member.name)
-                if path.is_absolute() or ".." in path.parts:
-                    raise ProviderError(f"source archive: refusing path {member.name!r} outside the source")
-                if not (member.isfile() or member.isdir()):
-                    raise ProviderError(f"source archive: refusing {member.name!r} (only files and directories)")
-            # filter="data" re-checks the same and strips modes such as setuid.
-            tar.extractall(dest, members=members, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ProviderError(f"source archive is unreadable: {exc}") from exc
+        extract_source_archive(archive, dest)
+    except ArchiveError as exc:
+        raise ProviderError(f"source archive: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------ hooks

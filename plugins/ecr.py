@@ -28,6 +28,9 @@ Options (``providers.registry`` in ``faas.yaml``):
 ``tag``                   tag pushed besides the digest (default: the first 16 hex digits of
                           the build key; ``""`` for none).
 ``insecure``              allow plain ``http://`` (always allowed for 127.0.0.1/localhost).
+``token_realm_hosts``     hosts (``host`` or ``host:port``) besides the registry itself that may
+                          receive its credentials as the token service of a ``Bearer realm=…``
+                          challenge (default none; see Auth below).
 ``ca_bundle``             CA file for HTTPS (default: certifi's, else the system's).
 ``chunk_size``            bytes per ``PATCH`` for chunked blob uploads; 0 (default) uploads
                           each blob in one streamed ``PUT``.
@@ -67,6 +70,17 @@ retries, ``calls["blob.upload restarted"]`` restarted sessions.
 Auth: basic credentials are sent pre-emptively (ECR and htpasswd registries answer ``Basic``);
 a ``WWW-Authenticate: Bearer realm=…`` challenge switches to the token flow (token per scope set,
 cached for ``expires_in``). Passwords and tokens never appear in messages, logs or exceptions.
+
+The credentials go to the token service only when the realm is on the registry's own origin
+(scheme, host and port) or its ``host[:port]`` is listed in ``token_realm_hosts``. docker and
+containerd send them to whatever realm the registry names; faasops is stricter on purpose: the
+challenge is data from the network, so a compromised or spoofed registry (or anything between
+faasops and it on plain http) could otherwise collect the registry password — often a long-lived
+CI credential — by naming a realm of its own. A realm elsewhere (Docker Hub's ``auth.docker.io``,
+GitLab's ``gitlab.com/jwt/auth``) therefore has to be trusted explicitly; until it is, a push with
+credentials fails with a message naming the realm's host, and one without credentials fetches its
+token anonymously, as before.
+
 Every request is counted in :attr:`DistributionRegistry.calls` (``"registry.HEAD blob"``,
 ``"ecr.GetAuthorizationToken"`` …) with outcomes (``"blob.uploaded"``, ``"blob.skipped"``,
 ``"blob.mounted"``, ``"manifest.pushed"``, ``"manifest.present"``).
@@ -87,13 +101,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 
 import urllib3
 
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
+from faasops.names import repository_name
 from faasops.oci import MANIFEST_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, Blob, function_artifact
 from faasops.providers import Artifact, BuildResult
 from faasops.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, TransientError, parse_retry_after
@@ -124,7 +139,8 @@ _AUTH_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)
 
 _COMMON_OPTIONS = frozenset(
     {"registry_url", "username", "password_env", "repository_prefix", "tag", "insecure", "ca_bundle",
-     "chunk_size", "timeout_seconds", "connect_timeout_seconds", "max_attempts", "retry_max_seconds"}
+     "chunk_size", "timeout_seconds", "connect_timeout_seconds", "max_attempts", "retry_max_seconds",
+     "token_realm_hosts"}
 )
 _ECR_OPTIONS = _COMMON_OPTIONS | {
     "region", "endpoint_url", "registry_id", "create_repositories", "image_tag_mutability", "scan_on_push",
@@ -162,6 +178,7 @@ class RegistryOptions:
     create_repositories: bool = True
     image_tag_mutability: str = "MUTABLE"
     scan_on_push: bool = False
+    token_realm_hosts: frozenset[tuple[str, int | None]] = frozenset()  # (host, port; None: the default)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
@@ -208,6 +225,9 @@ class RegistryOptions:
         mutability = (text("image_tag_mutability") or "MUTABLE").upper()
         if mutability not in ("MUTABLE", "IMMUTABLE"):
             raise ProviderError(f"{where}: image_tag_mutability must be MUTABLE or IMMUTABLE")
+        realm_hosts = opts.get("token_realm_hosts", [])
+        if not isinstance(realm_hosts, list) or not all(isinstance(h, str) for h in realm_hosts):
+            raise ProviderError(f"{where}: token_realm_hosts must be a list of host names (host or host:port)")
         registry_url = text("registry_url")
         if config.type == TYPE_OCI and not registry_url:
             raise ProviderError(f"{where}: registry_url is required")
@@ -230,8 +250,21 @@ class RegistryOptions:
             create_repositories=flag("create_repositories", True),
             image_tag_mutability=mutability,
             scan_on_push=flag("scan_on_push", False),
+            token_realm_hosts=frozenset(_realm_host(entry, where) for entry in realm_hosts),
             retry=RetryPolicy.from_options(opts, where),
         )
+
+
+def _realm_host(entry: str, where: str) -> tuple[str, int | None]:
+    """A ``token_realm_hosts`` entry (``host`` or ``host:port``) as (lower-cased host, port)."""
+    try:
+        parts = urlsplit("//" + entry.strip())
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or not parts.hostname or parts.path or parts.query or parts.username or "//" in entry:
+        raise ProviderError(f"{where}: token_realm_hosts entry {entry!r} is not a host or host:port")
+    return parts.hostname.lower(), port
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,6 +579,10 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _effective_port(parts: SplitResult) -> int | None:
+    return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
 def _describe_network_error(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or exc
     if isinstance(reason, urllib3.exceptions.NameResolutionError):
@@ -586,6 +623,7 @@ class DistributionClient:
         self.calls = calls
         self.chunk_size = options.chunk_size
         self.insecure = options.insecure
+        self.realm_hosts = options.token_realm_hosts
         self.retry = options.retry
         tls: dict[str, Any] = {}
         ca_bundle = options.ca_bundle or _default_ca_bundle()
@@ -633,6 +671,13 @@ class DistributionClient:
         query += [("scope", s) for s in sorted(scopes)]
         url = realm + ("&" if "?" in realm else "?") + urlencode(query)
         login = self.logins.current()
+        if login is not None and not self._may_receive_credentials(realm_parts):
+            realm_host = realm_parts.netloc.rpartition("@")[2]
+            raise ProviderError(
+                f"registry {self.host} asks for a token from {realm_host}, another host; faasops sends the "
+                f"registry's credentials only to the registry itself. If {realm_host} is the registry's "
+                "token service, list it under token_realm_hosts in providers.registry"
+            )
         headers = {"Authorization": login.basic()} if login else {}
         response = self._http("GET", url, "token", headers, None)
         if response.status == 401 and login is not None:
@@ -655,6 +700,17 @@ class DistributionClient:
         with self._lock:
             self._tokens[scopes] = (token, time.monotonic() + max(ttl - 10, 5))
         return token
+
+    def _may_receive_credentials(self, realm: SplitResult) -> bool:
+        """Whether a token realm may see the registry's credentials: the registry's own origin,
+        or a host of ``token_realm_hosts`` (on the port it names, else the scheme's default)."""
+        own = urlsplit(self.base_url)
+        host = (realm.hostname or "").lower()
+        if realm.scheme == own.scheme and host == (own.hostname or "").lower() \
+                and _effective_port(realm) == _effective_port(own):
+            return True
+        default = {"http": 80, "https": 443}[realm.scheme]
+        return any(host == allowed and (port or default) == _effective_port(realm) for allowed, port in self.realm_hosts)
 
     def _rejected(self, login: Login | None, via: str = "") -> ProviderError:
         if login is None:
@@ -969,7 +1025,7 @@ class DistributionRegistry:
 
     def repository(self, function: Function) -> str:
         """``<repository_prefix><project>/<workspace>/<function>``, lower-cased."""
-        name = f"{self.options.repository_prefix}{self.project.name}/{function.workspace}/{function.name}".lower()
+        name = repository_name(self.project.name, function.workspace, function.name, self.options.repository_prefix)
         if not (2 <= len(name) <= 256 and _REPOSITORY.fullmatch(name)):
             raise ProviderError(
                 f"{function.address}: {name!r} is not a valid repository name (lower-case letters, digits, "

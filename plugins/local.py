@@ -26,6 +26,7 @@ from faasops.errors import LockError, ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.lock import DEFAULT_LEASE_S, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig, Workspace
+from faasops.names import repository_name
 from faasops.oci import OciLayout, function_artifact
 from faasops.providers import (
     ActualState,
@@ -38,6 +39,7 @@ from faasops.providers import (
     Task,
     WorkspaceRecord,
 )
+from faasops.template_sandbox import read_rendered
 
 LOCK_LEASE_S = DEFAULT_LEASE_S
 # Temporary names of atomic writes: ".index.json.<pid>.<tid>.tmp", "<hex>.tar.tmp<pid>.<tid>" …
@@ -321,7 +323,7 @@ class LocalRegistry:
         artifact = function_artifact(
             function, build.wasm_path, build.wasm_digest, created, {"dev.faasops.function": function.address}
         )
-        repository = f"{self.project.name}/{function.workspace}/{function.name}"
+        repository = repository_name(self.project.name, function.workspace, function.name)
         present = self.layout.has_blob(artifact.digest)
         digest = self.layout.put_artifact(artifact, f"{repository}:{build.build_key.removeprefix('sha256:')[:16]}")
         return Artifact(reference=f"local/{repository}@{digest}", digest=digest, pushed=not present)
@@ -345,6 +347,11 @@ class LocalRegistry:
         locked = self.layout.locked_app_for(self._digest(reference))
         return dict(locked["components"][0].get("env", {}))
 
+    def component_metadata(self, reference: str) -> dict[str, Any]:
+        """The component's metadata in the artifact's Spin locked app (such as its time limit)."""
+        locked = self.layout.locked_app_for(self._digest(reference))
+        return dict(locked["components"][0].get("metadata", {}))
+
 
 class LocalDeployer:
     """"Deploys" by writing the rendered manifests per namespace; ``faasops up`` serves them."""
@@ -366,7 +373,8 @@ class LocalDeployer:
             for path in sorted(directory.glob("*.yaml")):
                 if path.name == "_namespace.yaml":
                     continue
-                docs = tuple(d for d in yaml.safe_load_all(path.read_text()) if d)
+                # Rendered manifests, read with the limits templates' output is read with.
+                docs = tuple(d for d in read_rendered(path.read_text(), str(path)) if d)
                 live[f"{name}/{path.stem}"] = LiveObject(f"{name}/{path.stem}", docs)
         return live
 
@@ -389,7 +397,7 @@ class LocalDeployer:
         namespace = manifests[0]["metadata"]["namespace"]
         text = yaml.safe_dump_all(manifests, sort_keys=True)
         _atomic_write(self._ns_dir(namespace) / f"{function.name}.yaml", text)
-        return [d for d in yaml.safe_load_all(text) if d]
+        return [d for d in read_rendered(text, f"{function.address} (deployed manifests)") if d]
 
     def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None:
         (self._ns_dir(namespace) / f"{name}.yaml").unlink(missing_ok=True)

@@ -4,14 +4,17 @@ Manifests come from Jinja templates — ``spinapp.yaml.j2``, ``hpa.yaml.j2`` and
 ``keda-scaledobject.yaml.j2`` — taken from the project's ``templates_dir`` when it has a file of
 that name, else from the built-ins in :mod:`faasops.templates`. Rendering is injection-safe:
 
-* templates run in a :class:`jinja2.sandbox.SandboxedEnvironment` with ``StrictUndefined``;
+* templates run in :class:`faasops.template_sandbox.TemplateSandbox` (Jinja's sandbox with
+  ``StrictUndefined``, bounded steps, output, call depth and time, templates read only from the
+  template directories);
 * every ``{{ … }}`` is *finalized* into one double-quoted, escaped YAML scalar (or a flow
   mapping/list of them), so a label or variable value such as ``"x\\nkind: Secret"`` or
   ``"{{ 7*7 }}"`` arrives verbatim and can never add keys or documents;
-* the output is parsed with ``yaml.safe_load_all`` and each document is checked (kind allowed,
+* the output is read by :func:`faasops.template_sandbox.read_rendered` (the limits of
+  ``faas.yaml`` on aliases, values, text and nesting) and each document is checked (kind allowed,
   apiVersion, name, namespace = the workspace's, SpinApp ``image``/``executor``, no ``replicas``
   with ``enableAutoscaling``). A failure is a :class:`~faasops.errors.ProviderError` naming the
-  template file.
+  template file (and line, or the line of the rendered output).
 
 Mapping decisions (SpinApp ``core.spinkube.dev/v1alpha1`` has no env, nodeSelector or
 tolerations):
@@ -49,6 +52,7 @@ template may emit). Templates also see ``options`` (all of them) for their own s
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -57,13 +61,13 @@ from typing import Any
 
 import jinja2
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 
 import faasops.templates
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import spin_variable_name
+from faasops.template_sandbox import TemplateSandbox, read_rendered
 
 TYPE = "spinkube"
 SPINAPP_TEMPLATE = "spinapp.yaml.j2"
@@ -88,7 +92,6 @@ KINDS = {
 }
 _LABEL_VALUE_MAX = 63
 _YAML_WIDTH = 2**31 - 1  # never fold a scalar over lines
-_CSafeLoader = getattr(yaml, "CSafeLoader", None)  # libyaml's parser, when PyYAML was built with it
 
 
 def function_id(workspace: str, name: str) -> str:
@@ -156,7 +159,7 @@ class SpinKubeScaffolder:
     def __init__(self, options: Mapping[str, Any] | None = None):
         self.options = dict(options or {})
         self.allowed_kinds = set(KINDS) | set(self.options.get("allowed_kinds", ()))
-        self._environments: dict[Path | None, SandboxedEnvironment] = {}
+        self._sandboxes: dict[Path | None, TemplateSandbox] = {}
 
     def render(self, project: Project, function: Function, artifact: str) -> list[dict[str, Any]]:
         """The SpinApp (and HPA or ScaledObject) of ``function`` running ``artifact`` (pure)."""
@@ -165,7 +168,7 @@ class SpinKubeScaffolder:
         context = self.context(project, function, artifact)
         manifests: list[dict[str, Any]] = []
         for name in _template_names(function):
-            manifests.extend(self._render_template(project.templates_dir, name, context))
+            manifests.extend(self._render_template(project, name, context))
         spinapps = [m for m in manifests if m["kind"] == "SpinApp"]
         if len(spinapps) != 1 or spinapps[0]["metadata"]["name"] != function.name:
             raise ProviderError(
@@ -180,7 +183,7 @@ class SpinKubeScaffolder:
         context = self.context(project, function, artifact)
         digest = hashlib.sha256()
         for name in _template_names(function):
-            text, _ = self._render_text(project.templates_dir, name, context)
+            text, _ = self._render_text(project, name, context)
             digest.update(f"{name}\0{text}\0".encode())
         return "sha256:" + digest.hexdigest()
 
@@ -219,7 +222,8 @@ class SpinKubeScaffolder:
             "workspace_id": function.workspace,
             "function": {"address": function.address, **function.spec()},
             "workspace": {"name": workspace.name, **workspace.spec()},
-            "options": self.options,
+            # A copy: a template could otherwise change the options every later render sees.
+            "options": copy.deepcopy(self.options),
         }
 
     def _variables(self, function: Function) -> list[dict[str, Any]]:
@@ -237,42 +241,22 @@ class SpinKubeScaffolder:
 
     # ------------------------------------------------------------------------------ rendering
 
-    def _environment(self, templates_dir: Path | None) -> SandboxedEnvironment:
-        env = self._environments.get(templates_dir)
-        if env is None:
-            search = [str(templates_dir)] if templates_dir else []
-            env = SandboxedEnvironment(
-                loader=jinja2.FileSystemLoader([*search, str(BUILTIN_TEMPLATES)]),
-                undefined=jinja2.StrictUndefined,
-                autoescape=False,
-                finalize=yaml_value,
-                keep_trailing_newline=True,
-                auto_reload=False,  # one stat per render otherwise; templates don't change mid-run
-            )
-            self._environments[templates_dir] = env
-        return env
+    def _sandbox(self, project: Project) -> TemplateSandbox:
+        sandbox = self._sandboxes.get(project.templates_dir)
+        if sandbox is None:
+            search = [project.templates_dir] if project.templates_dir else []
+            sandbox = TemplateSandbox([*search, BUILTIN_TEMPLATES], finalize=yaml_value, root=project.root)
+            self._sandboxes[project.templates_dir] = sandbox
+        return sandbox
 
-    def _render_text(self, templates_dir: Path | None, name: str, context: dict[str, Any]) -> tuple[str, str]:
+    def _render_text(self, project: Project, name: str, context: dict[str, Any]) -> tuple[str, str]:
         """The template's output, and where the template is (for messages)."""
-        env = self._environment(templates_dir)
-        where = name
-        try:
-            template = env.get_template(name)
-            where = template.filename or name
-            return template.render(context), where
-        except jinja2.TemplateSyntaxError as exc:
-            raise ProviderError(f"{exc.filename or where}:{exc.lineno}: template syntax error: {exc.message}") from exc
-        except jinja2.TemplateError as exc:  # undefined values, sandbox violations, missing files
-            raise ProviderError(f"{where}: cannot render template: {exc}") from exc
-        except TypeError as exc:  # a value yaml_value cannot represent
-            raise ProviderError(f"{where}: {exc}") from exc
+        sandbox = self._sandbox(project)
+        return sandbox.render(name, context), sandbox.filename(name)
 
-    def _render_template(self, templates_dir: Path | None, name: str, context: dict[str, Any]) -> list[dict[str, Any]]:
-        text, where = self._render_text(templates_dir, name, context)
-        try:
-            documents = [d for d in _load_all(text) if d is not None]
-        except yaml.YAMLError as exc:
-            raise ProviderError(f"{where}: rendered output is not valid YAML: {exc}") from exc
+    def _render_template(self, project: Project, name: str, context: dict[str, Any]) -> list[dict[str, Any]]:
+        text, where = self._render_text(project, name, context)
+        documents = read_rendered(text, f"{where} (rendered for {context['function']['address']})")
         for document in documents:
             problem = self._problem(document, context["namespace"])
             if problem:
@@ -313,18 +297,6 @@ def _template_names(function: Function) -> list[str]:
     if function.autoscaling:
         names.append(HPA_TEMPLATE if function.autoscaling.type == "hpa" else KEDA_TEMPLATE)
     return names
-
-
-def _load_all(text: str) -> list[Any]:
-    """``yaml.safe_load_all`` through libyaml when PyYAML has it (a plan renders every function:
-    the pure-Python parser was most of a 10,000-function plan). Anything libyaml refuses goes
-    through the pure-Python parser, so what is accepted and the error messages stay the same."""
-    if _CSafeLoader is not None:
-        try:
-            return list(yaml.load_all(text, Loader=_CSafeLoader))
-        except yaml.YAMLError:
-            pass
-    return list(yaml.safe_load_all(text))
 
 
 def _autoscaling(function: Function) -> dict[str, Any] | None:

@@ -169,17 +169,18 @@ def test_second_apply_is_blocked_while_the_first_holds_the_lock_and_kill_9_frees
     handler.write_text(handler.read_text() + f"\n# {uuid.uuid4()}\n")
     first = subprocess.Popen([sys.executable, "-m", "faasops.cli", "-C", str(root), "apply", "--auto-approve"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: lock_row(root) is not None, what="the first apply to take the lock")
-    lock_id, holder, host, pid = lock_row(root)
-    assert pid == first.pid and host == socket.gethostname()
+    try:
+        wait_for(lambda: lock_row(root) is not None, what="the first apply to take the lock")
+        lock_id, holder, host, pid = lock_row(root)
+        assert pid == first.pid and host == socket.gethostname()
 
-    blocked = run_faasops("-C", str(root), "apply", "--auto-approve", "--lock-timeout", "1")
-    assert blocked.code == 1
-    assert f"the state is locked by {holder} on {host} (pid {first.pid}" in blocked.err
-    assert f"faasops force-unlock {lock_id}" in blocked.err
-
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+        blocked = run_faasops("-C", str(root), "apply", "--auto-approve", "--lock-timeout", "1")
+        assert blocked.code == 1
+        assert f"the state is locked by {holder} on {host} (pid {first.pid}" in blocked.err
+        assert f"faasops force-unlock {lock_id}" in blocked.err
+    finally:
+        first.send_signal(signal.SIGKILL)  # also when an assertion failed: no apply outlives the test
+        first.wait()
     recovered = run_faasops("-C", str(root), "apply", "--auto-approve")
     assert recovered.code == 0, recovered.output
     assert applied_functions(root) == ["blog/feed", "shop/cart", "shop/pay"]

@@ -160,18 +160,20 @@ def test_kill_9_during_apply_then_apply_converges_without_duplicates(hello_proje
         [sys.executable, "-m", "faasops.cli", "-C", str(project), "apply", "--auto-approve", "-p", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **env},
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if state_rows(project, "SELECT count(*) FROM tasks WHERE kind = 'build' AND status = 'running'")[0][0]:
-                break
-        except sqlite3.OperationalError:
-            pass  # the database is still being created
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the build never started")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if state_rows(project, "SELECT count(*) FROM tasks WHERE kind = 'build' AND status = 'running'")[0][0]:
+                    break
+            except sqlite3.OperationalError:
+                pass  # the database is still being created
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the build never started")
+    finally:
+        proc.send_signal(signal.SIGKILL)  # also when the wait failed: no apply outlives the test
+        proc.wait()
     assert state_rows(project, "SELECT count(*) FROM functions")[0][0] == 0  # nothing recorded mid-build
 
     again = run_faasops("-C", str(project), "apply", "--auto-approve", env=env)

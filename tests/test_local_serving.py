@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -18,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from cli_support import REPO, run_faasops
+from up_support import start_up, up_file
+
+from faasops.testing.process import terminate
 
 HANDLERS = REPO / "tests" / "runtime" / "handlers"
 
@@ -152,16 +152,9 @@ def test_invoke_unknown_function_is_a_clear_error(served_project: Path) -> None:
 
 
 def test_up_serves_functions_and_apply_swaps_versions_without_dropping_requests(hello_project: Path) -> None:
-    up = subprocess.Popen([sys.executable, "-m", "faasops.cli", "-C", str(hello_project), "up", "--port", "0"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    up = start_up(hello_project)
     try:
-        up_file = hello_project / ".faasops" / "up.json"
-        deadline = time.monotonic() + 180
-        while not up_file.exists():
-            assert up.poll() is None, up.stdout.read()
-            assert time.monotonic() < deadline, "faasops up did not start"
-            time.sleep(0.2)
-        url = json.loads(up_file.read_text())["url"] + "/demo/hello/"
+        url = up.url + "/demo/hello/"
         assert http(url) == (200, b"Hello from Blue FaaS!")
         assert run_faasops("-C", str(hello_project), "invoke", "demo/hello").out == "Hello from Blue FaaS!"
 
@@ -191,6 +184,6 @@ def test_up_serves_functions_and_apply_swaps_versions_without_dropping_requests(
         assert set(statuses) == {200}, f"requests failed during the swap: {sorted(set(statuses))}"
         assert http(url) == (200, new_text.encode())
     finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(timeout=30)
-    assert not (hello_project / ".faasops" / "up.json").exists()
+        terminate(up.process, grace_s=30)
+    assert up.process.returncode == 0, up.log()
+    assert not up_file(hello_project).exists()

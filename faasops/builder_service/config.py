@@ -41,11 +41,18 @@ from pydantic import (
 from faasops.errors import FaasopsError
 from faasops.model import Project, ProviderConfig, Workspace
 from faasops.source import MAX_SOURCE_BYTES
+from faasops.source_archive import (
+    DEFAULT_MAX_COMPRESSION_RATIO,
+    DEFAULT_MAX_FILES,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_NAME_BYTES,
+    MAX_TOTAL_HEADER_BYTES,
+    ArchiveLimits,
+)
 
 CONFIG_API_VERSION = "faasops/builder/v1"
 DEFAULT_TOKEN_ENV = "FAASOPS_BUILDER_TOKEN"
 DEFAULT_MAX_UPLOAD_BYTES = 32 << 20
-DEFAULT_MAX_FILES = 10_000
 DEFAULT_SLOTS = {"builder": "componentize-py", "scaffolder": "spinkube"}
 SERVICE_SLOTS = ("state", "sources", "builder", "registry", "scaffolder", "deployer")
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -78,6 +85,17 @@ class LimitsConfig(BaseModel):
     max_source_bytes: int = Field(MAX_SOURCE_BYTES, ge=1024,
                                   description="Largest total size of the files in an upload, uncompressed.")
     max_files: int = Field(DEFAULT_MAX_FILES, ge=1, description="Most entries an uploaded archive may hold.")
+    max_header_bytes: int = Field(DEFAULT_MAX_HEADER_BYTES, ge=1024, le=MAX_TOTAL_HEADER_BYTES,
+                                  description="Largest PAX or GNU extended header (long names) in an upload.")
+    max_name_bytes: int = Field(DEFAULT_MAX_NAME_BYTES, ge=64, le=4096,
+                                description="Longest member name in an upload (UTF-8 bytes).")
+    max_compression_ratio: int = Field(DEFAULT_MAX_COMPRESSION_RATIO, ge=10,
+                                       description="Most an upload may expand (decompressed : compressed bytes).")
+
+    def archive_limits(self) -> ArchiveLimits:
+        """What an uploaded archive may hold."""
+        return ArchiveLimits(self.max_source_bytes, self.max_files, self.max_header_bytes, self.max_name_bytes,
+                             self.max_compression_ratio)
 
 
 class SlotConfig(BaseModel):

@@ -1,27 +1,54 @@
 """Request and response models of the Builder API — what ``/docs`` and ``/openapi.json`` show.
 
-They validate the shapes of :mod:`faasops.builder_service.wire` with the same rules faas.yaml's
-schema applies (DNS-1123 names, handler module names, quantities), so a request can never carry
-a name that would escape a path, a repository or a namespace.
+They validate the shapes of :mod:`faasops.builder_service.wire` with exactly the rules faas.yaml
+applies — the same code: names through :mod:`faasops.names` (full matches: no trailing newline,
+no ``=`` in an env key, no NUL in a value), numbers as whole int32 numbers, and the rules across
+settings through :mod:`faasops.function_rules` — so a request can never carry a name that would
+escape a path, a repository or a namespace, nor a function that validate would refuse. A
+violation is a 422 with the same message validate prints.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
+from faasops import function_rules, names
 from faasops.model import DEFAULT_EXECUTOR, DEFAULT_HANDLER
 
+# For path parameters (FastAPI's Rust regex engine, where ``$`` is the very end of the text).
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-MODULE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
 DIGEST = r"^sha256:[0-9a-f]{64}$"
-TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
 IMAGE = r"^\S{1,512}$"
 
-DnsName = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+
+def _text(value: str) -> str:
+    """Free text (env and variable values, annotations, references): never NUL or other control
+    characters but tab, newline and carriage return — as in a manifest."""
+    problem = names.control_character_problem(value, free_text=True)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+DnsName = Annotated[str, AfterValidator(names.DNS_LABEL.validated)]
+FunctionName = Annotated[str, AfterValidator(names.FUNCTION_NAME.validated)]
+KubernetesName = Annotated[str, AfterValidator(names.DNS_SUBDOMAIN.validated)]
+ModuleName = Annotated[str, AfterValidator(names.MODULE_NAME.validated)]
+EnvName = Annotated[str, AfterValidator(names.ENV_NAME.validated)]
+SpinVariableName = Annotated[str, AfterValidator(names.SPIN_VARIABLE.validated)]
+SecretName = Annotated[str, AfterValidator(names.SECRET_NAME.validated)]
+LabelKey = Annotated[str, AfterValidator(names.LABEL_KEY.validated)]
+LabelValue = Annotated[str, AfterValidator(names.LABEL_VALUE.validated)]
+Quantity = Annotated[str, AfterValidator(names.QUANTITY.validated)]
+Text = Annotated[str, AfterValidator(_text)]
+# Strict: 3.0, "3" and true are not whole numbers (lax pydantic would take them, and 1e30 too).
+Replicas = Annotated[int, Strict(), Field(ge=1, le=names.INT32_MAX)]
+Percent = Annotated[int, Strict(), Field(ge=1, le=100)]
+
+_SECRET_REFS = {"kubernetes": names.DNS_SUBDOMAIN, "ssm": names.SSM_PARAMETER}
 
 
 class _Strict(BaseModel):
@@ -31,15 +58,24 @@ class _Strict(BaseModel):
 class SecretRefModel(_Strict):
     """A secret the function reads, by reference only (values never reach the builder)."""
 
-    name: str = Field(pattern=ENV_NAME)
+    name: SecretName
     source: Literal["kubernetes", "ssm", "secretsmanager"]
-    ref: str = Field(min_length=1, max_length=2048)
-    key: str | None = None
+    ref: Text = Field(min_length=1, max_length=2048)
+    key: Text | None = None
+
+    @model_validator(mode="after")
+    def _reference_fits_its_source(self) -> SecretRefModel:
+        rule = _SECRET_REFS.get(self.source)
+        if rule is not None:
+            rule.validated(self.ref)
+        if self.source == "kubernetes" and self.key is not None:
+            names.SECRET_KEY.validated(self.key)
+        return self
 
 
 class QuantitiesModel(_Strict):
-    cpu: str | None = Field(None, pattern=QUANTITY)
-    memory: str | None = Field(None, pattern=QUANTITY)
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
 
 
 class ResourcesModel(_Strict):
@@ -49,34 +85,61 @@ class ResourcesModel(_Strict):
 
 class AutoscalingModel(_Strict):
     type: Literal["hpa", "keda"]
-    min: int = Field(ge=0)
-    max: int = Field(ge=1)
-    cpu: int | None = Field(None, ge=1, le=100)
-    memory: int | None = Field(None, ge=1, le=100)
+    # At least 1 for keda too: it can't scale to zero on the cpu/memory triggers faasops renders.
+    min: Replicas = 1
+    max: Replicas
+    cpu: Percent | None = None
+    memory: Percent | None = None
+
+    @model_validator(mode="after")
+    def _bounds_and_target(self) -> AutoscalingModel:
+        problem = function_rules.max_below_min(self.min, self.max)
+        if problem:
+            raise ValueError(problem)
+        if self.cpu is None and self.memory is None:
+            raise ValueError("autoscaling needs a target: set cpu and/or memory (utilization percent, 1–100)")
+        return self
 
 
 class FunctionModel(_Strict):
     """A function as faas.yaml declares it (what decides its artifact and its manifests)."""
 
     workspace: DnsName
-    name: DnsName
-    handler: str = Field(DEFAULT_HANDLER, pattern=MODULE_NAME)
-    env: dict[str, str] = Field(default_factory=dict)
-    variables: dict[str, str] = Field(default_factory=dict)
+    name: FunctionName
+    handler: ModuleName = DEFAULT_HANDLER
+    env: dict[EnvName, Text] = Field(default_factory=dict)
+    variables: dict[SpinVariableName, Text] = Field(default_factory=dict)
     secrets: list[SecretRefModel] = Field(default_factory=list)
     resources: ResourcesModel = ResourcesModel()
-    replicas: int = Field(1, ge=0)
+    replicas: Replicas = 1
     autoscaling: AutoscalingModel | None = None
-    spot: bool = False
-    executor: DnsName = DEFAULT_EXECUTOR
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    spot: Annotated[bool, Strict()] = False
+    executor: KubernetesName = DEFAULT_EXECUTOR
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    annotations: dict[LabelKey, Text] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _settings_agree(self) -> FunctionModel:
+        problems = [message for _, message in
+                    function_rules.secret_clashes([s.name for s in self.secrets], self.variables, self.env)]
+        if self.autoscaling is not None:
+            requests = self.resources.requests
+            problems += [message for message in (
+                function_rules.missing_request("cpu", self.autoscaling.cpu, requests.cpu),
+                function_rules.missing_request("memory", self.autoscaling.memory, requests.memory),
+            ) if message]
+        too_large = function_rules.annotations_too_large(self.annotations)
+        if too_large:
+            problems.append(too_large)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class WorkspaceModel(_Strict):
     name: DnsName
     namespace: DnsName | None = Field(None, description="Kubernetes namespace (default: the workspace name).")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
 
 
 class BuildSpec(_Strict):

@@ -79,8 +79,7 @@ class BuilderService:
         self.config = config
         self.pm = pm or create_plugin_manager(load_plugins(config.plugins))
         self.project = config.project_for()
-        self.limits = UploadLimits(config.limits.max_upload_bytes, config.limits.max_source_bytes,
-                                   config.limits.max_files)
+        self.limits = UploadLimits(config.limits.max_upload_bytes, config.limits.archive_limits())
         self.state = create_provider(self.pm, self.project, "state")
         self.builder = create_provider(self.pm, self.project, "builder")
         self.scaffolder = create_provider(self.pm, self.project, "scaffolder")

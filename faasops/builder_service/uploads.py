@@ -8,12 +8,13 @@ In order, each step refusing before the next one runs:
    answer, so a client should send ``Expect: 100-continue`` or compare with ``max_upload_bytes``
    from ``GET /api/v1/info`` first, as the remote builder does), and the bytes are counted anyway
    in case a client sends more than it declared.
-2. **Archive** (:func:`validate_upload`): a gzip'd tar whose entries add up to at most
-   ``limits.max_source_bytes`` uncompressed and ``limits.max_files`` entries, checked entry by
-   entry while reading headers so a decompression bomb stops at the limit; then extracted into a
-   scratch directory with the built-in builder's rules
-   (:func:`faasops.plugins.componentize.extract_archive`: no absolute names, ``..``, links or
-   devices).
+2. **Archive** (:func:`validate_upload`): a gzip'd tar, unpacked into a scratch directory by
+   :func:`faasops.source_archive.extract_source_archive`, which checks the raw headers before
+   tarfile sees them: ``limits.max_source_bytes`` uncompressed in all, ``limits.max_files``
+   members, ``limits.max_header_bytes`` per PAX or GNU extended header, ``limits.max_name_bytes``
+   per name and ``limits.max_compression_ratio``, streaming through gzip so a decompression bomb
+   stops at the limit; only plain files and directories with UTF-8, relative, unique names
+   (no ``..``). Over a limit answers 413, anything else wrong with the archive 422.
 3. **Handler contract**: the handler module is checked by
    :func:`faasops.handler_contract.check_handler`, exactly as ``faasops validate`` checks it,
    and problems come back located (``app.py:4:1: …``).
@@ -24,20 +25,18 @@ source and no build behind.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from starlette.exceptions import HTTPException
 
-from faasops.errors import FaasopsError, ProviderError
+from faasops.errors import FaasopsError
 from faasops.handler_contract import check_handler
-from faasops.plugins.componentize import extract_archive
 from faasops.providers import SourceSnapshot
 from faasops.source import SourceError, snapshot_directory
+from faasops.source_archive import ArchiveError, ArchiveLimits, extract_source_archive
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -56,19 +55,24 @@ class UploadRejected(FaasopsError):
 
 @dataclass(frozen=True)
 class UploadLimits:
+    """The size of a request body, and what the archive in it may hold."""
+
     max_upload_bytes: int
-    max_source_bytes: int
-    max_files: int
+    archive: ArchiveLimits
 
 
 def validate_upload(archive: bytes, handler: str, scratch: Path, limits: UploadLimits) -> SourceSnapshot:
     """Check ``archive`` (steps 2 and 3 above) and return its snapshot, re-made from the
     extracted files so its digest is computed exactly as a client's ``faasops apply`` computes it."""
-    _check_entries(archive, limits)
     try:
-        extract_archive(archive, scratch)
-    except ProviderError as exc:
-        raise UploadRejected(422, str(exc)) from exc
+        extract_source_archive(archive, scratch, limits.archive)
+    except ArchiveError as exc:
+        # An extraction error (OSError) quotes the scratch path: the client knows it as the upload.
+        message = "source archive: " + str(exc).replace(str(scratch), "upload")
+        if exc.limit is None:
+            raise UploadRejected(422, message) from None
+        value = getattr(limits.archive, exc.limit, None)
+        raise UploadRejected(413, message + (f" (this builder's limits.{exc.limit} is {value})" if value else "")) from None
     module = scratch / f"{handler}.py"
     if not module.is_file():
         raise UploadRejected(422, f"{handler}.py: the handler module is not in the upload "
@@ -78,31 +82,9 @@ def validate_upload(archive: bytes, handler: str, scratch: Path, limits: UploadL
         raise UploadRejected(422, "the handler does not meet the Spin handler contract:\n"
                                   + "\n".join(f"  {problem}" for problem in problems))
     try:
-        return snapshot_directory(scratch, limits.max_source_bytes)
+        return snapshot_directory(scratch, limits.archive.max_source_bytes)
     except SourceError as exc:
         raise UploadRejected(422, str(exc).replace(str(scratch), "upload")) from exc
-
-
-def _check_entries(archive: bytes, limits: UploadLimits) -> None:
-    if archive[:2] != b"\x1f\x8b":
-        raise UploadRejected(422, "the upload is not a gzip-compressed tar archive (.tar.gz)")
-    total = count = 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            # Iterating reads one header at a time; stopping here skips decompressing the rest.
-            for member in tar:
-                count += 1
-                total += max(member.size, 0)
-                if count > limits.max_files:
-                    raise UploadRejected(413, f"the archive holds more than {limits.max_files} entries")
-                if total > limits.max_source_bytes:
-                    raise UploadRejected(
-                        413, f"the archive unpacks to more than {limits.max_source_bytes} bytes; "
-                             "keep build outputs and data files out of function sources")
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise UploadRejected(422, f"the upload is not a readable tar.gz archive: {exc}") from exc
-    if count == 0:
-        raise UploadRejected(422, "the archive is empty")
 
 
 class BodyLimit:

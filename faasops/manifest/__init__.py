@@ -13,9 +13,9 @@ and its messages), :mod:`.project_builder` (cross-file checks and the model).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from faasops import names
 from faasops.errors import ManifestError, Problem
 from faasops.gc_tuning import fewer_collections
 from faasops.manifest.discovery import MANIFEST_NAME, ManifestFile, find_manifests
@@ -29,7 +29,6 @@ __all__ = ["MANIFEST_NAME", "load_project"]
 
 # Keys only the root faas.yaml may hold: one project has one name, backend and set of defaults.
 ROOT_ONLY_KEYS = ("project", "backend", "providers", "templates", "defaults")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def load_project(root: Path, environment: str | None = None) -> Project:
@@ -48,11 +47,8 @@ def _load_project(root: Path, environment: str | None) -> Project:
         raise ManifestError([Problem(MANIFEST_NAME, 0, 0, "", message)])
     root = root.resolve()
     problems: list[Problem] = []
-    if environment is not None and not _DNS_LABEL.match(environment):
-        message = (
-            f"environment {environment!r} is not a valid name: use at most 63 lowercase letters, "
-            "digits and '-', starting and ending with a letter or digit (such as 'prod')"
-        )
+    if environment is not None and not names.ENVIRONMENT.accepts(environment):
+        message = f"-e/--env: environment {names.ENVIRONMENT.problem(environment)}"
         problems.append(Problem(MANIFEST_NAME, 0, 0, "", message))
         environment = None
     manifests, found_problems = find_manifests(root, environment)
@@ -70,6 +66,8 @@ def _load_project(root: Path, environment: str | None) -> Project:
         documents.append(Document(manifest, tree))
 
     builder = ProjectBuilder(root)
+    for document in documents:
+        builder.check_characters(document.tree, [])
     root_doc = next((doc for doc in documents if doc.manifest.is_root), None)
     settings = builder.settings(root_doc)
     workspaces = [ws for doc in documents for ws in builder.workspaces(doc, settings)]

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from faasops import names
 from faasops.errors import Problem
 
 MANIFEST_NAME = "faas.yaml"
@@ -40,10 +41,12 @@ def find_manifests(root: Path, environment: str | None) -> tuple[list[ManifestFi
     for directory, dirnames, filenames in os.walk(root):
         here = Path(directory)
         dirnames[:] = sorted(name for name in dirnames if _searched(here / name))
-        names = set(filenames)
+        files = set(filenames)
         relative_dir = here.relative_to(root)
-        overlay = overlay_file if overlay_file in names else None
-        if MANIFEST_NAME in names:
+        overlay = overlay_file if overlay_file in files else None
+        if (MANIFEST_NAME in files or overlay) and not _showable(relative_dir, problems):
+            continue
+        if MANIFEST_NAME in files:
             manifest = _manifest_file(root, here, overlay, problems)
             if manifest:
                 found.append(manifest)
@@ -55,6 +58,19 @@ def find_manifests(root: Path, environment: str | None) -> tuple[list[ManifestFi
             problems.append(Problem((relative_dir / overlay).as_posix(), 0, 0, "", message))
     found.sort(key=lambda manifest: (not manifest.is_root, Path(manifest.display).parts))
     return found, problems
+
+
+def _showable(relative_dir: Path, problems: list[Problem]) -> bool:
+    """Whether a manifest in ``relative_dir`` can be named in a one-line message and in UTF-8
+    output; a directory name with a control character or bytes that aren't UTF-8 can't."""
+    text = relative_dir.as_posix()
+    if names.control_character_problem(text, free_text=False) is None:
+        return True
+    shown = repr(os.fsencode(text))[2:-1]  # its bytes, escaped as Python shows bytes: a\nb, team-\xff
+    message = ("the directory name holds a control character or bytes that aren't UTF-8; "
+               "rename the directory to load this manifest")
+    problems.append(Problem(f"{shown}/{MANIFEST_NAME}", 0, 0, "", message))
+    return False
 
 
 def _searched(directory: Path) -> bool:
@@ -80,5 +96,9 @@ def _manifest_file(root: Path, here: Path, overlay: str | None, problems: list[P
 
 
 def inside(root: Path, path: Path) -> bool:
-    """Whether ``path``, with every symlink resolved, is ``root`` or below it."""
-    return path.resolve().is_relative_to(root)
+    """Whether ``path``, with every symlink resolved, is ``root`` or below it (never for a
+    symlink loop, which resolves to nothing)."""
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's "Symlink loop from …"
+        return False

@@ -1,6 +1,9 @@
 """From schema-checked manifest trees to the :class:`Project` model, with the checks a schema
-can't express: unique names across files, source directories on disk, handler modules, replicas
-under autoscaling, requests within limits.
+can't express: unique names across files, what two functions may never share (Kubernetes
+objects, function_id, OCI repository), control characters in any string, credentials in provider
+blocks, source directories on disk, handler modules, replicas under autoscaling, requests within
+limits and for autoscaling targets, secrets against variables. Rules that the Builder API applies
+too live in :mod:`faasops.names` and :mod:`faasops.function_rules`.
 
 It runs on whatever read well enough, even when the schema found problems, so that one run lists
 as much as possible; every value is type-checked before use for that reason, and the model is
@@ -17,6 +20,7 @@ from decimal import Decimal, DecimalException
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from faasops import function_rules, names
 from faasops.errors import Problem
 from faasops.handler_contract import check_handler
 from faasops.manifest.discovery import ManifestFile, inside
@@ -38,9 +42,18 @@ from faasops.model import (
 from faasops.source import SourceError, check_directory
 
 _SECRET_SOURCES = {"kubernetes": "kubernetes", "ssm": "ssm", "secretsManager": "secretsmanager"}
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Provider options that would put a credential in faas.yaml, which is committed and shown in
+# pull requests. Every built-in provider reads credentials from the environment instead (the
+# union of what the aws, ecr/oci and remote plugins refuse when they are created, checked here so
+# that `validate` refuses them too, in the root file and in overlays alike).
+CREDENTIAL_OPTIONS = frozenset({
+    "password", "token", "secret", "api_key", "bearer", "credentials",
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key", "access_key_id",
+    "secret_key", "secret_access_key", "session_token",
+})
+# names.QUANTITY with its parts named, to compute amounts.
 _QUANTITY = re.compile(
-    r"^(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(?P<suffix>[KMGTPE]i|[numkMGTPE])|(?P<exponent>[eE][+-]?[0-9]+))?$"
+    r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(?P<suffix>[KMGTPE]i|[numkMGTPE])|(?P<exponent>[eE][+-]?[0-9]+))?"
 )
 _SUFFIXES = {
     "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
@@ -85,6 +98,10 @@ class ProjectBuilder:
         self.problems: list[Problem] = []
         self._seen: set[tuple[str, int, int, str]] = set()
         self._workspaces: dict[str, YMap] = {}
+        # What two functions must never share (one would overwrite the other on every apply):
+        # their Kubernetes objects and deploy file (namespace and name), their function_id label
+        # and their OCI repository; each maps to the first function's address and location.
+        self._claimed: dict[tuple[str, ...], tuple[str, Location]] = {}
         self._packaging_problems: dict[Path, str | None] = {}
         # Large repositories point thousands of functions at a few directories and handlers:
         # each one is resolved and parsed once per load.
@@ -99,6 +116,30 @@ class ProjectBuilder:
             self._seen.add(key)
             self.problems.append(Problem(loc.file, loc.line, loc.col, format_path(path), message))
 
+    def check_characters(self, node: Any, path: list[Any]) -> None:
+        """Refuse NUL and other control characters in every key and string of a manifest tree:
+        names never hold them, free text (env values, annotations…) never holds NUL."""
+        if isinstance(node, YMap):
+            for key, value in node.items():
+                problem = names.control_character_problem(key, free_text=False)
+                if problem:
+                    self.problem(node.key_locs[key], path + [key], f"key {names.shown(key)}: {problem}")
+                if isinstance(value, str):
+                    self._check_text(value, node.value_locs[key], path + [key])
+                else:
+                    self.check_characters(value, path + [key])
+        elif isinstance(node, YSeq):
+            for index, value in enumerate(node):
+                if isinstance(value, str):
+                    self._check_text(value, node.item_locs[index], path + [index])
+                else:
+                    self.check_characters(value, path + [index])
+
+    def _check_text(self, text: str, loc: Location, path: list[Any]) -> None:
+        problem = names.control_character_problem(text, free_text=True)
+        if problem:
+            self.problem(loc, path, problem)
+
     # --- the root manifest -------------------------------------------------------------------
 
     def settings(self, root_doc: Document | None) -> ProjectSettings:
@@ -110,6 +151,8 @@ class ProjectBuilder:
         providers: dict[str, ProviderConfig] = {}
         for slot in ALL_SLOTS:
             override = overrides.get(slot)
+            if isinstance(override, YMap):
+                self.check_no_credentials(override, ["providers", slot])
             if isinstance(override, YMap) and isinstance(override.get("type"), str):
                 options = {key: plain(value) for key, value in override.items() if key != "type"}
                 providers[slot] = ProviderConfig(slot, override["type"], options)
@@ -122,6 +165,20 @@ class ProjectBuilder:
         defaults = tree.get("defaults") if isinstance(tree.get("defaults"), YMap) else YMap(tree.loc)
         self.check_settings(defaults, ["defaults"])
         return ProjectSettings(name, providers, templates_dir, defaults)
+
+    def check_no_credentials(self, options: YMap, path: list[Any]) -> None:
+        """Refuse credential options anywhere in a provider block (options of another type can
+        be nested, as the logs slot's ``loki: {url: …}``)."""
+        for key, value in options.items():
+            if key.lower() in CREDENTIAL_OPTIONS:
+                message = (
+                    f"remove '{key}': faasops never reads credentials from faas.yaml (it is committed and shown in "
+                    "reviews); the providers read them from the environment (e.g. password_env or token_env names "
+                    "an environment variable, AWS uses its default credential chain)"
+                )
+                self.problem(options.key_locs[key], path + [key], message)
+            elif isinstance(value, YMap):
+                self.check_no_credentials(value, path + [key])
 
     # --- workspaces and functions --------------------------------------------------------------
 
@@ -139,9 +196,11 @@ class ProjectBuilder:
 
     def workspace(self, node: YMap, path: list[Any], settings: ProjectSettings) -> Workspace | None:
         name = _text(node.get("name"))
+        duplicate = False
         if name is not None:
             first = self._workspaces.setdefault(name, node)
-            if first is not node:
+            duplicate = first is not node
+            if duplicate:
                 where = first.value_locs["name"]
                 message = f"workspace '{name}' is already declared at {where}; workspace names are unique across all manifest files"
                 self.problem(node.value_locs["name"], path + ["name"], message)
@@ -154,13 +213,16 @@ class ProjectBuilder:
             fn_path = path + ["functions", index]
             fn_name = _text(item.get("name"))
             if fn_name is not None:
-                first = seen.setdefault(fn_name, item)
-                if first is not item:
-                    message = f"function '{fn_name}' is already declared in this workspace at {first.value_locs['name']}"
+                earlier = seen.setdefault(fn_name, item)
+                if earlier is not item:
+                    message = f"function '{fn_name}' is already declared in this workspace at {earlier.value_locs['name']}"
                     self.problem(item.value_locs["name"], fn_path + ["name"], message)
             function = self.function(item, fn_path, name or "", settings.defaults)
             if function:
                 functions.append(function)
+            if name is not None and fn_name is not None and seen[fn_name] is item and not duplicate:
+                namespace = _text(node.get("namespace")) or name
+                self.claim_names(settings.name, name, namespace, fn_name, item.value_locs["name"], fn_path + ["name"])
         if name is None:
             return None
         return Workspace(
@@ -172,18 +234,45 @@ class ProjectBuilder:
             functions=tuple(functions),
         )
 
+    def claim_names(self, project: str | None, workspace: str, namespace: str, name: str, loc: Location,
+                    path: list[Any]) -> None:
+        """Record what function ``workspace/name`` will own outside faasops, and refuse it when
+        an earlier function owns it already: one of the two would be silently overwritten."""
+        if not (names.DNS_LABEL.accepts(workspace) and names.DNS_LABEL.accepts(namespace)
+                and names.FUNCTION_NAME.accepts(name)):
+            return  # the schema reports the name; what it would collide with is moot
+        from faasops.plugins.spinkube import function_id  # the label scaffolder, loki and prometheus share
+
+        address = f"{workspace}/{name}"
+        owned = [
+            (("object", namespace, name),
+             f"the same Kubernetes objects (SpinApp, Deployment, Service, autoscaler) in namespace '{namespace}' "
+             "and the same deploy file"),
+            (("function_id", function_id(workspace, name)), f"the same function_id label {function_id(workspace, name)!r}"),
+        ]
+        if project is not None:
+            repository = names.repository_name(project, workspace, name)
+            owned.append((("repository", repository), f"the same OCI repository {repository!r}"))
+        for key, what in owned:
+            first = self._claimed.setdefault(key, (address, loc))
+            if first[0] != address:
+                message = (f"function '{address}' would have {what} as function '{first[0]}' at {first[1]}; "
+                           "rename one of them or deploy their workspaces to different namespaces")
+                self.problem(loc, path, message)
+
     def function(self, node: YMap, path: list[Any], workspace: str, defaults: YMap) -> Function | None:
         settings = merge_defaults(defaults, node)
         self.check_settings(settings, path)
         if "replicas" in node and settings.get("autoscaling") is not None:
             self.replicas_under_autoscaling(node, path)
+        self.check_autoscaling_requests(node, settings, path)
         source = None
         if isinstance(node.get("source"), str):
             source = self.directory(node, "source", path + ["source"], "source directory")
             if source and not self.packageable(node, path + ["source"], source):
                 source = None
         handler = node.get("handler", DEFAULT_HANDLER)
-        if source and isinstance(handler, str) and _IDENTIFIER.match(handler):
+        if source and names.MODULE_NAME.accepts(handler):
             self.handler(node, path, source, handler)
         name = _text(node.get("name"))
         if name is None or source is None or not isinstance(handler, str):
@@ -209,6 +298,7 @@ class ProjectBuilder:
             executor=_text(settings.get("executor")) or DEFAULT_EXECUTOR,
             labels=_strings(settings.get("labels")),
             annotations=_strings(settings.get("annotations")),
+            timeout=_seconds(settings.get("timeout")),
         )
 
     def replicas_under_autoscaling(self, node: YMap, path: list[Any]) -> None:
@@ -220,18 +310,61 @@ class ProjectBuilder:
             message += " (autoscaling comes from defaults; set autoscaling: null to turn it off)"
         self.problem(node.value_locs["replicas"], path + ["replicas"], message)
 
+    def check_autoscaling_requests(self, node: YMap, settings: YMap, path: list[Any]) -> None:
+        """A cpu (memory) utilization target needs a cpu (memory) request: utilization is usage
+        over request, so the HPA can't compute it, and KEDA's webhook refuses the ScaledObject.
+        Checked on the function's settings with defaults merged, where the request may come from."""
+        scaling = settings.get("autoscaling")
+        if not isinstance(scaling, YMap):
+            return
+        resources = settings.get("resources")
+        requests = resources.get("requests") if isinstance(resources, YMap) else None
+        for kind in ("cpu", "memory"):
+            target = scaling.get(kind) if _is_int(scaling.get(kind)) else None
+            request = _quantity(requests, kind) if isinstance(requests, YMap) else None
+            message = function_rules.missing_request(kind, target, request)
+            if message is None:
+                continue
+            written = "autoscaling" in node and isinstance(node["autoscaling"], YMap) and kind in node["autoscaling"]
+            loc = scaling.value_locs[kind] if written else node.value_locs.get("name", node.loc)
+            at = path + (["autoscaling", kind] if written else ["name"])
+            message += " on this function or in defaults"
+            if not written:
+                message = f"function '{_text(node.get('name'))}': " + message + " (autoscaling comes from defaults)"
+            self.problem(loc, at, message)
+
     def check_settings(self, settings: YMap, path: list[Any]) -> None:
         """Checks of function settings (or defaults) that need more than one value at a time."""
         scaling = settings.get("autoscaling")
         if isinstance(scaling, YMap):
             low, high = scaling.get("min", 1), scaling.get("max")
-            if _is_int(low) and _is_int(high) and high < low:
-                message = f"max ({high}) must be at least min ({low})"
+            message = function_rules.max_below_min(low, high) if _is_int(low) and _is_int(high) else None
+            if message:
                 self.problem(scaling.value_locs["max"], path + ["autoscaling", "max"], message)
         resources = settings.get("resources")
         if isinstance(resources, YMap):
+            self.check_numeric_quantities(resources, path + ["resources"])
             self.check_requests_within_limits(resources, path + ["resources"])
         self.check_secret_names(settings, path)
+        annotations = settings.get("annotations")
+        if isinstance(annotations, YMap):
+            message = function_rules.annotations_too_large(_strings(annotations))
+            if message:
+                self.problem(settings.value_locs["annotations"], path + ["annotations"], message)
+
+    def check_numeric_quantities(self, resources: YMap, path: list[Any]) -> None:
+        """Quantities YAML read as numbers (``cpu: 0.5``) keep their text, which must still be a
+        quantity: ``.inf``, ``.nan``, ``0x10`` or ``1_000`` are numbers to YAML but not to Kubernetes
+        (the schema checks only quoted ones)."""
+        for part in ("requests", "limits"):
+            values = resources.get(part)
+            if not isinstance(values, YMap):
+                continue
+            for kind in ("cpu", "memory"):
+                value = values.get(kind)
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and _quantity(values, kind) is None:
+                    written = values.raw.get(kind, str(value))
+                    self.problem(values.value_locs[kind], path + [part, kind], f"{written!r} is {names.QUANTITY.message}")
 
     def check_requests_within_limits(self, resources: YMap, path: list[Any]) -> None:
         requests, limits = resources.get("requests"), resources.get("limits")
@@ -247,22 +380,16 @@ class ProjectBuilder:
                 self.problem(requests.value_locs[kind], path + ["requests", kind], message)
 
     def check_secret_names(self, settings: YMap, path: list[Any]) -> None:
+        """Secrets against each other, env and variables (:func:`function_rules.secret_clashes`)."""
         env = settings.get("env") if isinstance(settings.get("env"), YMap) else {}
-        secrets = settings.get("secrets")
-        names: dict[str, Location] = {}
-        for index, secret in enumerate(secrets if isinstance(secrets, YSeq) else []):
-            name = _text(secret.get("name")) if isinstance(secret, YMap) else None
-            if name is None:
-                continue
-            loc = secret.value_locs["name"]
-            secret_path = path + ["secrets", index, "name"]
-            if name in names:
-                message = f"secret '{name}' is already declared at {names[name]}; each secret sets its own environment variable"
-                self.problem(loc, secret_path, message)
-            names.setdefault(name, loc)
-            if name in env:
-                message = f"secret '{name}' would set the same environment variable as env.{name}; rename one of them"
-                self.problem(loc, secret_path, message)
+        variables = settings.get("variables") if isinstance(settings.get("variables"), YMap) else {}
+        items = settings.get("secrets")
+        named = [(index, secret) for index, secret in enumerate(items if isinstance(items, YSeq) else [])
+                 if isinstance(secret, YMap) and isinstance(secret.get("name"), str)]
+        clashes = function_rules.secret_clashes([secret["name"] for _, secret in named], variables, env)
+        for position, message in clashes:
+            index, secret = named[position]
+            self.problem(secret.value_locs["name"], path + ["secrets", index, "name"], message)
 
     def directory(self, node: YMap, key: str, path: list[Any], what: str) -> ProjectDir | None:
         """The directory ``node[key]`` names, relative to the manifest that wrote it; it must
@@ -278,6 +405,9 @@ class ProjectBuilder:
         return directory
 
     def _resolve_directory(self, base: PurePosixPath, text: str, what: str) -> tuple[str | None, ProjectDir | None]:
+        unusable = names.control_character_problem(text, free_text=False)
+        if unusable:  # the operating system can't take such a path (NUL), or it is hostile
+            return unusable, None
         if PurePosixPath(text).is_absolute() or Path(text).is_absolute():
             where = "the project root" if str(base) == "." else f"{base}/"
             return f"the {what} must be a relative path (relative to {where}), not {text!r}", None
@@ -285,6 +415,8 @@ class ProjectBuilder:
         if relative == ".." or relative.startswith("../"):
             return f"{text!r} leads outside the project root; the {what} must be inside the project", None
         absolute = self.root / relative if relative != "." else self.root
+        if _symlink_loop(absolute):
+            return f"{text!r} goes through a symlink loop; the {what} must be a directory", None
         if not inside(self.root, absolute):
             return (f"{text!r} goes through a symlink that leads outside the project root; "
                     f"the {what} must be inside the project"), None
@@ -340,6 +472,14 @@ class ProjectBuilder:
         return None, check_handler(module, display)
 
 
+def _symlink_loop(path: Path) -> bool:
+    try:
+        path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's "Symlink loop from …"
+        return True
+    return False
+
+
 def _autoscaling(node: Any) -> Autoscaling | None:
     if not isinstance(node, YMap) or not _is_int(node.get("max")):
         return None
@@ -355,6 +495,12 @@ def _autoscaling(node: Any) -> Autoscaling | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _seconds(value: Any) -> int | None:
+    """A ``timeout`` the schema accepted (``30s``, ``2m``, ``1h``) in seconds, else None."""
+    match = re.fullmatch(r"([0-9]{1,4})([smh])", value) if isinstance(value, str) else None
+    return int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]] if match else None
 
 
 def _is_int(value: Any) -> bool:
@@ -408,13 +554,13 @@ def _quantity(node: YMap, key: str) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     text = value if isinstance(value, str) else node.raw.get(key, str(value))
-    return text if _QUANTITY.match(text) else None
+    return text if names.QUANTITY.accepts(text) else None
 
 
 def _amount(quantity: str) -> Decimal | None:
     """The value of a quantity that matched ``_QUANTITY`` (``"500m"`` is 0.5, ``"1Ki"`` 1024);
     None when it is too extreme to compute."""
-    match = _QUANTITY.match(quantity)
+    match = _QUANTITY.fullmatch(quantity)
     assert match, quantity
     try:
         number = Decimal(match["number"])
@@ -423,3 +569,10 @@ def _amount(quantity: str) -> Decimal | None:
         return number * _SUFFIXES[match["suffix"] or ""]
     except (DecimalException, ValueError):
         return None
+
+
+def quantity_amount(text: str) -> Decimal | None:
+    """The value of a Kubernetes quantity (``"128Mi"`` → 134217728, ``"500m"`` → 0.5); None when
+    ``text`` is not a quantity or too extreme to compute. ``faasops up`` reads memory limits
+    with it."""
+    return _amount(text) if _QUANTITY.fullmatch(text) else None

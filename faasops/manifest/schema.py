@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # jsonschema is imported when a manifest has a problem to exp
     from jsonschema.exceptions import ValidationError
 
 from faasops.errors import Problem
+from faasops.names import shown as short
 from faasops.manifest.yaml_source import YMap, YSeq, format_path
 from faasops.model import Location
 
@@ -39,9 +41,39 @@ def _validator(root_file: bool) -> Draft202012Validator:
     # The schema's top level describes any faas.yaml (editors can't tell a root file from a split
     # one); the root file must also name the project, which $defs/rootManifest adds.
     schema["$ref"] = "#/$defs/rootManifest" if root_file else "#/$defs/manifest"
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(schema)
+    # JSON Schema counts 3.0 as an integer; YAML reads `replicas: 3.0` as a float, which
+    # Kubernetes' int32 fields refuse (and which once deployed 1 replica). Whole numbers only.
+    strict_integers = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _checker, value: _is_int(value))
+    return validators.extend(Draft202012Validator, type_checker=strict_integers)(schema)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _has_float(tree: Any) -> bool:
+    if isinstance(tree, float):
+        return True
+    if isinstance(tree, dict):
+        return any(_has_float(value) for value in tree.values())
+    if isinstance(tree, list):
+        return any(_has_float(value) for value in tree)
+    return False
+
+
+def _floats_as_decimals(tree: Any) -> Any:
+    """``tree`` with every float a :class:`~decimal.Decimal`: fastjsonschema, like JSON Schema,
+    takes the float 3.0 for an integer, but a Decimal only for a number — so 3.0 fails where a
+    whole number is expected and 0.5 still passes as a quantity."""
+    if isinstance(tree, float):
+        return Decimal(repr(tree))
+    if isinstance(tree, dict):
+        return {key: _floats_as_decimals(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [_floats_as_decimals(value) for value in tree]
+    return tree
 
 
 # Annotation keywords: next to a $ref they change nothing.
@@ -76,9 +108,11 @@ def _siblings_of_refs_in_all_of(node: Any) -> Any:
 
 
 def _quickly_valid(tree: Any, root_file: bool) -> bool:
+    if _has_float(tree):
+        tree = _floats_as_decimals(tree)
     try:
         _quick_check(root_file)(tree)
-    except fastjsonschema.JsonSchemaException:
+    except (fastjsonschema.JsonSchemaException, ArithmeticError):  # ArithmeticError: NaN compared
         return False
     return True
 
@@ -102,6 +136,17 @@ def _relevant(error: ValidationError) -> list[ValidationError]:
     alternative that fits best (best_match alone would keep just one of them)."""
     from jsonschema.exceptions import best_match
 
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        # When the value has the type of one alternative only (a mapping, where the choice is
+        # a mapping or null), that alternative's errors are the news: `max: 3.0` inside it.
+        depth = len(error.absolute_schema_path)
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(list(sub.absolute_schema_path)[depth], []).append(sub)
+        fitting = [subs for subs in branches.values()
+                   if not any(sub.validator == "type" and sub.absolute_path == error.absolute_path for sub in subs)]
+        if len(fitting) == 1 and len(branches) > 1:
+            return [leaf for sub in fitting[0] for leaf in _relevant(sub)]
     best = best_match([error])
     if best is error:
         return [error]
@@ -139,11 +184,6 @@ def describe(value: Any, raw: str | None = None) -> str:
     if isinstance(value, str):
         return f"the string {short(value)}"
     return f"a {type(value).__name__} ({raw})" if raw else f"a {type(value).__name__}"
-
-
-def short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 50 else text[:45] + "…" + text[-1]
 
 
 _TYPE_NAMES = {
@@ -243,6 +283,9 @@ def _type_message(expected: Any, value: Any, raw: str | None) -> str:
     kinds = expected if isinstance(expected, list) else [expected]
     wanted = " or ".join(_TYPE_NAMES.get(kind, str(kind)) for kind in kinds)
     message = f"expected {wanted}, got {describe(value, raw)}"
+    if "integer" in kinds and isinstance(value, float):
+        whole = f"write {int(value)} " if value.is_integer() and abs(value) < 1e18 else "write a whole number "
+        return message + f"; {whole}without a decimal point or exponent (YAML reads {raw or value} as a decimal number)"
     if "string" in kinds:
         if value is None and raw in (None, "", "~"):
             message += "; write \"\" for an empty string"

@@ -35,7 +35,7 @@ _MAP_TAGS = {None, "!", _YAML_TAG + "map"}
 _SEQ_TAGS = {None, "!", _YAML_TAG + "seq"}
 _SCALAR_TAGS = {_YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "timestamp", "binary")}
 _MERGE_TAG = _YAML_TAG + "merge"
-_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 class YMap(dict):
@@ -105,7 +105,7 @@ def format_path(path: Iterable[Any]) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _SIMPLE_KEY.match(part):
+        elif _SIMPLE_KEY.fullmatch(part):  # a full match: "a\n" is shown quoted, on one line
             out += f".{part}" if out else part
         else:
             out += f"[{json.dumps(part)}]"

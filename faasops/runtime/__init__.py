@@ -5,7 +5,7 @@
 HTTP at ``/<workspace>/<function>/…``.
 """
 
-from faasops.runtime.component import ComponentLoadError, ComponentRuntime, LoadedApp
+from faasops.runtime.component import CapacityExceeded, ComponentLoadError, ComponentRuntime, LoadedApp
 from faasops.runtime.messages import HttpRequest, HttpResponse
 
-__all__ = ["ComponentLoadError", "ComponentRuntime", "HttpRequest", "HttpResponse", "LoadedApp"]
+__all__ = ["CapacityExceeded", "ComponentLoadError", "ComponentRuntime", "HttpRequest", "HttpResponse", "LoadedApp"]

@@ -36,7 +36,11 @@ WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 HANDLER_INTERFACE = "wasi:http/incoming-handler@0.2"
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_CONCURRENCY = 32
-DEFAULT_MEMORY_LIMIT = 1 << 30
+DEFAULT_MEMORY_LIMIT = 256 << 20
+"""Linear memory one instance may grow to, unless its function sets ``resources.limits.memory``."""
+MAX_MEMORY_LIMIT = 4 << 30  # all a wasm32 memory can address; larger limits are capped to it
+DEFAULT_QUEUE_WAIT_S = 1.0
+"""How long a request waits for a free instance slot before it is refused as overloaded."""
 # Epoch ticks bound a request's run time; coarse ticks keep the ticker thread nearly free.
 EPOCH_TICK_S = 0.05
 # Part of the cache key: artifacts compiled with other engine settings don't deserialize.
@@ -57,6 +61,10 @@ _WARM_SLOTS = 8
 
 class ComponentLoadError(FaasopsError):
     """The file is not a component this runtime can serve."""
+
+
+class CapacityExceeded(Exception):
+    """Every instance slot stayed busy for the whole queue wait; the request did not run."""
 
 
 def _engine(max_instances: int, memory_limit: int) -> wasmtime.Engine:
@@ -111,12 +119,18 @@ class ComponentRuntime:
 
     def __init__(self, cache_dir: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-                 memory_limit: int = DEFAULT_MEMORY_LIMIT):
-        """``timeout_s`` bounds each request; at most ``max_concurrency`` requests run at once
-        (more wait their turn); a guest's linear memory may grow to ``memory_limit`` bytes."""
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT,
+                 queue_wait_s: float = DEFAULT_QUEUE_WAIT_S):
+        """``timeout_s`` bounds each request and ``memory_limit`` (bytes) each instance's linear
+        memory, unless :meth:`load` sets others for an app; at most ``max_concurrency``
+        requests run at once, a request waits up to ``queue_wait_s`` for a slot, then
+        :meth:`LoadedApp.handle` raises :class:`CapacityExceeded`."""
         self.cache_dir = Path(cache_dir)
         self.timeout_s = timeout_s
-        self.engine = _engine(max_concurrency, memory_limit)
+        self.memory_limit = min(memory_limit, MAX_MEMORY_LIMIT)
+        self.queue_wait_s = queue_wait_s
+        # The pool's per-memory cap is the wasm32 maximum; each Store gets its app's own limit.
+        self.engine = _engine(max_concurrency, MAX_MEMORY_LIMIT)
         # The instance pool has max_concurrency slots; beyond that, instantiation would fail.
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self.compile_count = 0
@@ -134,13 +148,15 @@ class ComponentRuntime:
 
     def load(self, wasm_path: Path, *, variables: Mapping[str, str] | None = None,
              env: Mapping[str, str] | None = None,
-             kv_path: Path | None = None, kv_namespace: str = "") -> "LoadedApp":
+             kv_path: Path | None = None, kv_namespace: str = "",
+             timeout_s: float | None = None, memory_limit: int | None = None) -> "LoadedApp":
         """Prepare ``wasm_path`` for serving.
 
         ``variables`` are the app's Spin variables; ``env`` the component's environment
         variables (what Spin takes from the locked app's component ``environment``); ``kv_path`` is the SQLite file backing the
         ``default`` key-value store (none: the store is denied, as in Spin without a store), and
         ``kv_namespace`` keeps this app's keys apart from other apps' in that file.
+        ``timeout_s`` and ``memory_limit`` (bytes) override the runtime's limits for this app.
         """
         wasm = Path(wasm_path).read_bytes()
         digest = hashlib.sha256(wasm).hexdigest()
@@ -152,8 +168,11 @@ class ComponentRuntime:
                 compiled = self._prepare(component, wasm_path)
                 self._compiled[digest] = compiled
         kv = KeyValueDatabase(kv_path, kv_namespace) if kv_path is not None else None
-        return LoadedApp(self, compiled, Path(wasm_path), digest, from_cache,
-                         dict(variables or {}), kv, sorted((env or {}).items()))
+        app = LoadedApp(self, compiled, Path(wasm_path), digest, from_cache,
+                        dict(variables or {}), kv, sorted((env or {}).items()))
+        app.timeout_s = timeout_s or self.timeout_s
+        app.memory_limit = min(memory_limit or self.memory_limit, MAX_MEMORY_LIMIT)
+        return app
 
     def cache_path(self, digest: str) -> Path:
         """Where the compiled artifact of the wasm with sha256 ``digest`` is cached."""
@@ -214,22 +233,34 @@ class LoadedApp:
         self._variables = variables
         self._key_value = key_value
         self._environment = environment or []
+        self.timeout_s = runtime.timeout_s
+        """Wall-clock limit of one request, in seconds."""
+        self.memory_limit = runtime.memory_limit
+        """Bytes one instance's linear memory may grow to."""
 
     def handle(self, request: HttpRequest) -> HttpResponse:
-        """Run ``request`` through a fresh instance of the component and return its response."""
+        """Run ``request`` through a fresh instance of the component and return its response.
+
+        Raises :class:`CapacityExceeded` when no instance slot frees up within the runtime's
+        queue wait. A guest that runs out of time or memory gets a 500 naming the limit."""
         runtime = self._runtime
         compiled = self._compiled
+        timeout_s = self.timeout_s
         trap: str | None = None
         started = time.perf_counter()
         cpu_started = time.thread_time()
-        runtime._slots.acquire()
+        if not runtime._slots.acquire(timeout=runtime.queue_wait_s):
+            raise CapacityExceeded(
+                f"all instance slots stayed busy for {runtime.queue_wait_s:g} s")
         state = RequestState(variables=self._variables, environment=self._environment,
                              key_value=self._key_value,
-                             deadline=time.monotonic() + runtime.timeout_s)
+                             deadline=time.monotonic() + timeout_s)
         set_current_request(state)
         store = wasmtime.Store(runtime.engine)
         try:
-            store.set_epoch_deadline(math.ceil(runtime.timeout_s / EPOCH_TICK_S) + 1)
+            # A failed memory.grow is the guest's MemoryError: the host stays within its budget.
+            store.set_limits(memory_size=self.memory_limit)
+            store.set_epoch_deadline(math.ceil(timeout_s / EPOCH_TICK_S) + 1)
             instance = compiled.linker.instantiate(store, compiled.component)
             handle = instance.get_func(store, compiled.handle_index)
             assert handle is not None
@@ -245,7 +276,7 @@ class LoadedApp:
             set_current_request(None)
             store.close()
             runtime._slots.release()
-        return _response(state, trap, runtime.timeout_s,
+        return _response(state, trap, timeout_s, self.memory_limit,
                          time.perf_counter() - started, time.thread_time() - cpu_started)
 
 
@@ -279,20 +310,40 @@ def incoming_request(request: HttpRequest) -> IncomingRequest:
 _TRACEBACK = "Traceback (most recent call last):"
 
 
-def _response(state: RequestState, trap: str | None, timeout_s: float, duration: float,
-              cpu: float) -> HttpResponse:
+def format_bytes(size: int) -> str:
+    """``268435456`` → ``256 MiB`` (exact binary units where they fit)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
+
+
+def _out_of_memory(trap: str | None, stderr: str) -> bool:
+    """Whether a failed request ran out of linear memory: CPython turns a refused
+    ``memory.grow`` into MemoryError, or aborts with "out of memory" when it can't even raise."""
+    text = (trap or "") + stderr
+    return "MemoryError" in stderr or "out of memory" in text.lower()
+
+
+def _response(state: RequestState, trap: str | None, timeout_s: float, memory_limit: int,
+              duration: float, cpu: float) -> HttpResponse:
     stdout = state.stdout.decode("utf-8", "replace")
     stderr = state.stderr.decode("utf-8", "replace")
 
-    def failed(reason: str, error: str) -> HttpResponse:
+    def failed(reason: str, error: str, limit: bool = False) -> HttpResponse:
         return HttpResponse(500, [("content-type", "text/plain; charset=utf-8")],
-                            (reason + "\n").encode("utf-8"), stdout, stderr, duration, cpu, error)
+                            (reason + "\n").encode("utf-8"), stdout, stderr, duration, cpu, error,
+                            reason if limit else None)
 
+    memory_reason = f"request exceeded the memory limit of {format_bytes(memory_limit)}"
     if trap is not None:
         if state.failure is not None:
             reason = state.failure
         elif "interrupt" in trap:
             reason = f"request exceeded the time limit of {timeout_s:g} s"
+            return failed(reason, f"{reason}\n{trap}", limit=True)
+        elif _out_of_memory(trap, stderr):
+            return failed(memory_reason, f"{memory_reason}\n{trap}", limit=True)
         else:
             reason = "guest crashed: " + trap.strip().splitlines()[0]
         return failed(reason, trap)
@@ -306,4 +357,6 @@ def _response(state: RequestState, trap: str | None, timeout_s: float, duration:
     if response.status >= 500 and _TRACEBACK in stderr:
         # The SDK catches the handler's exception, prints it and answers 500.
         error = stderr[stderr.rindex(_TRACEBACK):]
+        if _out_of_memory(None, error):
+            return failed(memory_reason, f"{memory_reason}\n{error}", limit=True)
     return HttpResponse(response.status, headers, body, stdout, stderr, duration, cpu, error)

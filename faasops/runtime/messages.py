@@ -40,6 +40,8 @@ class HttpResponse:
     duration_s: float = 0.0
     cpu_s: float = 0.0
     error: str | None = None
+    limit_exceeded: str | None = None
+    """Set when a runtime limit (time, memory) stopped the guest: says which, with its value."""
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""

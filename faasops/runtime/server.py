@@ -2,20 +2,30 @@
 
 The app is resolved on every request, so a caller can swap an app (new deploy) at any time:
 in-flight requests finish on the app they started with, the next ones get the new one.
+
+What a client or a guest can make it spend is bounded (:class:`ServerLimits`): request bodies
+by size, each function by a number of concurrent instances (a hot function is refused with 503
+instead of starving the others), idle connections by time. Request framing that could be read
+two ways (the request smuggling class) is refused with 400, and a guest's response head that
+could split the response (CR/LF in a header) with 500.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import unquote
 
-from faasops.runtime.component import LoadedApp
+from faasops.runtime.component import CapacityExceeded, LoadedApp, format_bytes
+from faasops.runtime.http_syntax import response_head_problem
 from faasops.runtime.messages import HttpRequest, HttpResponse, InvocationRecord
 
 log = logging.getLogger(__name__)
@@ -25,6 +35,65 @@ Resolver = Callable[[str, str], "LoadedApp | None"]
 # Connection-level headers are the server's business, not the function's.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                          "upgrade", "proxy-connection", "te", "trailer"})
+
+
+DEFAULT_MAX_BODY_SIZE = 10 << 20
+DEFAULT_FUNCTION_CONCURRENCY = 8
+DEFAULT_QUEUE_WAIT_S = 1.0
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+RETRY_AFTER_S = 1
+# A chunk-size line is hex digits, then optional ";extensions"; 16 hex digits already exceed
+# any body we accept, so longer sizes are malformed rather than merely too large.
+_CHUNK_SIZE = re.compile(r"[0-9A-Fa-f]{1,16}")
+_MAX_LINE = 8192
+_MAX_TRAILER_LINES = 64
+# After refusing a body we did not read, keep reading (and discarding) it for a moment, so the
+# client gets to read the answer instead of a connection reset.
+_LINGER_S = 2.0
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client or one function may make the server spend."""
+
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    """Largest request body in bytes; a larger one is answered 413 without being stored."""
+    function_concurrency: int = DEFAULT_FUNCTION_CONCURRENCY
+    """Requests of one function that run at once; more wait up to ``queue_wait_s``, then 503."""
+    queue_wait_s: float = DEFAULT_QUEUE_WAIT_S
+    """How long a request may wait for its function's slot before it is answered 503."""
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    """A connection that sends nothing for this long (mid-request or between requests) is closed."""
+
+
+class RequestRejected(Exception):
+    """The request can't be served as framed; answer ``status`` and close the connection."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class FunctionSlots:
+    """A bounded number of concurrent requests per function, shared by all its versions."""
+
+    def __init__(self, per_function: int, wait_s: float):
+        self.per_function = per_function
+        self.wait_s = wait_s
+        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, address: str) -> Iterator[bool]:
+        """Yield True holding one of ``address``'s slots, or False if none freed up in time."""
+        with self._lock:
+            semaphore = self._semaphores.setdefault(address, threading.BoundedSemaphore(self.per_function))
+        acquired = semaphore.acquire(timeout=self.wait_s)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                semaphore.release()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -44,9 +113,12 @@ class RuntimeServer:
     """
 
     def __init__(self, host: str, port: int, resolve: Resolver,
-                 on_invocation: Callable[[InvocationRecord], None] | None = None):
+                 on_invocation: Callable[[InvocationRecord], None] | None = None,
+                 limits: ServerLimits = ServerLimits()):
         self.resolve = resolve
         self.on_invocation = on_invocation
+        self.limits = limits
+        self.slots = FunctionSlots(limits.function_concurrency, limits.queue_wait_s)
         self._httpd = _HTTPServer((host, port), _handler_class(self))
         self._thread: threading.Thread | None = None
 
@@ -99,15 +171,32 @@ class RuntimeServer:
             log.exception("on_invocation callback failed")
 
 
-def _json_response(status: int, message: str) -> HttpResponse:
+def _json_response(status: int, message: str,
+                   headers: tuple[tuple[str, str], ...] = ()) -> HttpResponse:
     body = json.dumps({"error": message}).encode("utf-8")
-    return HttpResponse(status, [("content-type", "application/json")], body, error=message)
+    return HttpResponse(status, [("content-type", "application/json"), *headers], body, error=message)
+
+
+def _content_length(values: list[str]) -> int | None:
+    """The one length that every Content-Length header (and list element) states, or None if
+    there is none; RequestRejected when they disagree or one is not a plain decimal number."""
+    lengths = {item.strip() for value in values for item in value.split(",")}
+    if not lengths:
+        return None
+    if len(lengths) > 1:
+        raise RequestRejected(400, "conflicting Content-Length headers")
+    (text,) = lengths
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise RequestRejected(400, f"malformed Content-Length {text[:40]!r}")
+    return int(text)
 
 
 def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: a benchmark or proxy reuses connections
         server_version = "faasops-runtime"
+
+        timeout = server.limits.idle_timeout_s  # socket timeout: no thread waits forever on a client
 
         def setup(self) -> None:
             super().setup()
@@ -121,9 +210,13 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
             segments = target.split("?", 1)[0].split("/")
             try:
                 body = self._read_body()
-            except ValueError:
-                self.close_connection = True  # the framing is unknown: don't read further
-                self._send(_json_response(400, "malformed request body framing"))
+            except RequestRejected as exc:
+                # The body's end is unknown (or was not read): the connection can't carry more.
+                self.close_connection = True
+                log.warning("refused %s %s from %s: %s", self.command, target[:200],
+                            self.client_address[0], exc)
+                self._send(_json_response(exc.status, str(exc)))
+                self._linger()
                 return
             if len(segments) < 3 or not segments[1] or not segments[2]:
                 self._send(_json_response(404, "expected a path /<workspace>/<function>/…"))
@@ -138,7 +231,13 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
                 if app is None:
                     response = _json_response(404, f"no function {workspace}/{function}")
                 else:
-                    response = self._invoke(app, workspace, function, target, body)
+                    with server.slots.slot(f"{workspace}/{function}") as acquired:
+                        if acquired:
+                            response = self._invoke(app, workspace, function, target, body)
+                        else:
+                            response = _overloaded(
+                                f"{workspace}/{function} already runs {server.slots.per_function} "
+                                f"requests (the per-function concurrency limit)")
             server._record(InvocationRecord(
                 started, workspace, function, self.command, target, response.status,
                 response.duration_s, response.cpu_s, response.stdout, response.stderr,
@@ -152,24 +251,97 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
                 base_path=f"/{workspace}/{function}", client_addr=f"{self.client_address[0]}:"
                                                                   f"{self.client_address[1]}")
             try:
-                return app.handle(request)
+                response = app.handle(request)
+            except CapacityExceeded as exc:
+                return _overloaded(f"the server runs as many requests as it can ({exc})")
             except Exception as exc:  # a runtime bug: answer, keep serving
                 log.exception("running %s/%s failed", workspace, function)
                 return _json_response(500, f"runtime error: {exc!r}")
+            problem = response_head_problem(response.status, response.headers)
+            if problem is not None:
+                message = f"refused the response of {workspace}/{function}: {problem}"
+                log.error("%s", message)
+                return HttpResponse(500, [("content-type", "application/json")],
+                                    json.dumps({"error": message}).encode("utf-8"),
+                                    response.stdout, response.stderr, response.duration_s,
+                                    response.cpu_s, message)
+            if response.limit_exceeded:
+                log.error("%s/%s answered 500: %s", workspace, function, response.limit_exceeded)
+            return response
+
+        def handle_expect_100(self) -> bool:
+            # Refuse a too-large body before the client sends it (curl asks first above 1 MB).
+            try:
+                length = _content_length(self.headers.get_all("content-length", []))
+            except RequestRejected:
+                length = None  # _serve answers the malformed header
+            if length is not None and length > server.limits.max_body_size:
+                self.close_connection = True
+                self._send(_json_response(413, f"request body of {length} bytes exceeds the limit "
+                                               f"of {format_bytes(server.limits.max_body_size)}"))
+                return False
+            return super().handle_expect_100()
 
         def _read_body(self) -> bytes:
-            if "chunked" in self.headers.get("transfer-encoding", "").lower():
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline().strip():  # trailers
-                            pass
-                        return b"".join(chunks)
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-            length = int(self.headers.get("content-length") or 0)
-            return self.rfile.read(length) if length else b""
+            """The request body within the size limit; RequestRejected for ambiguous or
+            malformed framing (400) and bodies over the limit (413)."""
+            limit = server.limits.max_body_size
+            codings = [c.strip().lower() for v in self.headers.get_all("transfer-encoding", [])
+                       for c in v.split(",") if c.strip()]
+            length = _content_length(self.headers.get_all("content-length", []))
+            if codings:
+                if length is not None:
+                    raise RequestRejected(400, "both Content-Length and Transfer-Encoding")
+                if codings != ["chunked"]:
+                    raise RequestRejected(400, f"unsupported Transfer-Encoding {', '.join(codings)!r}")
+                return self._read_chunked(limit)
+            if length is None or length == 0:
+                return b""
+            if length > limit:
+                raise RequestRejected(413, f"request body of {length} bytes exceeds the limit of "
+                                           f"{format_bytes(limit)}")
+            body = self.rfile.read(length)
+            if len(body) != length:
+                raise RequestRejected(400, "request body shorter than its Content-Length")
+            return body
+
+        def _read_chunked(self, limit: int) -> bytes:
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                line = self.rfile.readline(_MAX_LINE + 1)
+                size_text = line.split(b";", 1)[0].strip(b" \t\r\n").decode("ascii", "replace")
+                if len(line) > _MAX_LINE or not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(size_text):
+                    raise RequestRejected(400, "malformed chunk size")
+                size = int(size_text, 16)
+                if size == 0:
+                    break
+                total += size
+                if total > limit:
+                    raise RequestRejected(413, f"request body exceeds the limit of {format_bytes(limit)}")
+                chunk = self.rfile.read(size)
+                if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise RequestRejected(400, "malformed chunk (shorter than its size or not CRLF-terminated)")
+                chunks.append(chunk)
+            for _ in range(_MAX_TRAILER_LINES):
+                line = self.rfile.readline(_MAX_LINE + 1)
+                if len(line) > _MAX_LINE or not line.endswith(b"\n"):
+                    raise RequestRejected(400, "malformed chunked trailer")
+                if not line.strip():
+                    return b"".join(chunks)
+            raise RequestRejected(400, "too many chunked trailer lines")
+
+        def _linger(self) -> None:
+            """Half-close, then discard what the client still sends for a moment (see _LINGER_S)."""
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(0.5)
+                until = time.monotonic() + _LINGER_S
+                while time.monotonic() < until and self.connection.recv(1 << 16):
+                    pass
+            except OSError:
+                pass
 
         def _send(self, response: HttpResponse) -> None:
             self.send_response(response.status)
@@ -188,3 +360,8 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
     return Handler
+
+
+def _overloaded(message: str) -> HttpResponse:
+    log.warning("answered 503: %s", message)
+    return _json_response(503, message, (("retry-after", str(RETRY_AFTER_S)),))

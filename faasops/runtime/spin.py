@@ -138,7 +138,7 @@ def _store_keys(state: RequestState, store: KeyValueStore) -> WitResult:
 
 @HOST_API.func(VARIABLES, "get")
 def _variable_get(state: RequestState, name: str) -> WitResult:
-    if not _VARIABLE_NAME.match(name):
+    if not _VARIABLE_NAME.fullmatch(name):  # fullmatch: `$` lets "x\n" through
         return ("err", ("invalid-name", f"invalid variable name {name!r}: use lower-case "
                                         "letters, digits and underscores, starting with a letter"))
     value = state.variables.get(name)

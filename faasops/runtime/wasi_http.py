@@ -6,15 +6,15 @@ Outgoing requests can be built (so a guest fails exactly where it *sends*), but
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from faasops.runtime.host import HOST_API, HostTrap, RequestState, Resource, WitResult
+from faasops.runtime.http_syntax import is_field_value, is_token
 from faasops.runtime.wasi import InputStream, IoError, OK, OutputStream, Pollable
 
 TYPES = "wasi:http/types@0.2"
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # wasmtime-wasi-http refuses these in guest-built fields as well.
 _FORBIDDEN = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
                         "upgrade", "host", "http2-settings"})
@@ -35,10 +35,11 @@ class Fields(Resource):
         self.entries = entries if entries is not None else []
         self.immutable = immutable
 
-    def _check(self, name: str) -> Any:
+    def _check(self, name: str, values: Sequence[bytes] = ()) -> Any:
         if self.immutable:
             return ("err", "immutable")
-        if not name or not set(name) <= _TOKEN:
+        # As wasmtime-wasi-http: a value with CR/LF/NUL could split the response head.
+        if not is_token(name) or not all(is_field_value(v) for v in values):
             return ("err", "invalid-syntax")
         if name.lower() in _FORBIDDEN:
             return ("err", "forbidden")
@@ -122,8 +123,8 @@ def _fields_new(state: RequestState) -> Fields:
 @HOST_API.func(TYPES, "[static]fields.from-list")
 def _fields_from_list(state: RequestState, entries: list[tuple[str, bytes]]) -> WitResult:
     fields = Fields()
-    for name, _value in entries:
-        problem = fields._check(name)
+    for name, value in entries:
+        problem = fields._check(name, [value])
         if problem:
             return problem
     fields.entries = [(name.lower(), value) for name, value in entries]
@@ -144,7 +145,7 @@ def _fields_has(state: RequestState, fields: Fields, name: str) -> bool:
 
 @HOST_API.func(TYPES, "[method]fields.set")
 def _fields_set(state: RequestState, fields: Fields, name: str, values: list[bytes]) -> WitResult:
-    problem = fields._check(name)
+    problem = fields._check(name, values)
     if problem:
         return problem
     key = name.lower()
@@ -164,7 +165,7 @@ def _fields_delete(state: RequestState, fields: Fields, name: str) -> WitResult:
 
 @HOST_API.func(TYPES, "[method]fields.append")
 def _fields_append(state: RequestState, fields: Fields, name: str, value: bytes) -> WitResult:
-    problem = fields._check(name)
+    problem = fields._check(name, [value])
     if problem:
         return problem
     fields.entries.append((name.lower(), value))

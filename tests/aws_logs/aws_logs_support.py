@@ -17,6 +17,7 @@ from cli_support import Result, copy_example, run_faasops
 
 from faasops.testing.availability import unavailable
 from faasops.testing.moto import MotoServer, MotoServerNotFound
+from faasops.testing.process import as_foreground_job, terminate
 
 TABLE = "faasops-logs"
 WS = "storefront"
@@ -51,13 +52,19 @@ def run_logs(project: Path, *args: str) -> Result:
 
 
 class CliFollower:
-    """``faasops logs … --follow`` running in a subprocess, its stdout read line by line."""
+    """``faasops logs … --follow`` running in a subprocess, its stdout read line by line.
+
+    Every follower still running after a test is stopped by the ``stop_followers`` fixture."""
+
+    running: list["CliFollower"] = []
 
     def __init__(self, project: Path, *args: str):
+        CliFollower.running.append(self)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "faasops.cli", "-C", str(project), "-e", "local", "logs", *args, "--follow"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=as_foreground_job,  # stop() presses Ctrl-C, even under `nohup pytest &`
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -105,3 +112,9 @@ class CliFollower:
                 break
             self.lines.append(line)
         return self.proc.returncode, list(self.lines), err
+
+
+def stop_followers() -> None:
+    """Terminate every follower a test left running (its assertions failed before stop())."""
+    while CliFollower.running:
+        terminate(CliFollower.running.pop().proc)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aws_logs_support import TABLE, start_moto_server
+from aws_logs_support import TABLE, start_moto_server, stop_followers
 from faasops.plugins.aws_logs import table_definition
 
 from faasops.testing.loki import LokiDouble
@@ -27,6 +27,12 @@ def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer
     use_fake_aws(monkeypatch)
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture(autouse=True)
+def no_follower_outlives_its_test() -> Iterator[None]:
+    yield
+    stop_followers()
 
 
 @pytest.fixture()

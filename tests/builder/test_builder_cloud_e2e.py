@@ -168,7 +168,8 @@ def test_deploy_endpoint_applies_the_spinapp_with_function_id_autoscaling_and_sp
         "project": "shop",
         "workspace": {"name": "payments", "labels": {"team": "pay"}},
         "function": function_spec("payments", "refund", spot=True,
-                                   autoscaling={"type": "hpa", "min": 1, "max": 4, "cpu": 60}),
+                                   autoscaling={"type": "hpa", "min": 1, "max": 4, "cpu": 60},
+                                   resources={"requests": {"cpu": "100m"}}),
         "image": f"{cloud.registry.host}/faasops/shop/payments/refund@sha256:" + "b" * 64,
     }
     accepted = cloud_builder.request("POST", "/api/v1/deploy", json_body=request)

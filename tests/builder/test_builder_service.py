@@ -183,7 +183,8 @@ def test_scaffold_and_deploy_render_function_id_autoscaling_and_spot(local_build
         "project": "shop",
         "workspace": {"name": "storefront", "namespace": "shop-front"},
         "function": function_spec("storefront", "checkout", spot=True,
-                                  autoscaling={"type": "hpa", "min": 1, "max": 5, "cpu": 70}),
+                                  autoscaling={"type": "hpa", "min": 1, "max": 5, "cpu": 70},
+                                  resources={"requests": {"cpu": "100m"}}),
         "image": "registry.example/faasops/shop/storefront/checkout@sha256:" + "a" * 64,
     }
     rendered = local_builder.request("POST", "/api/v1/scaffold", json_body=request)

@@ -34,6 +34,7 @@ def autoscaled(make_project: Callable[..., Project], autoscaling: dict | None) -
     function = {"name": "hello", "source": "functions/hello"}
     if autoscaling is not None:
         function["autoscaling"] = autoscaling
+        function["resources"] = {"requests": {"cpu": "100m"}}  # a cpu target needs a cpu request
     return make_project([{"name": "demo", "functions": [function]}])
 
 
@@ -188,7 +189,7 @@ def test_a_kubectl_patch_is_drift_that_force_conflicts_takes_back(
 
 
 @pytest.mark.parametrize("autoscaling", [None, {"type": "hpa", "min": 1, "max": 3, "cpu": 80},
-                                         {"type": "keda", "min": 0, "max": 3, "cpu": 60}],
+                                         {"type": "keda", "min": 1, "max": 3, "cpu": 60}],
                          ids=["replicas", "hpa", "keda"])
 def test_deploy_answers_the_objects_as_observe_then_finds_them(
         make_project: Callable[..., Project], deployer: KubernetesDeployer, kubectl: KubectlRunner,
@@ -293,7 +294,7 @@ def test_replicas_an_autoscaler_writes_on_the_spinapp_are_not_drift(
 def test_switching_from_hpa_to_keda_deletes_the_hpa(
         make_project: Callable[..., Project], deployer: KubernetesDeployer, kubectl: KubectlRunner) -> None:
     deployed(autoscaled(make_project, {"type": "hpa", "min": 1, "max": 3, "cpu": 80}), deployer)
-    project = autoscaled(make_project, {"type": "keda", "min": 0, "max": 3, "cpu": 60})
+    project = autoscaled(make_project, {"type": "keda", "min": 1, "max": 3, "cpu": 60})
 
     manifests = deployed(project, deployer)
 
@@ -341,8 +342,8 @@ def test_undeploy_removes_the_spinapp_and_its_autoscalers_only(
     project = make_project("""\
         - name: demo
           functions:
-            - {name: hello, source: functions/hello, autoscaling: {type: hpa, min: 1, max: 3, cpu: 80}}
-            - {name: other, source: functions/hello, autoscaling: {type: keda, min: 1, max: 3, cpu: 80}}
+            - {name: hello, source: functions/hello, autoscaling: {type: hpa, min: 1, max: 3, cpu: 80}, resources: {requests: {cpu: 100m}}}
+            - {name: other, source: functions/hello, autoscaling: {type: keda, min: 1, max: 3, cpu: 80}, resources: {requests: {cpu: 100m}}}
         """)
     deployed(project, deployer)
 
@@ -386,7 +387,8 @@ def test_observe_counts_one_list_per_namespace_and_kind_whatever_the_number_of_f
         return make_project([
             {"name": f"ws{n}", "functions": [
                 {"name": f"fn{i}", "source": "functions/hello",
-                 **({"autoscaling": {"type": "hpa", "max": 3, "cpu": 80}} if i % 2 else {})}
+                 **({"autoscaling": {"type": "hpa", "max": 3, "cpu": 80},
+                     "resources": {"requests": {"cpu": "100m"}}} if i % 2 else {})}
                 for i in range(functions_per_namespace)]}
             for n in range(3)
         ])
@@ -466,7 +468,7 @@ def test_wait_counts_ready_replicas_against_the_desired_count(
 def test_wait_accepts_an_autoscaled_spinapp_held_at_zero_replicas_once_available(
         make_project: Callable[..., Project], make_deployer: Callable[..., KubernetesDeployer],
         kube: KubeEmulator) -> None:
-    project = autoscaled(make_project, {"type": "keda", "min": 0, "max": 3, "cpu": 80})
+    project = autoscaled(make_project, {"type": "keda", "min": 1, "max": 3, "cpu": 80})
     deployed(project, make_deployer())
     kube.mark_spinapp_ready("demo", "hello", ready_replicas=0)  # Available=True, scaled to zero
 

@@ -186,7 +186,7 @@ def test_a_cluster_without_keda_says_to_install_it(
         make_project: Callable[..., Project], deployer: KubernetesDeployer, kubectl: KubectlRunner) -> None:
     project = make_project("""\
         - name: demo
-          functions: [{name: hello, source: functions/hello, autoscaling: {type: keda, max: 3, cpu: 80}}]
+          functions: [{name: hello, source: functions/hello, autoscaling: {type: keda, max: 3, cpu: 80}, resources: {requests: {cpu: 100m}}}]
         """)
     kubectl("delete", "crd", "scaledobjects.keda.sh")
     deployer.ensure_workspace(project, project.workspaces[0])

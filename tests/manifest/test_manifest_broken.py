@@ -2,7 +2,8 @@
 writes nothing.
 
 Each ``broken/<case>/`` is a tiny project; ``expected.txt`` holds one line that the error must
-contain (the first one, as the problems sort). To add a case, make the directory and its
+contain (the first one, as the problems sort), and an optional ``environment.txt`` the environment
+to load it with (``-e``, for a problem in an overlay). To add a case, make the directory and its
 ``expected.txt``; the test picks it up.
 """
 
@@ -38,6 +39,12 @@ def snapshot(root: Path) -> dict[str, str]:
     return entries
 
 
+def environment(root: Path) -> str | None:
+    """The case's ``-e`` environment, if it has one."""
+    path = root / "environment.txt"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
 def test_corpus_covers_at_least_24_cases():
     assert len(CASES) >= 24
     assert all((BROKEN / case / "expected.txt").is_file() for case in CASES)
@@ -50,7 +57,7 @@ def test_broken_project_is_rejected_with_a_located_message(case: str):
     before = snapshot(root), snapshot(OUTSIDE)
 
     with pytest.raises(ManifestError) as caught:
-        load_project(root)
+        load_project(root, environment(root))
 
     lines = str(caught.value).splitlines()
     assert expected in lines, "\n".join(lines)
@@ -70,7 +77,8 @@ def test_every_broken_project_fails_the_real_cli_with_located_messages_and_write
         root = BROKEN / case
         expected = (root / "expected.txt").read_text(encoding="utf-8").strip()
         before = snapshot(root), snapshot(OUTSIDE)
-        result = subprocess.run([sys.executable, "-m", "faasops.cli", "-C", str(root), *command],
+        selected = ("-e", environment(root)) if environment(root) else ()
+        result = subprocess.run([sys.executable, "-m", "faasops.cli", "-C", str(root), *selected, *command],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 1, (case, result.stdout, result.stderr)
         assert f"  {expected}" in result.stderr.splitlines(), (case, result.stderr)

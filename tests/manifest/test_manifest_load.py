@@ -480,7 +480,7 @@ def test_problems_in_several_files_are_reported_together_and_sorted(make_project
         "b-team/faas.yaml:2:11 workspaces[0].name: workspace 'demo' is already declared at faas.yaml:4:11; workspace names are unique across all manifest files",
         'b-team/faas.yaml:3:20 workspaces[0].labels.team: expected a string, got the number 7; quote it: "7"',
         "faas.yaml:2:10 project: 'Demo' is not a valid name: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label such as 'hello-world')",
-        "faas.yaml:6:45 workspaces[0].functions[0].replicas: must be at least 0 (got -1)",
+        "faas.yaml:6:45 workspaces[0].functions[0].replicas: must be at least 1 (got -1)",
         "fn/app.py:1:1: class IncomingHandler has no base class; it must inherit from spin_sdk's http.IncomingHandler: write `class IncomingHandler(http.IncomingHandler):` after `from spin_sdk import http`",
     ]
 
@@ -489,7 +489,7 @@ def test_a_problem_in_defaults_is_reported_once_not_per_function(make_project):
     root = make_project({
         MANIFEST_NAME: demo_manifest(
             "- {name: a, source: fn}\n- {name: b, source: fn}\n",
-            defaults="autoscaling: {min: 5, max: 2, cpu: 50}\n",
+            defaults="autoscaling: {min: 5, max: 2, cpu: 50}\nresources: {requests: {cpu: 100m}}\n",
         ),
         "fn/app.py": HANDLER,
     })
@@ -500,13 +500,25 @@ def test_a_problem_in_defaults_is_reported_once_not_per_function(make_project):
     assert str(caught.value) == "faas.yaml:4:30 defaults.autoscaling.max: max (2) must be at least min (5)"
 
 
-def test_keda_may_scale_to_zero(make_project):
+def test_keda_scales_on_memory_with_a_memory_request(make_project):
     root = make_project({
-        MANIFEST_NAME: demo_manifest("- {name: a, source: fn, autoscaling: {type: keda, min: 0, max: 3, memory: 75}}\n"),
+        MANIFEST_NAME: demo_manifest("- {name: a, source: fn, autoscaling: {type: keda, min: 1, max: 3, memory: 75},\n"
+                                     "   resources: {requests: {memory: 64Mi}}}\n"),
         "fn/app.py": HANDLER,
     })
 
-    assert load_project(root).functions()[0].autoscaling == Autoscaling("keda", 0, 3, None, 75)
+    assert load_project(root).functions()[0].autoscaling == Autoscaling("keda", 1, 3, None, 75)
+
+
+def test_keda_can_not_scale_to_zero_on_cpu_or_memory_triggers(make_project):
+    root = make_project({
+        MANIFEST_NAME: demo_manifest("- {name: a, source: fn, autoscaling: {type: keda, min: 0, max: 3, memory: 75},\n"
+                                     "   resources: {requests: {memory: 64Mi}}}\n"),
+        "fn/app.py": HANDLER,
+    })
+
+    with pytest.raises(ManifestError, match="min must be at least 1: KEDA cannot scale to zero on cpu/memory triggers"):
+        load_project(root)
 
 
 def test_yaml_anchors_aliases_and_merge_keys_work(make_project):

@@ -71,7 +71,7 @@ def test_the_design_example_validates():
                 "source": "functions/hello",
                 "secrets": [{"name": "TOKEN", "secretsManager": {"id": "arn:aws:secretsmanager:x", "key": "token"}}],
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": 1, "memory": "1e3"}},
-                "autoscaling": {"type": "keda", "min": 0, "max": 10, "cpu": 70},
+                "autoscaling": {"type": "keda", "min": 1, "max": 10, "cpu": 70},
             }],
         }],
     }

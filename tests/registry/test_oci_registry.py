@@ -49,6 +49,12 @@ def token_registry() -> Iterator[OciRegistry]:
     server.stop()
 
 
+def realm_host(registry: OciRegistry) -> str:
+    """The test token service runs on another port: the provider must be told to trust it."""
+    assert registry.token_service is not None
+    return registry.token_service.url.removeprefix("http://")
+
+
 def test_registry_types_are_advertised(plugin_manager):
     types = dict(provider_types(plugin_manager)["registry"])
     assert types["oci"] == "any OCI distribution registry (basic/bearer auth)"
@@ -124,7 +130,8 @@ def test_bearer_token_flow_push_repush_and_mount(
     make_provider, hello_build: BuildResult, token_registry: OciRegistry, password: str
 ):
     hello, twin = make_function("hello"), make_function("twin")
-    options = {"registry_url": token_registry.url, "username": USER, "password_env": PASSWORD_ENV}
+    options = {"registry_url": token_registry.url, "username": USER, "password_env": PASSWORD_ENV,
+               "token_realm_hosts": [realm_host(token_registry)]}
     provider = make_provider("oci", (hello, twin), **options)
 
     first = provider.push(hello, hello_build, CREATED)
@@ -153,7 +160,8 @@ def test_bearer_flow_with_a_wrong_password_names_the_token_service(
     token_registry.set_password(USER, "a-different-one")
     hello = make_function()
     provider = make_provider(
-        "oci", (hello,), registry_url=token_registry.url, username=USER, password_env=PASSWORD_ENV
+        "oci", (hello,), registry_url=token_registry.url, username=USER, password_env=PASSWORD_ENV,
+        token_realm_hosts=[realm_host(token_registry)],
     )
 
     with pytest.raises(ProviderError) as raised:
@@ -169,7 +177,8 @@ def test_bearer_flow_with_a_wrong_password_names_the_token_service(
 
 def test_concurrent_bearer_pushes(make_provider, hello_build: BuildResult, token_registry: OciRegistry, password: str):
     functions = tuple(make_function(f"fn{i}") for i in range(4))
-    provider = make_provider("oci", functions, registry_url=token_registry.url, username=USER, password_env=PASSWORD_ENV)
+    provider = make_provider("oci", functions, registry_url=token_registry.url, username=USER, password_env=PASSWORD_ENV,
+                             token_realm_hosts=[realm_host(token_registry)])
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         artifacts = list(pool.map(lambda fn: provider.push(fn, hello_build, CREATED), functions))

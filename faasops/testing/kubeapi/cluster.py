@@ -312,7 +312,7 @@ class Cluster:
     def _validate_name(self, rt: ResourceType, name: str) -> None:
         pattern = _DNS_LABEL if rt.key in _DNS_LABEL_KINDS else _DNS_SUBDOMAIN
         limit = 63 if rt.key in _DNS_LABEL_KINDS else 253
-        if not pattern.match(name) or len(name) > limit:
+        if not pattern.fullmatch(name) or len(name) > limit:  # fullmatch: `$` lets "x\n" through
             kind_text = "RFC 1123 label" if rt.key in _DNS_LABEL_KINDS else "RFC 1123 subdomain"
             raise errors.invalid(
                 rt.group, rt.kind, name,
