@@ -13,7 +13,7 @@ import yaml
 
 from cli_support import copy_example, run_faasops
 from aws_support import BUCKET, TABLE
-from faasops.errors import ProviderError
+from faasops.errors import ManifestError, ProviderError
 from faasops.manifest import load_project
 from faasops.plugin_manager import create_plugin_manager, create_provider
 from faasops.plugins.aws import DynamoDBState, S3SourceStore
@@ -52,13 +52,18 @@ def test_manifest_options_reach_the_providers_through_the_plugin_manager(tmp_pat
     ({"table": "t", "tabel": "x"}, "unknown option `tabel`"),
     ({"table": "t", "create_table": "yes"}, "option `create_table` has the wrong type"),
     ({"table": "t", "lock_lease_seconds": 0}, "`lock_lease_seconds` must be positive"),
-    ({"table": "t", "aws_secret_access_key": "hunter2-secret"}, "never reads AWS credentials from faas.yaml"),
 ])
 def test_bad_state_options_are_refused_clearly(tmp_path: Path, state: dict[str, Any], error: str) -> None:
     project = load_project(aws_project(tmp_path, state))
     with pytest.raises(ProviderError) as refused:
         create_provider(create_plugin_manager(), project, "state")
     assert error in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+def test_aws_credentials_in_faas_yaml_are_refused_when_the_manifests_load(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError) as refused:
+        load_project(aws_project(tmp_path, {"table": "t", "aws_secret_access_key": "hunter2-secret"}))
+    assert "remove 'aws_secret_access_key'" in str(refused.value) and "hunter2" not in str(refused.value)
 
 
 def test_bad_sse_is_refused(tmp_path: Path) -> None:

@@ -223,7 +223,7 @@ CASES = [
         r"^faas\.yaml:5:11 workspaces\[0\]\.name: '\{\{ 7\*7 \}\}' is not a valid name",
         r"^faas\.yaml:6:16 workspaces\[0\]\.namespace: 'demo\\n---\\nkind: Secret' is not a valid name",
         r"^faas\.yaml:7:\d+ workspaces\[0\]\.labels\[.*\]: key 'a\\nkind: Secret' is not a valid label",
-        r"^faas\.yaml:9:15 workspaces\[0\]\.functions\[0\]\.name: 'hello\\nkind: Secret' is not a valid name",
+        r"^faas\.yaml:9:15 workspaces\[0\]\.functions\[0\]\.name: 'hello\\nkind: Secret' is not a valid function name",
         rf"^{FUNCTION_AT}\.executor: '\{{% raw %\}}' is not a valid Kubernetes object name",
         rf"^{FUNCTION_AT}\.labels\.tier: 'x\\nkind: Secret' is not a valid label value",
         rf"^{FUNCTION_AT}\.labels\[.*\]: key '\{{\{{ 7\*7 \}}\}}' is not a valid label",

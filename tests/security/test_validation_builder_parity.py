@@ -102,7 +102,7 @@ SETTINGS = [
             "'shim\\n' is not a valid Kubernetes object name"),
     Setting("handler-with-newline", '        handler: "app\\n"\n', {"handler": "app\n"},
             "'app\\n' is not a valid Python module name"),
-    Setting("function-name-with-newline", "", {"name": "checkout\n"}, f"'checkout\\n' {NOT_A_NAME}"),
+    Setting("function-name-with-newline", "", {"name": "checkout\n"}, "'checkout\\n' is not a valid function name"),
     Setting("workspace-namespace-with-newline", "", {}, f"'shop-front\\n' {NOT_A_NAME}",
             workspace={"namespace": "shop-front\n"}),
     Setting("workspace-label-key-with-newline", "", {}, "'team\\n' is not a valid label or annotation key",

@@ -100,7 +100,7 @@ def test_an_invalid_environment_name_is_refused(environment: str, tmp_path: Path
     refused(tmp_path, "-e", environment, expected="-e/--env: environment")
 
 
-@pytest.mark.parametrize("name", ["1st", "0", "9-lives"])
+@pytest.mark.parametrize("name", ["1st", "0x", "9-lives"])
 def test_a_function_name_must_start_with_a_letter_because_its_service_is_named_after_it(name: str,
                                                                                       tmp_path: Path) -> None:
     write_project(tmp_path, manifest(name=name))
