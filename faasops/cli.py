@@ -22,6 +22,7 @@ from faasops.providers import LockInfo
 from faasops.render import RENDERERS, render_text
 
 EXIT_CHANGES = 2
+EXIT_HTTP_ERROR = 22  # `faasops invoke` on a 5xx (or 4xx with --fail): curl -f's code
 
 
 class Context:
@@ -522,14 +523,20 @@ def up(ctx: Context, host: str, port: int, no_apply: bool, parallelism: int, con
 @click.option("-H", "--header", "headers", multiple=True, metavar="'K: V'", help="Request header (repeatable).")
 @click.option("--path", default="/", show_default=True, help="Path (and query) below the function's route.")
 @click.option("-i", "--include", is_flag=True, help="Print the status line and response headers too.")
+@click.option("-f", "--fail", is_flag=True,
+              help=f"Exit {EXIT_HTTP_ERROR} on a 4xx answer too (a 5xx always does), like `curl -f`.")
 @pass_ctx
 def invoke(ctx: Context, address: str, method: str | None, data: str | None, headers: tuple[str, ...],
-           path: str, include: bool) -> None:
+           path: str, include: bool, fail: bool) -> None:
     """Call a deployed function and print its response body.
 
     On the local backend it goes through a running `faasops up`, else runs the function
     in-process; on a cluster through the Kubernetes API service proxy, or the gateway URL set
-    as `providers.invoker: {type: gateway, url: …}`.
+    as `providers.invoker: {type: gateway, url: …}`. The function sees the path below its
+    route, as on the cluster (`--path /items?id=7` → `request.uri == "/items?id=7"`).
+
+    Header values are sent as UTF-8, as curl sends them. Exits 22 (curl's code for an HTTP
+    error) when the function answers 5xx, or 4xx with --fail; the body is printed either way.
 
     \b
     Examples:
@@ -538,6 +545,7 @@ def invoke(ctx: Context, address: str, method: str | None, data: str | None, hea
       faasops invoke demo/echo --path '/items?id=7'
     """
     from faasops.providers import InvokeRequest
+    from faasops.runtime.http_syntax import wire_bytes
     from faasops.serving import parse_headers, read_body
 
     workspace, function = _split_address(address)
@@ -548,17 +556,23 @@ def invoke(ctx: Context, address: str, method: str | None, data: str | None, hea
                             path if path.startswith("/") else "/" + path, parse_headers(headers), body)
     with ctx.engine() as engine:
         response = engine.operations_provider("invoker").invoke(workspace, function, request)
+    out = sys.stdout.buffer
     if include:
-        click.echo(f"HTTP {response.status}")
-        for name, value in response.headers:
-            click.echo(f"{name}: {value}")
-        click.echo()
-    sys.stdout.buffer.write(response.body)
-    sys.stdout.flush()
+        # Header values are bytes on the wire; written as they came, like curl, so UTF-8 reads
+        # as UTF-8 on the terminal.
+        head = [f"HTTP {response.status}".encode()]
+        head += [name.encode("latin-1", "replace") + b": " + wire_bytes(value) for name, value in response.headers]
+        out.write(b"\n".join(head) + b"\n\n")
+    out.write(response.body)
     if sys.stdout.isatty() and not response.body.endswith(b"\n"):
-        click.echo()  # keep the shell prompt off the body's last line
-    if response.error and not include:
-        click.echo(f"(function failed with {response.status}; see `faasops logs {workspace}/{function}`)", err=True)
+        out.write(b"\n")  # keep the shell prompt off the body's last line
+    out.flush()
+    failed = response.status >= 500 or (fail and response.status >= 400)
+    if (response.error or failed) and not include:
+        hint = f"; see `faasops logs {workspace}/{function}`" if response.status >= 500 else ""
+        click.echo(f"(function answered HTTP {response.status}{hint})", err=True)
+    if failed:
+        sys.exit(EXIT_HTTP_ERROR)
 
 
 @cli.command()

@@ -11,6 +11,7 @@ code from a pull request.
 from __future__ import annotations
 
 import ast
+import keyword
 import stat
 import warnings
 from pathlib import Path
@@ -21,12 +22,29 @@ MAX_SOURCE_BYTES = 5 << 20
 SPIN_BASE = "spin_sdk.http.IncomingHandler"
 # Messages quote the code they are about; a hostile module's expressions can be megabytes long.
 _MAX_SHOWN_CHARS = 200
+# What other spin-sdk generations derive handlers from, to say which API a module was written for.
+NEW_SDK_BASES = frozenset({"spin_sdk.http.Handler", "spin_sdk.http.HttpHandler"})  # spin-sdk 4.x/5.x
+OLD_SIMPLE_BASE = "spin_sdk.http.simple.IncomingHandler"  # spin-sdk 2.0 pre-releases
+TARGET_API = ("faasops builds handlers for spin-sdk 3.4.1 (componentize-py's spin-http world): write a synchronous "
+              "`class IncomingHandler(http.IncomingHandler):` with `def handle_request(self, request):` "
+              "after `from spin_sdk import http`")
 HANDLER_EXAMPLE = (
     "from spin_sdk import http; "
     "class IncomingHandler(http.IncomingHandler): "
     "def handle_request(self, request): "
     "return http.Response(200, {'content-type': 'text/plain'}, b'hello')"
 )
+
+
+def module_file(handler: str) -> str:
+    """The file, relative to the source directory, of handler module ``handler`` as
+    componentize-py resolves it: ``app`` → ``app.py``, ``handlers.http`` → ``handlers/http.py``."""
+    return handler.replace(".", "/") + ".py"
+
+
+def keyword_in_module(handler: str) -> str | None:
+    """The part of a dotted module name that is a Python keyword (no module can be named so)."""
+    return next((part for part in handler.split(".") if keyword.iskeyword(part)), None)
 
 
 def check_handler(path: Path, display_file: str) -> list[Problem]:
@@ -91,12 +109,17 @@ def _contract_problems(module: ast.Module, source: str, display_file: str) -> li
         return Problem(display_file, node.lineno, _char_col(lines, node.lineno, node.col_offset), "", message)
 
     handlers = [node for node in module.body if isinstance(node, ast.ClassDef) and node.name == "IncomingHandler"]
+    names = _imported_names(module.body)
     if not handlers:
+        other = _other_sdk_handler(module, names)
+        if other is not None:
+            node, api = other
+            return [at(node, f"this is {api}; {TARGET_API}")]
         message = f"no top-level class IncomingHandler(http.IncomingHandler) found; a Spin handler looks like: {HANDLER_EXAMPLE}"
         return [_whole_file(display_file, message)]
     handler = handlers[-1]  # as in Python, the last definition wins
     problems = []
-    base_problem = _base_problem(handler, _imported_names(module.body))
+    base_problem = _base_problem(handler, names)
     if base_problem:
         problems.append(at(handler, base_problem))
     methods = [
@@ -112,6 +135,32 @@ def _contract_problems(module: ast.Module, source: str, display_file: str) -> li
     if method_problem:
         problems.append(at(method, method_problem))
     return problems
+
+
+def _other_sdk_handler(module: ast.Module, names: dict[str, str]) -> tuple[ast.stmt, str] | None:
+    """The handler of another spin-sdk generation, and which one it is, when the module has no
+    ``IncomingHandler`` class: people copy examples from whichever SDK version a search finds."""
+    for node in module.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        bases = {_qualified(base, names) for base in node.bases}
+        written = f"`class {node.name}({', '.join(_shown(b) for b in node.bases)})`"
+        if SPIN_BASE in bases:
+            return node, (f"a spin-sdk 3.4.1 handler named {node.name}: {written}; spin-sdk's spin-http world "
+                          "calls the class named IncomingHandler, so rename it")
+        is_async = any(isinstance(item, ast.AsyncFunctionDef) and item.name == "handle_request" for item in node.body)
+        if bases & NEW_SDK_BASES or (node.name == "HttpHandler" and (is_async or any(b and b.startswith("spin_sdk.") for b in bases))):
+            return node, f"a spin-sdk 4/5 handler ({written}, the async wasi:http 0.3 API)"
+        if OLD_SIMPLE_BASE in bases:
+            return node, (f"a spin-sdk 2.0 pre-release handler (`class {node.name}(simple.IncomingHandler)` "
+                          "from spin_sdk.http.simple)")
+    for node in module.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "handle_request":
+            uses_spin_http = any(name.split(".")[0] == "spin_http" for name in names.values())
+            api = ("a spin-sdk 1.x handler (a module-level handle_request(request) with spin_http, built with "
+                   "`spin py2wasm`)") if uses_spin_http else "a module-level handle_request function, as in spin-sdk 1.x"
+            return node, api
+    return None
 
 
 def _imported_names(body: list[ast.stmt]) -> dict[str, str]:
@@ -156,8 +205,14 @@ def _qualified(expr: ast.expr, names: dict[str, str]) -> str | None:
 
 
 def _base_problem(handler: ast.ClassDef, names: dict[str, str]) -> str | None:
-    if any(_qualified(base, names) == SPIN_BASE for base in handler.bases):
+    qualified = {_qualified(base, names) for base in handler.bases}
+    if SPIN_BASE in qualified:
         return None
+    if OLD_SIMPLE_BASE in qualified:
+        return ("class IncomingHandler inherits from simple.IncomingHandler: this is a spin-sdk 2.0 pre-release "
+                f"handler (spin_sdk.http.simple); {TARGET_API}")
+    if qualified & NEW_SDK_BASES:
+        return f"class IncomingHandler inherits from a spin-sdk 4/5 base class (the async wasi:http 0.3 API); {TARGET_API}"
     fix = "write `class IncomingHandler(http.IncomingHandler):` after `from spin_sdk import http`"
     if not handler.bases:
         return f"class IncomingHandler has no base class; it must inherit from spin_sdk's http.IncomingHandler: {fix}"

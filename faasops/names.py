@@ -142,9 +142,10 @@ QUANTITY = NameRule(
     64,
 )
 MODULE_NAME = NameRule(
-    r"[A-Za-z_][A-Za-z0-9_]*",
-    "not a valid Python module name: use letters, digits and '_', not starting with a digit, without the .py "
-    "suffix (such as 'app')",
+    # Dotted, as componentize-py takes it: `handlers.http` is handlers/http.py in the source.
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*",
+    "not a valid Python module name: use letters, digits and '_', not starting with a digit, dots between "
+    "package and module, without the .py suffix (such as 'app' or 'handlers.http')",
 )
 SECRET_KEY = NameRule(
     r"[-._a-zA-Z0-9]+",

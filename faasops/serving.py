@@ -3,8 +3,10 @@
 The local deployer writes SpinApp manifests to ``.faasops/deploy/<namespace>/<fn>.yaml``; this
 module runs them the way SpinKube would run them in a cluster: it reads each SpinApp, loads its
 image's component from the local OCI layout with the local runtime, and routes
-``/<workspace>/<function>/…`` to it. When a new apply rewrites a manifest, the next request gets
-the new version while requests in flight finish on the old one.
+``/<workspace>/<function>/…`` to it; the function sees the path below that mount, as on the
+cluster where it is an app of its own (:mod:`faasops.runtime.http_trigger`). When a new apply
+rewrites a manifest, the next request gets the new version while requests in flight finish on
+the old one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from faasops.model import Project
 from faasops.oci import TIMEOUT_METADATA
 from faasops.runtime import ComponentRuntime, HttpRequest, HttpResponse, LoadedApp
 from faasops.runtime.component import DEFAULT_MEMORY_LIMIT
+from faasops.runtime.http_syntax import is_field_value, is_token
 from faasops.runtime.server import InvocationRecord, RuntimeServer, ServerLimits
 
 UP_FILE = "up.json"
@@ -305,12 +308,25 @@ def parse_size(text: str, option: str) -> int:
 
 
 def parse_headers(headers: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``-H 'Name: value'`` options as (lower-cased name, value) pairs.
+
+    A value is sent as its UTF-8 bytes, as curl sends what the shell gave it; it is returned as
+    the latin-1 text of those bytes (one char per byte, see
+    :func:`faasops.runtime.http_syntax.wire_bytes`), the form every invoker's HTTP client
+    (http.client, urllib, urllib3) puts on the wire unchanged.
+    """
     parsed = []
     for header in headers:
         name, sep, value = header.partition(":")
         if not sep or not name.strip():
             raise FaasopsError(f"header {header!r} is not 'Name: value'")
-        parsed.append((name.strip().lower(), value.strip()))
+        if not is_token(name.strip()):
+            raise FaasopsError(f"header {header!r}: {name.strip()!r} is not a valid header name")
+        # surrogateescape: bytes the shell passed that aren't UTF-8 go out unchanged.
+        raw = value.strip().encode("utf-8", "surrogateescape")
+        if not is_field_value(raw):
+            raise FaasopsError(f"header {name.strip()!r}: the value has CR, LF, NUL or another control character")
+        parsed.append((name.strip().lower(), raw.decode("latin-1")))
     return parsed
 
 
@@ -343,14 +359,30 @@ def invoke_function(engine: Any, workspace: str, function: str, method: str, pat
         return invoke_in_process(functions, log, workspace, function, request)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is the function's answer, shown as such (as curl without -L, and as the
+    cluster invokers do), not followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _http_call(url: str, method: str, headers: list[tuple[str, str]], body: bytes) -> HttpResponse:
+    joined: dict[str, str] = {}
+    for name, value in headers:  # repeated headers as one list-valued field (RFC 9110 5.3)
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
     request = urllib.request.Request(url, data=body if body or method not in ("GET", "HEAD") else None,
-                                     method=method, headers=dict(headers))
+                                     method=method, headers=joined)
     try:
         # The longest request time limit a function may set is 1 h.
-        with urllib.request.urlopen(request, timeout=3660) as response:
+        with _OPENER.open(request, timeout=3660) as response:
             return HttpResponse(response.status, list(response.headers.items()), response.read())
     except urllib.error.HTTPError as exc:
-        return HttpResponse(exc.code, list(exc.headers.items()), exc.read(), error=f"HTTP {exc.code}")
+        # As for an in-process call: only a 5xx means the function failed.
+        return HttpResponse(exc.code, list(exc.headers.items()), exc.read(),
+                            error=f"HTTP {exc.code}" if exc.code >= 500 else None)
     except urllib.error.URLError as exc:
         raise FaasopsError(f"cannot reach `faasops up` at {url}: {exc.reason}") from exc

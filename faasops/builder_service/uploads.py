@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable
 from starlette.exceptions import HTTPException
 
 from faasops.errors import FaasopsError
-from faasops.handler_contract import check_handler
+from faasops.handler_contract import check_handler, module_file
 from faasops.providers import SourceSnapshot
 from faasops.source import SourceError, snapshot_directory
 from faasops.source_archive import ArchiveError, ArchiveLimits, extract_source_archive
@@ -73,11 +73,11 @@ def validate_upload(archive: bytes, handler: str, scratch: Path, limits: UploadL
             raise UploadRejected(422, message) from None
         value = getattr(limits.archive, exc.limit, None)
         raise UploadRejected(413, message + (f" (this builder's limits.{exc.limit} is {value})" if value else "")) from None
-    module = scratch / f"{handler}.py"
+    module = scratch / module_file(handler)
     if not module.is_file():
-        raise UploadRejected(422, f"{handler}.py: the handler module is not in the upload "
-                                  f"(handler {handler!r} is a module at the top of the source directory)")
-    problems = check_handler(module, f"{handler}.py")
+        raise UploadRejected(422, f"{module_file(handler)}: the handler module is not in the upload "
+                                  f"(handler {handler!r} is that file in the source directory)")
+    problems = check_handler(module, module_file(handler))
     if problems:
         raise UploadRejected(422, "the handler does not meet the Spin handler contract:\n"
                                   + "\n".join(f"  {problem}" for problem in problems))

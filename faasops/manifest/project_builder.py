@@ -22,7 +22,7 @@ from typing import Any
 
 from faasops import function_rules, names
 from faasops.errors import Problem
-from faasops.handler_contract import check_handler
+from faasops.handler_contract import check_handler, keyword_in_module, module_file
 from faasops.manifest.discovery import ManifestFile, inside
 from faasops.manifest.overlay import merge_defaults
 from faasops.manifest.yaml_source import YMap, YSeq, format_path, plain
@@ -447,11 +447,12 @@ class ProjectBuilder:
         written = "handler" in node
         loc = node.value_locs["handler" if written else "source"]
         at = path + ["handler" if written else "source"]
-        if keyword.iskeyword(handler):
-            self.problem(loc, at, f"{handler!r} is a Python keyword and can't name a module; rename the module")
+        reserved = keyword_in_module(handler)
+        if reserved is not None:
+            self.problem(loc, at, f"{reserved!r} is a Python keyword and can't name a module; rename the module")
             return
-        module = source.absolute / f"{handler}.py"
-        display = f"{handler}.py" if source.relative == "." else f"{source.relative}/{handler}.py"
+        module = source.absolute / module_file(handler)
+        display = module_file(handler) if source.relative == "." else f"{source.relative}/{module_file(handler)}"
         if (module, display) not in self._handlers:
             self._handlers[module, display] = self._handler_problems(module, display)
         problem, contract = self._handlers[module, display]

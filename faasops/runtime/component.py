@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import math
 import os
+import re
 import tempfile
 import threading
 import time
@@ -28,6 +29,7 @@ from wasmtime import component as wc
 from faasops.errors import FaasopsError
 from faasops.runtime import spin, wasi, wasi_http  # noqa: F401  (they register host functions)
 from faasops.runtime.host import RequestState, link, set_current_request
+from faasops.runtime.http_trigger import NotUtf8Header, incoming_request
 from faasops.runtime.messages import HttpRequest, HttpResponse
 from faasops.runtime.spin import KeyValueDatabase
 from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
@@ -249,6 +251,13 @@ class LoadedApp:
         trap: str | None = None
         started = time.perf_counter()
         cpu_started = time.thread_time()
+        try:
+            guest_request = incoming_request(request)
+        except NotUtf8Header as exc:
+            # Spin's trigger fails such a request before any guest runs.
+            reason = f"{exc}: Spin refuses the request before the function runs"
+            return HttpResponse(500, [("content-type", "text/plain; charset=utf-8")],
+                                (reason + "\n").encode("utf-8"), error=reason)
         if not runtime._slots.acquire(timeout=runtime.queue_wait_s):
             raise CapacityExceeded(
                 f"all instance slots stayed busy for {runtime.queue_wait_s:g} s")
@@ -264,7 +273,7 @@ class LoadedApp:
             instance = compiled.linker.instantiate(store, compiled.component)
             handle = instance.get_func(store, compiled.handle_index)
             assert handle is not None
-            request_rep = state.add_resource(incoming_request(request))
+            request_rep = state.add_resource(guest_request)
             outparam_rep = state.add_resource(ResponseOutparam())
             handle(store,
                    wc.ResourceHost.own(request_rep, IncomingRequest.type_id),
@@ -278,33 +287,6 @@ class LoadedApp:
             runtime._slots.release()
         return _response(state, trap, timeout_s, self.memory_limit,
                          time.perf_counter() - started, time.thread_time() - cpu_started)
-
-
-def incoming_request(request: HttpRequest) -> IncomingRequest:
-    """The guest's view of ``request``, with the ``spin-*`` headers Spin adds."""
-    target = request.path if request.path.startswith("/") else "/" + request.path
-    path = target.split("?", 1)[0]
-    base = request.base_path.rstrip("/")
-    if base and (path == base or path.startswith(base + "/")):
-        path_info = path[len(base):]
-    else:
-        path_info = path
-    host = next((v for n, v in request.headers if n.lower() == "host"), "localhost")
-    spin_headers = {
-        "spin-full-url": f"{request.scheme}://{host}{target}",
-        "spin-path-info": path_info,
-        "spin-matched-route": f"{base}/...",
-        "spin-raw-component-route": f"{base}/...",
-        "spin-component-route": base,
-        "spin-base-path": "/",
-    }
-    if request.client_addr:
-        spin_headers["spin-client-addr"] = request.client_addr
-    # Clients must not be able to forge what the platform tells the guest.
-    headers = [(n.lower(), v.encode("latin-1", "replace")) for n, v in request.headers
-               if n.lower() not in spin_headers]
-    headers += [(n, v.encode("utf-8")) for n, v in spin_headers.items()]
-    return IncomingRequest(request.method, target, request.scheme, host, headers, request.body)
 
 
 _TRACEBACK = "Traceback (most recent call last):"
@@ -323,6 +305,25 @@ def _out_of_memory(trap: str | None, stderr: str) -> bool:
     ``memory.grow`` into MemoryError, or aborts with "out of memory" when it can't even raise."""
     text = (trap or "") + stderr
     return "MemoryError" in stderr or "out of memory" in text.lower()
+
+
+# componentize-py's runtime panics (then traps) when the guest breaks the bindings' contract;
+# Rust prints "thread '…' panicked at FILE:LINE:COL:" and the message on the next line.
+_PANIC = re.compile(r"^thread '[^']*' panicked at [^\n]*:\n(?P<message>[^\n]+)", re.MULTILINE)
+
+
+def _crash_reason(trap: str, stderr: str) -> str:
+    """One line saying why the guest trapped: the panic message when there is one (the wasm
+    backtrace says nothing to a Python author and stays in the logs), else the trap itself."""
+    panic = _PANIC.search(stderr)
+    if panic is not None:
+        message = panic["message"].strip()
+        if "blocking-write-and-flush" in trap and "to: \"PyList\"" in message:
+            return ("the response body is not bytes (spin-sdk 3.4.1 writes the body as bytes: "
+                    "return Response(status, headers, text.encode()))")
+        return f"panicked: {message[:300]}"
+    causes = [line.strip() for line in trap.strip().splitlines() if line.strip()]
+    return causes[-1][:300] if causes else "trap"
 
 
 def _response(state: RequestState, trap: str | None, timeout_s: float, memory_limit: int,
@@ -345,7 +346,7 @@ def _response(state: RequestState, trap: str | None, timeout_s: float, memory_li
         elif _out_of_memory(trap, stderr):
             return failed(memory_reason, f"{memory_reason}\n{trap}", limit=True)
         else:
-            reason = "guest crashed: " + trap.strip().splitlines()[0]
+            reason = "guest crashed: " + _crash_reason(trap, stderr)
         return failed(reason, trap)
     if state.response is None:
         reason = state.response_error or "guest returned without sending a response"

@@ -15,6 +15,16 @@ _VALUE_BYTES = frozenset([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 MIN_STATUS, MAX_STATUS = 100, 599
 
 
+def wire_bytes(value: str) -> bytes:
+    """A header value's bytes. faasops keeps header values as latin-1 text (one char per byte),
+    as ``http.server``, ``http.client`` and urllib3 do; text beyond latin-1 can only be meant as
+    characters, and is sent as UTF-8, as curl does."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
 def is_token(name: str) -> bool:
     """Whether ``name`` is a valid header field name (an RFC 9110 token)."""
     return bool(name) and set(name) <= TOKEN_CHARS

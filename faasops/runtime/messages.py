@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 class HttpRequest:
     """An HTTP request for one function.
 
-    ``path`` is the full request target (path and query) as the client sent it; the guest sees it
-    unchanged, like in Spin. ``base_path`` is the function's route prefix (``/ws/fn``); it only
-    feeds the ``spin-*`` headers.
+    ``path`` is the full request target (path and query) as the client sent it. ``base_path`` is
+    where the local server mounts the function (``/ws/fn``): it is taken off before the guest
+    sees the request, which then reads exactly as on the cluster, where the function is an app of
+    its own with route ``/...`` (see :mod:`faasops.runtime.http_trigger`). Header values are the
+    bytes sent, as latin-1 text (one char per byte), as ``http.server`` and ``http.client`` keep
+    them. ``client_addr`` (``ip:port``) is None for a request run in-process.
     """
 
     method: str

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import run_faasops
 from faasops.handler_contract import check_handler, check_handler_source
 
 
@@ -70,9 +71,89 @@ def test_valid_handlers_meet_the_contract(source: str):
 
 
 def test_missing_class_shows_what_a_handler_looks_like():
-    (message,) = problems("def handle_request(request):\n    pass\n")
+    (message,) = problems("def handle(request):\n    pass\n")
 
     assert message.startswith("fn/app.py: no top-level class IncomingHandler(http.IncomingHandler) found; a Spin handler looks like: from spin_sdk import http;")
+
+
+TARGET = ("faasops builds handlers for spin-sdk 3.4.1 (componentize-py's spin-http world): write a synchronous "
+          "`class IncomingHandler(http.IncomingHandler):` with `def handle_request(self, request):` after "
+          "`from spin_sdk import http`")
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (  # spin-python-sdk's README and examples since v4.0.0
+            """\
+            from spin_sdk import http
+            from spin_sdk.http import Request, Response
+
+            class HttpHandler(http.Handler):
+                async def handle_request(self, request: Request) -> Response:
+                    return Response(200, {"content-type": "text/plain"}, b"hi")
+            """,
+            "fn/app.py:4:1: this is a spin-sdk 4/5 handler (`class HttpHandler(http.Handler)`, the async "
+            "wasi:http 0.3 API); " + TARGET,
+        ),
+        (
+            """\
+            from spin_sdk.http import HttpHandler as Base
+
+            class HttpHandler(Base):
+                async def handle_request(self, request):
+                    pass
+            """,
+            "fn/app.py:3:1: this is a spin-sdk 4/5 handler (`class HttpHandler(Base)`, the async "
+            "wasi:http 0.3 API); " + TARGET,
+        ),
+        (  # spin-python-sdk's examples before 3.0 (the spin_sdk.http.simple module)
+            """\
+            from spin_sdk.http import simple
+            from spin_sdk.http.simple import Request, Response
+
+            class Handler(simple.IncomingHandler):
+                def handle_request(self, request: Request) -> Response:
+                    pass
+            """,
+            "fn/app.py:4:1: this is a spin-sdk 2.0 pre-release handler (`class Handler(simple.IncomingHandler)` "
+            "from spin_sdk.http.simple); " + TARGET,
+        ),
+        (  # spin-python-sdk v0.x / spin-sdk 1.x, built with `spin py2wasm`
+            """\
+            from spin_http import Response
+
+            def handle_request(request):
+                return Response(200, [("content-type", "text/plain")], bytes("hi", "utf-8"))
+            """,
+            "fn/app.py:3:1: this is a spin-sdk 1.x handler (a module-level handle_request(request) with "
+            "spin_http, built with `spin py2wasm`); " + TARGET,
+        ),
+        (
+            "from spin_sdk import http\n\nclass Handler(http.IncomingHandler):\n    def handle_request(self, request):\n"
+            "        pass\n",
+            "fn/app.py:3:1: this is a spin-sdk 3.4.1 handler named Handler: `class Handler(http.IncomingHandler)`; "
+            "spin-sdk's spin-http world calls the class named IncomingHandler, so rename it; " + TARGET,
+        ),
+        (
+            "def handle_request(request):\n    pass\n",
+            "fn/app.py:1:1: this is a module-level handle_request function, as in spin-sdk 1.x; " + TARGET,
+        ),
+    ],
+    ids=["v4-v5-readme", "v4-v5-aliased", "2.0-simple", "1.x-spin-http", "3.4.1-misnamed", "module-level-function"],
+)
+def test_handlers_of_other_spin_sdk_generations_are_named_with_what_faasops_targets(source: str, expected: str):
+    assert problems(source) == [expected]
+
+
+def test_a_simple_incoming_handler_base_says_it_is_the_pre_3_api():
+    source = ("from spin_sdk.http import simple\n\nclass IncomingHandler(simple.IncomingHandler):\n"
+              "    def handle_request(self, request):\n        pass\n")
+
+    assert problems(source) == [
+        "fn/app.py:3:1: class IncomingHandler inherits from simple.IncomingHandler: this is a spin-sdk 2.0 "
+        "pre-release handler (spin_sdk.http.simple); " + TARGET
+    ]
 
 
 def test_class_inside_a_function_is_not_top_level():
@@ -211,4 +292,53 @@ def test_directory_instead_of_module_is_a_problem(tmp_path: Path):
 
     assert [str(p) for p in check_handler(tmp_path / "app.py", "fn/app.py")] == [
         "fn/app.py: is not a regular file; the handler must be a Python module"
+    ]
+
+
+DOTTED_MANIFEST = """\
+apiVersion: faasops/v1
+project: dotted
+workspaces:
+  - name: demo
+    functions:
+      - name: ok
+        source: functions/f
+        handler: handlers.http
+      - name: keyword
+        source: functions/f
+        handler: handlers.class
+      - name: empty-part
+        source: functions/f
+        handler: handlers..http
+      - name: missing
+        source: functions/f
+        handler: handlers.other
+      - name: broken
+        source: functions/f
+        handler: handlers.v5
+"""
+
+
+def test_a_dotted_handler_module_is_the_file_in_its_package_as_componentize_py_reads_it(tmp_path: Path):
+    handlers = tmp_path / "functions" / "f" / "handlers"
+    handlers.mkdir(parents=True)
+    (handlers / "http.py").write_text("from spin_sdk import http\nclass IncomingHandler(http.IncomingHandler):\n"
+                                      "    def handle_request(self, request):\n        pass\n")
+    (handlers / "v5.py").write_text("from spin_sdk import http\n\nclass HttpHandler(http.Handler):\n"
+                                    "    async def handle_request(self, request):\n        pass\n")
+    (tmp_path / "faas.yaml").write_text(DOTTED_MANIFEST)
+
+    result = run_faasops("-C", str(tmp_path), "validate")
+
+    assert result.code == 1
+    assert result.err.splitlines()[1:] == [
+        "  faas.yaml:11:18 workspaces[0].functions[1].handler: 'class' is a Python keyword and can't name a module; "
+        "rename the module",
+        "  faas.yaml:14:18 workspaces[0].functions[2].handler: 'handlers..http' is not a valid Python module name: use "
+        "letters, digits and '_', not starting with a digit, dots between package and module, without the .py suffix "
+        "(such as 'app' or 'handlers.http')",
+        "  faas.yaml:17:18 workspaces[0].functions[3].handler: the handler module functions/f/handlers/other.py does "
+        "not exist",
+        "  functions/f/handlers/v5.py:3:1: this is a spin-sdk 4/5 handler (`class HttpHandler(http.Handler)`, the "
+        "async wasi:http 0.3 API); " + TARGET,
     ]
