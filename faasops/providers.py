@@ -308,6 +308,10 @@ class MetricsSource(Protocol):
 
 @dataclass(frozen=True)
 class InvokeRequest:
+    """A request for an invoker. Header values are wire text: each character is one byte (the
+    latin-1 reading of the bytes sent, so ``héllo`` from ``-H`` arrives as its UTF-8 bytes read as
+    latin-1). Pass them to ``http.client``/urllib3 unchanged; never encode them as UTF-8 again."""
+
     method: str
     path: str  # below the function's route, with the query: "/items?id=7"
     headers: list[tuple[str, str]] = field(default_factory=list)
