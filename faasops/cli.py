@@ -677,6 +677,12 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # click exits 2 on a usage error, which `plan --detailed-exitcode` uses for "changes
+        # pending": a CI step must never take `plan --bogus` for a plan with changes. Like
+        # Terraform, a usage error exits 1, with or without --detailed-exitcode.
+        exc.show()
+        sys.exit(1)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -22,7 +22,28 @@ Ownership rules:
   controller owner reference (the HPA KEDA creates copies the ScaledObject's labels) belong to
   that controller and are never reported or deleted;
 * under autoscaling the autoscaler owns ``replicas``: the observed SpinApp drops
-  ``spec.replicas`` when ``enableAutoscaling`` is true, so it never shows up as drift.
+  ``spec.replicas`` when ``enableAutoscaling`` is true, so it never shows up as drift;
+* executors: spin-operator looks the SpinAppExecutor a SpinApp names up in the SpinApp's own
+  namespace only (its webhook, spinkube/spin-operator ``internal/webhook/spinapp_validating.go``:
+  "We assume that the executor must exist in the same namespace as the SpinApp", denying
+  ``spec.executor: Invalid value: …: executor does not exist in namespace``). So before a
+  SpinApp is applied, the executor it names is made to exist in its namespace: when the
+  namespace has none of that name, faasops applies one rendered from
+  ``spinappexecutor.yaml.j2`` (the project's ``templates/`` first, then the built-in, in
+  :class:`faasops.template_sandbox.TemplateSandbox`), labelled as faasops'; one faasops created
+  is kept in line with the template; one someone else created is left alone. Once per
+  namespace and executor per run. Executors go with a namespace faasops created; in a
+  namespace it did not create, ``delete_workspace`` deletes the ones only faasops ever wrote
+  once no SpinApp is left there. They are not observed per function (a plan does not report a
+  deleted executor; the next deploy into the namespace creates it again);
+* KEDA: KEDA's admission webhook (kedacore/keda ``apis/keda/v1alpha1/scaledobject_webhook.go``,
+  ``verifyCPUMemoryScalers``) fetches the Deployment a ScaledObject with cpu/memory triggers
+  targets and refuses the ScaledObject while it is missing — and spin-operator creates that
+  Deployment only after the SpinApp is admitted. So a ScaledObject is applied once its
+  ``scaleTargetRef`` Deployment exists: one GET, then more with backoff
+  (:class:`faasops.retry.RetryPolicy`) for up to ``keda_target_timeout``. An HPA is applied at
+  once: the HPA API accepts a missing target (the controller reports it in the HPA's
+  conditions until the Deployment appears).
 
 Options (``providers.deployer`` in faas.yaml): ``kubeconfig`` (path, relative to the project
 root; default: the in-cluster
@@ -30,7 +51,11 @@ service account when ``KUBERNETES_SERVICE_HOST`` is set, else ``$KUBECONFIG`` or
 ``~/.kube/config``), ``context``, ``field_manager`` (``faasops``), ``force_conflicts`` (false),
 ``wait`` (false: wait for each SpinApp to be ready after deploy), ``wait_timeout`` (300 s),
 ``request_timeout`` (30 s per API request), ``observe_concurrency`` (4 namespaces listed at a
-time by a plan), ``max_attempts`` (5) and ``retry_max_seconds`` (60).
+time by a plan), ``max_attempts`` (5) and ``retry_max_seconds`` (60), ``create_executors``
+(true: create missing SpinAppExecutors as above; false leaves them to the platform),
+``runtime_class`` (``wasmtime-spin-v2``) and ``spot_runtime_class`` (``wasmtime-spin-v2-spot``):
+the RuntimeClass of the executors faasops creates for functions without and with ``spot``,
+``keda_target_timeout`` (120 s: how long a ScaledObject waits for its Deployment).
 
 Retries (:mod:`faasops.retry`): every request the deployer makes is idempotent — GET, LIST,
 DELETE (a second delete answers 404, which is success) and the server-side apply PATCH (applying
@@ -58,10 +83,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import quote
 
 from faasops.plugins.spinkube import (
+    DEFAULT_RUNTIME_CLASS,
+    DEFAULT_SPOT_RUNTIME_CLASS,
     FUNCTION_ID_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     WORKSPACE_ID_LABEL,
+    ExecutorTemplate,
     function_id,
 )
 
@@ -79,6 +107,9 @@ TYPE = "kubernetes"
 DEFAULT_FIELD_MANAGER = "faasops"
 DEFAULT_WAIT_TIMEOUT_S = 300.0
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+# spin-operator creates a SpinApp's Deployment within seconds of admitting it; a cluster whose
+# operator is down should fail the apply well before a CI job's own timeout.
+DEFAULT_KEDA_TARGET_TIMEOUT_S = 120.0
 APPLY_PATCH = "application/apply-patch+yaml"
 LIST_PAGE_SIZE = 500
 # Namespaces listed at the same time by a plan's observation (their LISTs are independent).
@@ -117,9 +148,11 @@ SPINAPP = Kind("SpinApp", "core.spinkube.dev/v1alpha1", "spinapps", missing_hint
 HPA = Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers")
 SCALED_OBJECT = Kind("ScaledObject", "keda.sh/v1alpha1", "scaledobjects",
                      missing_hint="install KEDA, or use autoscaling type hpa")
+EXECUTOR = Kind("SpinAppExecutor", "core.spinkube.dev/v1alpha1", "spinappexecutors", missing_hint="install SpinKube")
+DEPLOYMENT = Kind("Deployment", "apps/v1", "deployments")
 AUTOSCALERS = (HPA, SCALED_OBJECT)
 OBSERVED = (SPINAPP, *AUTOSCALERS)
-KNOWN_KINDS = {(k.api_version, k.kind): k for k in (NAMESPACE, *OBSERVED)}
+KNOWN_KINDS = {(k.api_version, k.kind): k for k in (NAMESPACE, *OBSERVED, EXECUTOR, DEPLOYMENT)}
 
 
 class _Response:
@@ -163,6 +196,19 @@ class KubernetesDeployer:
         self.observe_concurrency = _count(options.get("observe_concurrency", DEFAULT_OBSERVE_CONCURRENCY),
                                           "observe_concurrency")
         self.retry = RetryPolicy.from_options(options, "providers.deployer")
+        self.create_executors = _bool(options.get("create_executors", True), "create_executors")
+        self.executors = ExecutorTemplate(
+            _name(options.get("runtime_class", DEFAULT_RUNTIME_CLASS), "runtime_class"),
+            _name(options.get("spot_runtime_class", DEFAULT_SPOT_RUNTIME_CLASS), "spot_runtime_class"),
+            options,
+        )
+        self.keda_target_timeout = _seconds(options.get("keda_target_timeout", DEFAULT_KEDA_TARGET_TIMEOUT_S),
+                                            "keda_target_timeout")
+        # How the KEDA target wait tells and spends time (tests replace them).
+        self.clock = time.monotonic
+        self.sleep = time.sleep
+        self._executors_done: set[tuple[str, str, str]] = set()  # (namespace, name, manifest JSON)
+        self._executors_lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self._client_lock = threading.Lock()
@@ -230,6 +276,7 @@ class KubernetesDeployer:
         if not _managed(existing):
             # An apply without the labels removes the ones only faasops set.
             self._apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            self._delete_own_executors(namespace)
             return
         others = f"{MANAGED_BY_LABEL}={MANAGED_BY},{WORKSPACE_ID_LABEL}!={workspace}"
         if not self._list(SPINAPP, namespace, others, limit=1):
@@ -248,12 +295,17 @@ class KubernetesDeployer:
         namespace = (spinapp or manifests[0])["metadata"]["namespace"]
         labels = (spinapp or {}).get("metadata", {}).get("labels") or {}
         fid = labels.get(FUNCTION_ID_LABEL) or function_id(function.workspace, function.name)
+        if spinapp is not None and self.create_executors:
+            self._ensure_executor(project, function, spinapp)
         live = [self._apply(manifest) for manifest in others]
         # Stale autoscalers go before the new ones apply, so an HPA and a ScaledObject never
         # fight over the same Deployment.
         keep = {(m["kind"], m["metadata"]["name"]) for m in autoscalers}
         self._delete_autoscalers(namespace, fid, keep)
-        live += [self._apply(manifest) for manifest in autoscalers]
+        for manifest in autoscalers:
+            if self._kind(manifest) is SCALED_OBJECT:
+                self._wait_for_scale_target(manifest)
+            live.append(self._apply(manifest))
         if self.wait and spinapp is not None:
             self._wait_ready(namespace, spinapp["metadata"]["name"])
         return [_observed(obj) for obj in live if isinstance(obj, dict)]
@@ -262,6 +314,59 @@ class KubernetesDeployer:
         """Delete the SpinApp and the function's autoscalers; what is already gone is fine."""
         self._delete(SPINAPP, namespace, name)
         self._delete_autoscalers(namespace, function_id(workspace, name), keep=set())
+
+    # ------------------------------------------------------------------------------ executors
+
+    def _ensure_executor(self, project: Project, function: Function, spinapp: dict[str, Any]) -> None:
+        """Make the executor ``spinapp`` names exist in its namespace (see the module docstring),
+        once per namespace, executor and manifest per run."""
+        manifest = self.executors.render(project, function, spinapp)
+        if manifest is None:
+            return
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        key = (namespace, name, json.dumps(manifest, sort_keys=True))
+        with self._executors_lock:
+            if key in self._executors_done:
+                return
+        existing = self._get(EXECUTOR, namespace, name)
+        # One someone else created (the platform's) is theirs: faasops neither changes nor
+        # co-owns it, so a different runtimeClassName there is no conflict.
+        if existing is None or _managed(existing):
+            self._apply(manifest)
+        with self._executors_lock:
+            self._executors_done.add(key)
+
+    def _delete_own_executors(self, namespace: str) -> None:
+        """In a namespace faasops did not create and is leaving: delete the executors only
+        faasops ever wrote, once no SpinApp (of anyone) is left to name them."""
+        if not self.create_executors or self._list(SPINAPP, namespace, "", limit=1):
+            return
+        for obj in self._list(EXECUTOR, namespace, f"{MANAGED_BY_LABEL}={MANAGED_BY}"):
+            managers = {entry.get("manager") for entry in obj["metadata"].get("managedFields") or ()}
+            if managers == {self.field_manager}:
+                self._delete(EXECUTOR, namespace, obj["metadata"]["name"])
+
+    def _wait_for_scale_target(self, scaled_object: dict[str, Any]) -> None:
+        """Wait until the Deployment a ScaledObject scales exists (KEDA's webhook refuses the
+        ScaledObject before), for up to ``keda_target_timeout`` with backoff."""
+        target = (scaled_object.get("spec") or {}).get("scaleTargetRef") or {}
+        if target.get("kind", "Deployment") != DEPLOYMENT.kind or target.get("apiVersion", "apps/v1") != "apps/v1":
+            return
+        namespace, name = scaled_object["metadata"]["namespace"], target.get("name")
+        if not name:
+            return
+        policy = RetryPolicy(max_attempts=1_000_000, max_seconds=self.keda_target_timeout,
+                             base_delay_s=0.05, max_delay_s=2.0)
+        attempts = policy.start(clock=self.clock, sleep=self.sleep)
+        while self._get(DEPLOYMENT, namespace, name) is None:
+            if not attempts.retry():
+                raise ProviderError(
+                    f"ScaledObject {namespace}/{scaled_object['metadata']['name']}: the Deployment {namespace}/{name} it "
+                    f"scales does not exist after {self.keda_target_timeout:g}s, and KEDA's admission webhook refuses "
+                    f"a ScaledObject whose target is missing. spin-operator creates it from the SpinApp: check that "
+                    f"spin-operator runs and `kubectl describe spinapp {name} -n {namespace}`, or raise "
+                    "keda_target_timeout under providers.deployer"
+                )
 
     # ------------------------------------------------------------------------------ operations
 
@@ -278,13 +383,19 @@ class KubernetesDeployer:
         if response.status < 300:
             return response.body
         what = f"{kind.kind} {_where(namespace, name)}"
-        if response.status == 409:
+        admission = response.message.startswith("admission webhook ")
+        if response.status == 409 and not admission:
             raise ProviderError(self._conflict_message(what, response))
-        if response.status == 404:
+        if response.status == 404 and not admission:
             if response.details.get("kind") == "namespaces":
                 raise ProviderError(f"{what}: namespace {namespace} does not exist (apply its workspace first)")
             raise ProviderError(kind.missing())
-        error = self._error("patch", kind, namespace, response, what)
+        if admission:
+            # A webhook's denial keeps the status its webhook chose (422 from spin-operator;
+            # 403, or 404 for a missing target, from KEDA): it is neither RBAC nor a missing kind.
+            error = ProviderError(f"{what} was rejected ({response.status}): {_one_line(response.message)}")
+        else:
+            error = self._error("patch", kind, namespace, response, what)
         if response.status == 422 and kind is SPINAPP and "replicas" not in (manifest.get("spec") or {}) \
                 and "replicas" in response.message:
             # Applying without replicas removes only faasops' own; another manager's stay, and
@@ -527,6 +638,12 @@ def _count(value: Any, name: str) -> int:
 
 def _seconds(value: Any, name: str) -> float:
     return positive_seconds(value, f"providers.deployer.{name}")
+
+
+def _name(value: Any, name: str) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise ProviderError(f"providers.deployer.{name} must be a name, not {value!r}")
 
 
 def _where(namespace: str | None, name: str) -> str:

@@ -4,7 +4,11 @@
 - sources: content-addressed archives (``.faasops/sources/sha256/<hex>.tar.gz``);
 - registry: an OCI image layout with Spin's media types (``.faasops/oci``);
 - deployer: rendered manifests per namespace (``.faasops/deploy/<namespace>/<fn>.yaml``),
-  which ``faasops up`` serves with the local runtime.
+  which ``faasops up`` serves with the local runtime, and, as the kubernetes deployer creates
+  them on a cluster, the SpinAppExecutor each SpinApp names
+  (``.faasops/deploy/<namespace>/_executors/<name>.yaml``; options ``create_executors``,
+  ``runtime_class``, ``spot_runtime_class`` as for the kubernetes deployer). Files starting
+  with ``_`` are the namespace's, not a function's.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from faasops.lock import DEFAULT_LEASE_S, is_stale, iso, lease_until, locked_err
 from faasops.model import Function, Project, ProviderConfig, Workspace
 from faasops.names import repository_name
 from faasops.oci import OciLayout, function_artifact
+from faasops.plugins.spinkube import DEFAULT_RUNTIME_CLASS, DEFAULT_SPOT_RUNTIME_CLASS, ExecutorTemplate
 from faasops.providers import (
     ActualState,
     Artifact,
@@ -356,8 +361,17 @@ class LocalRegistry:
 class LocalDeployer:
     """"Deploys" by writing the rendered manifests per namespace; ``faasops up`` serves them."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, options: dict[str, Any] | None = None):
         self.root = root
+        options = dict(options or {})
+        create = options.get("create_executors", True)
+        if not isinstance(create, bool):
+            raise ProviderError(f"providers.deployer.create_executors must be true or false, not {create!r}")
+        self.executors = ExecutorTemplate(
+            str(options.get("runtime_class") or DEFAULT_RUNTIME_CLASS),
+            str(options.get("spot_runtime_class") or DEFAULT_SPOT_RUNTIME_CLASS),
+            options,
+        ) if create else None
 
     def _ns_dir(self, namespace: str) -> Path:
         return self.root / namespace
@@ -371,7 +385,7 @@ class LocalDeployer:
             if not directory.is_dir():
                 continue
             for path in sorted(directory.glob("*.yaml")):
-                if path.name == "_namespace.yaml":
+                if path.name.startswith("_"):  # the namespace's own objects, not a function
                     continue
                 # Rendered manifests, read with the limits templates' output is read with.
                 docs = tuple(d for d in read_rendered(path.read_text(), str(path)) if d)
@@ -395,6 +409,15 @@ class LocalDeployer:
     def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Write the manifests; returns them as :meth:`observe` will read them back."""
         namespace = manifests[0]["metadata"]["namespace"]
+        spinapp = next((m for m in manifests if m.get("kind") == "SpinApp"), None)
+        if spinapp is not None and self.executors is not None:
+            executor = self.executors.render(project, function, spinapp)
+            if executor is not None:
+                path = self._ns_dir(namespace) / "_executors" / f"{executor['metadata']['name']}.yaml"
+                text = yaml.safe_dump(executor, sort_keys=True)
+                # Functions of the namespace share it: written when it is missing or changed.
+                if not path.is_file() or path.read_text() != text:
+                    _atomic_write(path, text)
         text = yaml.safe_dump_all(manifests, sort_keys=True)
         _atomic_write(self._ns_dir(namespace) / f"{function.name}.yaml", text)
         return [d for d in read_rendered(text, f"{function.address} (deployed manifests)") if d]
@@ -455,4 +478,4 @@ def faasops_registry(config: ProviderConfig, project: Project) -> LocalRegistry 
 
 @hookimpl
 def faasops_deployer(config: ProviderConfig, project: Project) -> LocalDeployer | None:
-    return LocalDeployer(_dir(config, project, "deploy")) if config.type == "local" else None
+    return LocalDeployer(_dir(config, project, "deploy"), config.options) if config.type == "local" else None

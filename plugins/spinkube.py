@@ -39,9 +39,12 @@ tolerations):
   :func:`faasops.oci.spin_artifact` bakes ``env`` into the artifact (a change of ``env`` is a new
   image digest, hence a rollout).
 * **Spot.** With ``spot: true`` the SpinApp runs on the executor ``<executor>-spot`` (option
-  ``spot_executor`` overrides), and pods get the label ``faasops.dev/spot: "true"``. The platform
-  must provide that SpinAppExecutor, with a RuntimeClass whose ``scheduling.nodeSelector`` and
-  ``scheduling.tolerations`` place pods on spot nodes.
+  ``spot_executor`` overrides), and pods get the label ``faasops.dev/spot: "true"``. That
+  executor names the RuntimeClass ``wasmtime-spin-v2-spot`` (deployer option
+  ``spot_runtime_class``), whose ``scheduling.nodeSelector`` and ``scheduling.tolerations`` the
+  platform points at spot nodes.
+* **Executors** are not part of a function's manifests: the deployer makes the one its SpinApp
+  names exist in the namespace (:class:`ExecutorTemplate`, ``spinappexecutor.yaml.j2``).
 * **Autoscaling.** ``enableAutoscaling: true`` and no ``replicas`` (the operator rejects both);
   the HPA / ScaledObject targets the Deployment SpinKube creates under the app's name, with
   cpu/memory utilization metrics (80 % cpu when neither is given).
@@ -73,6 +76,13 @@ TYPE = "spinkube"
 SPINAPP_TEMPLATE = "spinapp.yaml.j2"
 HPA_TEMPLATE = "hpa.yaml.j2"
 KEDA_TEMPLATE = "keda-scaledobject.yaml.j2"
+EXECUTOR_TEMPLATE = "spinappexecutor.yaml.j2"
+EXECUTOR_KIND = ("core.spinkube.dev/v1alpha1", "SpinAppExecutor")
+# The RuntimeClasses of the executors faasops creates: that of spin-operator's sample executor
+# (config/samples/spin-shim-executor.yaml), and a spot twin whose `scheduling` places pods on
+# spot nodes (SpinApps have no nodeSelector or tolerations of their own).
+DEFAULT_RUNTIME_CLASS = "wasmtime-spin-v2"
+DEFAULT_SPOT_RUNTIME_CLASS = "wasmtime-spin-v2-spot"
 BUILTIN_TEMPLATES = Path(faasops.templates.__file__).parent
 
 FUNCTION_ID_LABEL = "function_id"
@@ -242,12 +252,7 @@ class SpinKubeScaffolder:
     # ------------------------------------------------------------------------------ rendering
 
     def _sandbox(self, project: Project) -> TemplateSandbox:
-        sandbox = self._sandboxes.get(project.templates_dir)
-        if sandbox is None:
-            search = [project.templates_dir] if project.templates_dir else []
-            sandbox = TemplateSandbox([*search, BUILTIN_TEMPLATES], finalize=yaml_value, root=project.root)
-            self._sandboxes[project.templates_dir] = sandbox
-        return sandbox
+        return project_sandbox(project, self._sandboxes)
 
     def _render_text(self, project: Project, name: str, context: dict[str, Any]) -> tuple[str, str]:
         """The template's output, and where the template is (for messages)."""
@@ -290,6 +295,69 @@ class SpinKubeScaffolder:
             if spec.get("enableAutoscaling") is True and "replicas" in spec:
                 return f"SpinApp {metadata['name']} sets spec.replicas together with enableAutoscaling: true"
         return None
+
+
+class ExecutorTemplate:
+    """Renders the SpinAppExecutor a SpinApp names, for the deployers that create it.
+
+    spin-operator looks a SpinApp's executor up in the SpinApp's own namespace only
+    (spinkube/spin-operator ``internal/webhook/spinapp_validating.go``, ``fetchExecutor``: "We
+    assume that the executor must exist in the same namespace as the SpinApp"), and faasops
+    creates workspace namespaces, so a deployer makes the executor exist there before the
+    SpinApp. The template is ``spinappexecutor.yaml.j2`` (the project's ``templates/`` first),
+    rendered in the same sandbox as the function templates; it sees ``executor`` (the name),
+    ``namespace``, ``spot``, ``runtime_class``, ``labels`` and ``options`` (the deployer's).
+    """
+
+    def __init__(self, runtime_class: str = DEFAULT_RUNTIME_CLASS,
+                 spot_runtime_class: str = DEFAULT_SPOT_RUNTIME_CLASS, options: Mapping[str, Any] | None = None):
+        self.runtime_class = runtime_class
+        self.spot_runtime_class = spot_runtime_class
+        self.options = dict(options or {})
+        self._sandboxes: dict[Path | None, TemplateSandbox] = {}
+
+    def render(self, project: Project, function: Function, spinapp: dict[str, Any]) -> dict[str, Any] | None:
+        """The executor ``spinapp`` (of ``function``) names, in its namespace; None when the
+        template renders nothing (the platform provides executors)."""
+        name, namespace = spinapp["spec"]["executor"], spinapp["metadata"]["namespace"]
+        context = {
+            "executor": name,
+            "namespace": namespace,
+            "spot": function.spot,
+            "runtime_class": self.spot_runtime_class if function.spot else self.runtime_class,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+            "options": copy.deepcopy(self.options),  # a template could otherwise change them
+        }
+        sandbox = self._sandbox(project)
+        text, where = sandbox.render(EXECUTOR_TEMPLATE, context), sandbox.filename(EXECUTOR_TEMPLATE)
+        documents = read_rendered(text, f"{where} (rendered for {function.address})")
+        if not documents:
+            return None
+        executor = documents[0]
+        metadata = executor.get("metadata") if isinstance(executor, dict) else None
+        if len(documents) > 1 or not isinstance(metadata, dict) \
+                or (executor.get("apiVersion"), executor.get("kind")) != EXECUTOR_KIND:
+            raise ProviderError(f"{where}: must render one {EXECUTOR_KIND[1]} ({EXECUTOR_KIND[0]}) or nothing")
+        if metadata.get("name") != name or metadata.get("namespace") != namespace:
+            raise ProviderError(
+                f"{where}: the {EXECUTOR_KIND[1]} must be {namespace}/{name} (the SpinApp's executor), "
+                f"not {metadata.get('namespace')}/{metadata.get('name')}"
+            )
+        return executor
+
+    def _sandbox(self, project: Project) -> TemplateSandbox:
+        return project_sandbox(project, self._sandboxes)
+
+
+def project_sandbox(project: Project, sandboxes: dict[Path | None, TemplateSandbox]) -> TemplateSandbox:
+    """The sandbox reading the project's ``templates_dir`` first, then the built-ins; made once
+    per directory and kept in ``sandboxes``."""
+    sandbox = sandboxes.get(project.templates_dir)
+    if sandbox is None:
+        search = [project.templates_dir] if project.templates_dir else []
+        sandbox = TemplateSandbox([*search, BUILTIN_TEMPLATES], finalize=yaml_value, root=project.root)
+        sandboxes[project.templates_dir] = sandbox
+    return sandbox
 
 
 def _template_names(function: Function) -> list[str]:

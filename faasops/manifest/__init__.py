@@ -33,7 +33,8 @@ ROOT_ONLY_KEYS = ("project", "backend", "providers", "templates", "defaults")
 
 def load_project(root: Path, environment: str | None = None) -> Project:
     """The project whose root ``faas.yaml`` is in ``root``, with the ``environment`` overlays
-    (``faas.<environment>.yaml``) merged in; a named environment without overlay files is fine.
+    (``faas.<environment>.yaml``) merged in; an environment with no overlay file anywhere is a
+    problem.
 
     Raises :class:`ManifestError` with every problem found, sorted by file and position."""
     with fewer_collections():

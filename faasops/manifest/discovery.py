@@ -34,9 +34,11 @@ def overlay_name(environment: str) -> str:
 def find_manifests(root: Path, environment: str | None) -> tuple[list[ManifestFile], list[Problem]]:
     """The root manifest first, then split manifests in sorted path order. ``root`` is resolved
     and holds a faas.yaml. Overlays without a faas.yaml next to them are problems: silently
-    ignoring a file the author expects to apply would be worse."""
+    ignoring a file the author expects to apply would be worse. So is an ``environment`` with no
+    overlay file anywhere (a typo in ``-e`` would otherwise deploy the base manifests)."""
     problems: list[Problem] = []
     found: list[ManifestFile] = []
+    overlays_seen = False  # any faas.ENV.yaml, next to a faas.yaml or not
     overlay_file = overlay_name(environment) if environment else None
     for directory, dirnames, filenames in os.walk(root):
         here = Path(directory)
@@ -44,6 +46,7 @@ def find_manifests(root: Path, environment: str | None) -> tuple[list[ManifestFi
         files = set(filenames)
         relative_dir = here.relative_to(root)
         overlay = overlay_file if overlay_file in files else None
+        overlays_seen = overlays_seen or overlay is not None
         if (MANIFEST_NAME in files or overlay) and not _showable(relative_dir, problems):
             continue
         if MANIFEST_NAME in files:
@@ -57,7 +60,26 @@ def find_manifests(root: Path, environment: str | None) -> tuple[list[ManifestFi
             )
             problems.append(Problem((relative_dir / overlay).as_posix(), 0, 0, "", message))
     found.sort(key=lambda manifest: (not manifest.is_root, Path(manifest.display).parts))
+    if environment and found and not overlays_seen:
+        problems.append(unknown_environment(environment, found))
     return found, problems
+
+
+# How many of the overlay paths looked for an unknown environment names (a big repository has
+# thousands of split manifests; the first few show the pattern).
+SHOWN_OVERLAY_PATHS = 5
+
+
+def unknown_environment(environment: str, manifests: list[ManifestFile]) -> Problem:
+    """The problem for ``-e ENV`` when no ``faas.ENV.yaml`` exists next to any faas.yaml: a
+    misspelt or missing environment would otherwise deploy the base manifests unchanged."""
+    looked = [(Path(manifest.display).parent / overlay_name(environment)).as_posix() for manifest in manifests]
+    shown = ", ".join(looked[:SHOWN_OVERLAY_PATHS])
+    if len(looked) > SHOWN_OVERLAY_PATHS:
+        shown += f" and {len(looked) - SHOWN_OVERLAY_PATHS} more"
+    message = (f"-e/--env: unknown environment '{environment}': no {overlay_name(environment)} next to any "
+               f"{MANIFEST_NAME} (looked for {shown}); create the overlay, or leave out -e")
+    return Problem(MANIFEST_NAME, 0, 0, "", message)
 
 
 def _showable(relative_dir: Path, problems: list[Problem]) -> bool:

@@ -38,8 +38,9 @@ def manifest_schema() -> dict[str, Any]:
 @cache
 def _validator(root_file: bool) -> Draft202012Validator:
     schema = dict(manifest_schema())
-    # The schema's top level describes any faas.yaml (editors can't tell a root file from a split
-    # one); the root file must also name the project, which $defs/rootManifest adds.
+    # The schema's top level is the root faas.yaml (what an editor pointed at the schema checks);
+    # a split file is checked against $defs/manifest, which allows the root-only keys so that
+    # project_builder can say where they belong instead of "unknown key".
     schema["$ref"] = "#/$defs/rootManifest" if root_file else "#/$defs/manifest"
     from jsonschema import Draft202012Validator, validators
 
@@ -87,7 +88,9 @@ def _quick_check(root_file: bool) -> Callable[[Any], Any]:
     only trusted when it says yes (the messages come from jsonschema). Its drafts predate 2020-12,
     where keywords next to a ``$ref`` are ignored, so such places are rewritten as an ``allOf``
     of the two — which is what 2020-12 means by them."""
-    schema = {k: v for k, v in manifest_schema().items() if k not in ("$schema", "$defs")}
+    # The top level's own $ref is the root file's (for editors); as in _validator, it is
+    # replaced by the definition of the file at hand.
+    schema = {k: v for k, v in manifest_schema().items() if k not in ("$schema", "$defs", "$ref")}
     definitions = _siblings_of_refs_in_all_of(manifest_schema()["$defs"])
     # As _validator: the top level, and the root file's or a split file's own definition.
     top = "#/$defs/rootManifest" if root_file else "#/$defs/manifest"

@@ -45,11 +45,24 @@ def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
 
 
+EXECUTOR = "containerd-shim-spin"
+
+
+def create_executor(custom: client.CustomObjectsApi, namespace: str, name: str = EXECUTOR) -> None:
+    """The SpinAppExecutor spin-operator's webhook wants in a SpinApp's own namespace."""
+    custom.create_namespaced_custom_object("core.spinkube.dev", "v1alpha1", namespace, "spinappexecutors", {
+        "apiVersion": "core.spinkube.dev/v1alpha1", "kind": "SpinAppExecutor", "metadata": {"name": name},
+        "spec": {"createDeployment": True, "deploymentConfig": {"runtimeClassName": "wasmtime-spin-v2"}},
+    })
+
+
 @pytest.fixture()
-def namespace(core: client.CoreV1Api) -> Iterator[str]:
-    """A fresh namespace for one test, deleted (with its contents) afterwards."""
+def namespace(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> Iterator[str]:
+    """A fresh namespace for one test, with the executor SpinApps name, deleted (with its
+    contents) afterwards."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    create_executor(custom, name)
     yield name
     try:
         core.delete_namespace(name)

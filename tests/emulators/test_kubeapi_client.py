@@ -15,16 +15,21 @@ from kubernetes import client, watch
 
 from faasops.testing.kubeapi import KubeEmulator
 
+from .conftest import create_executor
+
 GROUP, VERSION, PLURAL = "core.spinkube.dev", "v1alpha1", "spinapps"
 APPLY = "application/apply-patch+yaml"
 
 
 def spinapp(name: str, namespace: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    """A SpinApp spin-operator's webhook admits: an executor of the namespace (the ``namespace``
+    fixture creates it) and ``replicas`` > 0 unless autoscaled."""
+    defaults: dict[str, Any] = {} if spec.get("enableAutoscaling") else {"replicas": 1}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "SpinApp",
         "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
-        "spec": {"executor": "containerd-shim-spin", "image": f"registry.local/{name}:1", **spec},
+        "spec": {"executor": "containerd-shim-spin", "image": f"registry.local/{name}:1", **defaults, **spec},
     }
 
 
@@ -89,6 +94,7 @@ def test_creating_in_a_missing_namespace_is_404_namespace_not_found(core: client
 def test_deleting_a_namespace_deletes_its_objects(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="ns-cascade")))
     core.create_namespaced_config_map("ns-cascade", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c")))
+    create_executor(custom, "ns-cascade")
     apply(custom, spinapp("app", "ns-cascade"), "faasops")
     core.delete_namespace("ns-cascade")
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="ns-cascade")))
@@ -255,6 +261,7 @@ def test_cluster_wide_pages_cover_every_object_once(custom: client.CustomObjects
     # "a" < "a-b" as namespaces, although "a/…" > "a-b/…" as strings.
     other = namespace + "-b"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    create_executor(custom, other)
     try:
         for ns, name in [(namespace, "z"), (other, "c"), (namespace, "y")]:
             apply(custom, spinapp(name, ns, {"paged": namespace}), "faasops")
@@ -358,7 +365,7 @@ def test_two_appliers_of_the_same_value_share_a_field_without_conflict(custom: c
 def test_apply_prunes_fields_the_manager_stopped_applying(custom: client.CustomObjectsApi, namespace: str) -> None:
     apply(custom, spinapp("app", namespace, {"function_id": "f", "old": "x"}, replicas=2,
                           podLabels={"function_id": "f"}), "faasops")
-    apply(custom, spinapp("app", namespace, {"function_id": "f"}), "faasops")
+    apply(custom, spinapp("app", namespace, {"function_id": "f"}, enableAutoscaling=True), "faasops")
     live = get_app(custom, namespace, "app")
     assert live["metadata"]["labels"] == {"function_id": "f"}
     assert "replicas" not in live["spec"]
@@ -470,6 +477,7 @@ def test_spinapp_ready_option_marks_every_spinapp_ready_on_write() -> None:
         configuration.host = emulator.url
         with client.ApiClient(configuration) as api:
             custom = client.CustomObjectsApi(api)
+            create_executor(custom, "default")
             apply(custom, spinapp("app", "default", replicas=2), "faasops")
             assert get_app(custom, "default", "app")["status"]["readyReplicas"] == 2
 
@@ -641,6 +649,7 @@ def test_stats_count_requests_by_verb_and_resource_and_reset() -> None:
         configuration.host = emulator.url
         with client.ApiClient(configuration) as api:
             custom = client.CustomObjectsApi(api)
+            create_executor(custom, "default")
             emulator.reset_stats()
             apply(custom, spinapp("a", "default"), "faasops")
             apply(custom, spinapp("b", "default"), "faasops")

@@ -35,10 +35,20 @@ def spinapp_yaml(name: str, namespace: str, replicas: int = 2, function_id: str 
         """)
 
 
+# The executor spin-operator's webhook wants in a SpinApp's own namespace.
+EXECUTOR_YAML = """\
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinAppExecutor
+metadata: {{name: containerd-shim-spin, namespace: {namespace}}}
+spec: {{createDeployment: true, deploymentConfig: {{runtimeClassName: wasmtime-spin-v2}}}}
+"""
+
+
 @pytest.fixture()
 def ns(kubectl: KubectlRunner) -> Any:
     name = f"k-{uuid.uuid4().hex[:10]}"
     kubectl("create", "namespace", name)
+    kubectl("apply", "--server-side", "-f", "-", input=EXECUTOR_YAML.format(namespace=name))
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 

@@ -169,6 +169,13 @@ def test_a_kubectl_patch_is_drift_that_force_conflicts_takes_back(
         hello: Project, make_deployer: Callable[..., KubernetesDeployer], kubectl: KubectlRunner) -> None:
     deployer = make_deployer()
     manifests = deployed(hello, deployer)
+    # spin-operator's webhook admits only an executor of the namespace.
+    kubectl("apply", "--server-side", "-f", "-", input="""\
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinAppExecutor
+metadata: {name: other, namespace: demo}
+spec: {createDeployment: true, deploymentConfig: {runtimeClassName: other-runtime}}
+""")
     kubectl("patch", "spinapp", "hello", "-n", "demo", "--type", "merge", "-p", '{"spec":{"executor":"other"}}')
 
     drift = manifest_drift(manifests, deployer.observe(hello, hello.workspaces)["demo/hello"].manifests)
@@ -222,7 +229,9 @@ def test_a_spinapp_deleted_with_kubectl_is_missing_from_observe(
 
 
 def test_deploy_into_a_missing_namespace_says_so(hello: Project, deployer: KubernetesDeployer) -> None:
-    with pytest.raises(ProviderError, match=r"^SpinApp demo/hello: namespace demo does not exist \(apply its workspace first\)$"):
+    # The executor goes first, so it is what meets the missing namespace.
+    with pytest.raises(ProviderError, match=r"^SpinAppExecutor demo/containerd-shim-spin: namespace demo does not exist "
+                                            r"\(apply its workspace first\)$"):
         deployer.deploy(hello, only_function(hello), render(hello, only_function(hello)))
 
 
@@ -382,7 +391,7 @@ def test_observe_of_a_missing_namespace_is_nothing_live(hello: Project, deployer
 
 
 def test_observe_counts_one_list_per_namespace_and_kind_whatever_the_number_of_functions(
-        make_project: Callable[..., Project], deployer: KubernetesDeployer, kube: KubeEmulator) -> None:
+        make_project: Callable[..., Project], make_deployer: Callable[..., KubernetesDeployer], kube: KubeEmulator) -> None:
     def project_with(functions_per_namespace: int) -> Project:
         return make_project([
             {"name": f"ws{n}", "functions": [
@@ -398,6 +407,7 @@ def test_observe_counts_one_list_per_namespace_and_kind_whatever_the_number_of_f
     for size in (50, 5):
         kube.reset()
         project = project_with(size)
+        deployer = make_deployer()  # one per run, as faasops makes it: it remembers the executors it made
         deployed(project, deployer)
         kube.reset_stats()
 

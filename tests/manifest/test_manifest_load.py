@@ -393,14 +393,17 @@ def test_without_environment_overlays_are_ignored(make_project):
     assert project.functions()[0].replicas == 1
 
 
-def test_named_environment_without_overlay_files_is_a_recorded_no_op(make_project):
+def test_named_environment_without_overlay_files_is_refused_naming_the_files_looked_for(make_project):
+    # A typo in -e (or a missing overlay) would otherwise deploy the base manifests unchanged.
     root = make_project(overlaid())
 
-    project = load_project(root, environment="staging")
+    with pytest.raises(ManifestError) as caught:
+        load_project(root, environment="staging")
 
-    assert project.environment == "staging"
-    assert project.workspaces == load_project(root).workspaces
-    assert project.manifest_files == (root.resolve() / "faas.yaml",)
+    assert str(caught.value) == (
+        "faas.yaml: -e/--env: unknown environment 'staging': no faas.staging.yaml next to any faas.yaml "
+        "(looked for faas.staging.yaml); create the overlay, or leave out -e")
+    assert load_project(root, environment="prod").environment == "prod"
 
 
 def test_error_in_overlay_value_points_at_the_overlay_line(make_project):

@@ -23,7 +23,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "security"
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
 # `service:Action`, as IAM spells them.
-IAM_ACTION = re.compile(r"^(dynamodb|s3|ecr|kms):[A-Z][A-Za-z]+$")
+IAM_ACTION = re.compile(r"^(dynamodb|s3|ecr|kms|eks):[A-Z][A-Za-z]+$")  # eks: the CI job's kubeconfig
 RBAC_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
 
 

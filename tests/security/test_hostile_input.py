@@ -355,7 +355,8 @@ def test_annotation_variable_and_env_values_render_literally(tmp_path: Path) -> 
     assert run.code == 0, run
     deployed = sorted(p.relative_to(project / ".faasops" / "deploy").as_posix()
                       for p in (project / ".faasops" / "deploy").rglob("*") if p.is_file())
-    assert len(deployed) == 2 and "demo/hello.yaml" in deployed, deployed
+    # The namespace, the executor the SpinApp names (issue 19) and the function: nothing injected.
+    assert deployed == ["demo/_executors/containerd-shim-spin.yaml", "demo/_namespace.yaml", "demo/hello.yaml"], deployed
     documents = list(yaml.safe_load_all((project / ".faasops" / "deploy" / "demo" / "hello.yaml").read_text()))
     assert len(documents) == 1, documents
     spinapp = documents[0]
@@ -369,7 +370,7 @@ def test_annotation_variable_and_env_values_render_literally(tmp_path: Path) -> 
     assert spinapp["spec"]["variables"] == [{"name": k, "value": v} for k, v in sorted(HOSTILE_VALUES.items())]
     for other in deployed:
         (document,) = yaml.safe_load_all((project / ".faasops" / "deploy" / other).read_text())
-        assert document["kind"] in {"SpinApp", "Namespace"}, other
+        assert document["kind"] in {"SpinApp", "Namespace", "SpinAppExecutor"}, other
 
     digest = spinapp["spec"]["image"].partition("@")[2]
     locked = OciLayout(project / ".faasops" / "oci").locked_app_for(digest)

@@ -1,8 +1,11 @@
 """An example third-party faasops plugin.
 
-- ``faasops_check_plan``: a policy that vetoes any plan deleting something unless the
-  environment variable ``FAASOPS_ALLOW_DELETES=1`` is set (in CI: set it when the pull request
-  carries an "allow-deletes" label).
+- ``faasops_check_plan``: a policy that vetoes any plan deleting (or replacing) something unless
+  the environment variable ``FAASOPS_ALLOW_DELETES=1`` is set. In CI the pull request's
+  "allow-deletes" label sets it: on the pull request from the event, and on the push that merged
+  it from the merged pull request's labels (:mod:`faasops_audit.approval`), for both the saved
+  plan and the apply of that plan. The policy runs again when a saved plan is applied, so the
+  approval must reach the apply job too (examples/ci/github-actions.yml).
 - ``faasops_step_finished`` / ``faasops_post_apply``: an audit log, one JSON line per apply
   step, in ``.faasops/audit.jsonl`` (or ``$FAASOPS_AUDIT_LOG``).
 """
@@ -37,7 +40,8 @@ def faasops_check_plan(plan, project):
     if os.environ.get("FAASOPS_ALLOW_DELETES") == "1":
         return []
     deletes = [c.address for c in plan.changes if c.action.value in ("delete", "replace")]
-    return [f"{address} would be deleted; set FAASOPS_ALLOW_DELETES=1 to allow it" for address in deletes]
+    return [f"{address} would be deleted; set FAASOPS_ALLOW_DELETES=1 to allow it "
+            "(in CI: the allow-deletes label on the pull request)" for address in deletes]
 
 
 @hookimpl

@@ -12,7 +12,7 @@ The official ``kubernetes`` python client and real ``kubectl`` work against it u
         emu.mark_spinapp_ready("ws", "hello")
 
 or in the foreground: ``python -m faasops.testing.kubeapi --port 6443 [--token T] [--tls]
-[--kubeconfig PATH] [--spinapp-ready] [--no-spinkube] [--no-keda]``.
+[--kubeconfig PATH] [--spinapp-ready] [--no-spinkube] [--no-keda] [--no-webhooks] [--no-operator]``.
 
 What it serves
     Discovery: ``/api``, ``/api/v1``, ``/apis``, ``/apis/<g>``, ``/apis/<g>/<v>`` in both the
@@ -36,6 +36,11 @@ What it serves
     ``fieldValidation`` (Strict rejects fields a CRD schema does not declare, otherwise they are
     pruned with a warning); resourceVersion preconditions; finalizers; watch with
     ``resourceVersion``, ``timeoutSeconds``, ``allowWatchBookmarks``, ``sendInitialEvents``.
+    Admission and controllers it stands in for: spin-operator's and KEDA's validating webhooks
+    (``admission``: executor in the SpinApp's namespace, replicas, ScaledObject target and
+    resource requests; denials as the API server reports a webhook's), spin-operator's
+    Deployment per SpinApp (``operators``, 0.1 s after each write), LimitRanges (read by KEDA's
+    webhook).
 
 Why kubectl works with the default ``--validate=strict``
     kubectl fetches ``/openapi/v3`` and the document of the object's group-version (for a CRD it

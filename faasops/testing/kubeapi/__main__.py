@@ -21,10 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-keda", action="store_true", help="don't preinstall KEDA's ScaledObject CRD")
     parser.add_argument("--spinapp-ready", action="store_true",
                         help="mark every SpinApp ready on write, standing in for spin-operator")
+    parser.add_argument("--no-webhooks", action="store_true",
+                        help="don't enforce spin-operator's and KEDA's admission webhooks")
+    parser.add_argument("--no-operator", action="store_true",
+                        help="don't create a Deployment for each SpinApp as spin-operator does")
     args = parser.parse_args(argv)
     emulator = KubeEmulator(port=args.port, token=args.token, host=args.host, tls=args.tls,
                             preinstall_spinkube=not args.no_spinkube, preinstall_keda=not args.no_keda,
-                            spinapp_ready=args.spinapp_ready)
+                            spinapp_ready=args.spinapp_ready, spin_operator_webhook=not args.no_webhooks,
+                            keda_webhook=not args.no_webhooks, spin_operator=not args.no_operator)
     emulator.start()
     if args.kubeconfig:
         emulator.write_kubeconfig(args.kubeconfig)

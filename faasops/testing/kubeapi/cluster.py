@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from . import errors, fieldmanager, patches
+from . import admission, errors, fieldmanager, patches
 from .errors import ApiError
 from .protobuf import decode_object
 from .resources import (
@@ -45,6 +45,7 @@ from .selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from .operators import SpinOperator
 from .store import Event, Store
 
 SPINAPP_GROUP = "core.spinkube.dev"
@@ -52,6 +53,7 @@ CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACE_KEY = ("", "namespaces")
 SERVICE_KEY = ("", "services")
 SPINAPP_KEY = (SPINAPP_GROUP, "spinapps")
+SCALEDOBJECT_KEY = ("keda.sh", "scaledobjects")
 ACCESS_REVIEW_KEY = ("authorization.k8s.io", "selfsubjectaccessreviews")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -82,6 +84,9 @@ class Options:
     preinstall_keda: bool = True
     spinapp_ready: bool = False
     spin_operator_webhook: bool = True
+    keda_webhook: bool = True
+    spin_operator: bool = True
+    spin_operator_delay: float = 0.1
     crd_strategic_merge_patch: bool = False
 
 
@@ -188,6 +193,7 @@ class Cluster:
         self._uid_counter = 0
         self._cluster_ip = 0
         self._ip_lock = threading.Lock()
+        self.operator = SpinOperator(self, self.options.spin_operator_delay) if self.options.spin_operator else None
         self.bootstrap()
 
     # -----------------------------------------------------------------------------------------
@@ -362,22 +368,23 @@ class Cluster:
             raise errors.invalid(rt.group, rt.kind, name, [("FieldValueRequired", m, "Required value") for m in missing])
         return obj
 
-    def _admit(self, rt: ResourceType, obj: dict[str, Any]) -> None:
-        """The admission checks of components the emulator stands in for (spin-operator)."""
+    def _admit(self, rt: ResourceType, obj: dict[str, Any], namespace: str | None, dry_run: bool) -> None:
+        """The validating webhooks of components the emulator stands in for (spin-operator's,
+        KEDA's; see :mod:`.admission`), on creates and updates."""
+        denial = None
         if rt.key == SPINAPP_KEY and self.options.spin_operator_webhook:
-            spec = obj.get("spec") or {}
-            if spec.get("enableAutoscaling") and spec.get("replicas") not in (None, 0):
-                name = _metadata(obj).get("name", "")
-                raise ApiError(
-                    422, "Invalid",
-                    f'admission webhook "vspinapp.kb.io" denied the request: SpinApp.core.spinkube.dev "{name}" '
-                    f"is invalid: spec.replicas: Invalid value: {spec['replicas']}: "
-                    "replicas cannot be set when autoscaling is enabled",
-                    {"name": name, "group": rt.group, "kind": rt.kind, "causes": [
-                        {"reason": "FieldValueInvalid", "message": "Invalid value: "
-                         f"{spec['replicas']}: replicas cannot be set when autoscaling is enabled",
-                         "field": "spec.replicas"}]},
-                )
+            denial = admission.spinapp_denial(obj, namespace or "", self._stored)
+        elif rt.key == SCALEDOBJECT_KEY and self.options.keda_webhook and not dry_run:
+            # KEDA skips its cpu/memory checks for dry runs (verifyCPUMemoryScalers).
+            denial = admission.scaledobject_denial(obj, namespace or "", self._stored, self._stored_in)
+        if denial is not None:
+            raise denial
+
+    def _stored(self, key: tuple[str, str], namespace: str, name: str) -> dict[str, Any] | None:
+        return self.store.get(key, namespace, name)
+
+    def _stored_in(self, key: tuple[str, str], namespace: str) -> list[dict[str, Any]]:
+        return list(self.store.list(key, namespace)) if namespace in self.store.namespaces_of(key) else []
 
     def _next_cluster_ip(self) -> str:
         with self._ip_lock:
@@ -465,6 +472,8 @@ class Cluster:
         self.store.put(rt.key, namespace, metadata["name"], obj, "ADDED" if live is None else "MODIFIED", live, rv)
         if rt.key == CRD_KEY:
             self.registry.set_crd_types(metadata["name"], types_from_crd(obj))
+        if rt.key == SPINAPP_KEY and self.operator is not None:
+            self.operator.spinapp_written(namespace, metadata["name"])
         return obj
 
     # -----------------------------------------------------------------------------------------
@@ -496,7 +505,7 @@ class Cluster:
         body["apiVersion"] = body.get("apiVersion") or rt.api_version
         body["kind"] = rt.kind
         body, warnings = self._validate_custom(rt, body, params)
-        self._admit(rt, body)
+        self._admit(rt, body, namespace, params.dry_run)
         with self.store.lock:
             if rt.namespaced:
                 assert namespace is not None
@@ -572,7 +581,7 @@ class Cluster:
                 obj["status"] = new["status"]
         else:
             new, warnings = self._validate_custom(rt, new, params)
-            self._admit(rt, new)
+            self._admit(rt, new, live_meta.get("namespace"), params.dry_run)
             obj = {"apiVersion": new.get("apiVersion") or live["apiVersion"], "kind": rt.kind}
             obj["metadata"] = self._merged_metadata(live_meta, new_meta)
             obj.update({k: v for k, v in new.items() if k not in ("apiVersion", "kind", "metadata", "status")})
@@ -709,7 +718,7 @@ class Cluster:
             managed = fieldmanager.encode_managed_fields(result.entries)
             if live is None:
                 obj = self._complete_custom(rt, self._new_object(rt, merged, name, namespace))
-                self._admit(rt, obj)
+                self._admit(rt, obj, namespace, params.dry_run)
                 self._finish_write(rt, obj, None)
                 obj["metadata"]["managedFields"] = managed
                 self._commit(rt, obj, None, params.dry_run)
@@ -722,7 +731,7 @@ class Cluster:
                     obj["metadata"].pop(key, None)
             if subresource != "status":
                 obj = self._complete_custom(rt, obj)
-                self._admit(rt, obj)
+                self._admit(rt, obj, namespace, params.dry_run)
                 self._default(rt, obj, live)
                 self._finish_write(rt, obj, live)
             self._bump_generation(rt, live, obj)
@@ -795,6 +804,8 @@ class Cluster:
                     gone = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rv),
                                                 "deletionTimestamp": now_timestamp()}}
                     self.store.delete(key, name, obj["metadata"]["name"], gone, rv)
+        elif rt.key == SPINAPP_KEY and self.operator is not None:
+            self.operator.spinapp_deleted(final)
         elif rt.key == CRD_KEY:
             group = (final.get("spec") or {}).get("group", "")
             plural = ((final.get("spec") or {}).get("names") or {}).get("plural", "")

@@ -121,6 +121,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _builtin("", "v1", "Namespace", "namespaces", False, ("ns",), subresources=("status", "finalize"),
              field_selectors=("status.phase",)),
     _builtin("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
+    _builtin("", "v1", "LimitRange", "limitranges", True, ("limits",)),
     _builtin("", "v1", "Secret", "secrets", True, field_selectors=("type",)),
     _builtin("", "v1", "Service", "services", True, ("svc",), ("all",), subresources=("status", "proxy")),
     _builtin("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),

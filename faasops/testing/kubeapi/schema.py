@@ -281,6 +281,10 @@ BUILTIN_SCHEMAS: dict[str, dict[str, Any]] = {
         status=_obj(phase=_string(), conditions=CONDITIONS),
     ),
     "ConfigMap": _kind(data=_string_map(), binaryData=_string_map(), immutable=_bool()),
+    # KEDA's webhook reads LimitRange defaults (isContainerResourceLimitSet).
+    "LimitRange": _kind(spec=_obj(limits=_atomic_list(_obj(
+        type=_string(), **{part: RESOURCE_REQUIREMENTS["properties"]["limits"]
+                           for part in ("default", "defaultRequest", "max", "min", "maxLimitRequestRatio")})))),
     "Secret": _kind(data=_string_map(), stringData=_string_map(), type=_string(), immutable=_bool()),
     "ServiceAccount": _kind(
         secrets=_list_map(_obj(name=_string()), "name"),

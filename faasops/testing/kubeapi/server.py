@@ -581,8 +581,17 @@ class KubeEmulator:
             (``readyReplicas`` = ``spec.replicas`` or 1, Available/Progressing conditions) on
             each write. Off by default; tests can also call ``mark_spinapp_ready`` or write
             ``/status`` themselves.
-        spin_operator_webhook: reject SpinApps with both ``replicas`` and
-            ``enableAutoscaling: true``, as spin-operator's validating webhook does.
+        spin_operator_webhook: enforce spin-operator's validating webhook (``vspinapp.kb.io``):
+            the SpinApp's executor must exist in its namespace, ``replicas`` must be > 0 without
+            ``enableAutoscaling`` and unset with it (see :mod:`.admission`). On by default.
+        keda_webhook: enforce KEDA's ScaledObject webhook (``vscaledobject.kb.io``): with a
+            cpu/memory trigger the target Deployment must exist and its containers carry the
+            resource's request (or limit), and ``minReplicaCount`` must not be 0. On by default.
+        spin_operator: stand in for spin-operator's reconciler: ``spin_operator_delay`` seconds
+            (0.1) after each SpinApp write, create or update its Deployment (see
+            :mod:`.operators`) when its executor has ``createDeployment: true``; deleting the
+            SpinApp deletes it. On by default, so KEDA's webhook can be satisfied, and a
+            ScaledObject applied right after its SpinApp is refused as on a cluster.
         crd_strategic_merge_patch: accept strategic merge patches on custom resources as JSON
             merge patches. Off by default because the real server answers 415 there.
     """
@@ -598,6 +607,9 @@ class KubeEmulator:
         preinstall_keda: bool = True,
         spinapp_ready: bool = False,
         spin_operator_webhook: bool = True,
+        keda_webhook: bool = True,
+        spin_operator: bool = True,
+        spin_operator_delay: float = 0.1,
         crd_strategic_merge_patch: bool = False,
     ) -> None:
         self.host = host
@@ -610,6 +622,9 @@ class KubeEmulator:
             preinstall_keda=preinstall_keda,
             spinapp_ready=spinapp_ready,
             spin_operator_webhook=spin_operator_webhook,
+            keda_webhook=keda_webhook,
+            spin_operator=spin_operator,
+            spin_operator_delay=spin_operator_delay,
             crd_strategic_merge_patch=crd_strategic_merge_patch,
         ))
         self.openapi = discovery.OpenAPI(self.cluster.registry)
@@ -647,6 +662,8 @@ class KubeEmulator:
 
     def stop(self) -> None:
         """Stop serving; open watches end within about a second."""
+        if self.cluster.operator is not None:
+            self.cluster.operator.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
