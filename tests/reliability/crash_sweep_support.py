@@ -312,9 +312,13 @@ def check_invariants(project: Path, pruned: tuple[str, ...] = ()) -> list[str]:
     # Exactly the declared manifests are deployed, each with the recorded image.
     deploy = state / "deploy" / WORKSPACE
     files = sorted(p.name for p in deploy.iterdir()) if deploy.is_dir() else []
-    want_files = sorted(["_namespace.yaml", *(f"{fn}.yaml" for fn in declared)])
+    want_files = sorted(["_executors", "_namespace.yaml", *(f"{fn}.yaml" for fn in declared)])
     if files != want_files:
         problems.append(f"deploy/{WORKSPACE} holds {files}, want {want_files}")
+    # The executor the SpinApps name, written before the first of them.
+    executors = sorted(p.name for p in (deploy / "_executors").iterdir()) if (deploy / "_executors").is_dir() else []
+    if executors != ["containerd-shim-spin.yaml"]:
+        problems.append(f"deploy/{WORKSPACE}/_executors holds {executors}, want ['containerd-shim-spin.yaml']")
     for fn, artifact in records.items():
         path = deploy / f"{fn}.yaml"
         if path.is_file():
