@@ -121,6 +121,8 @@ class Function:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     timeout: int | None = None  # seconds one request may run locally; None: the runtime's default
+    # Spin's allowed_outbound_hosts: where outbound HTTP may go (none: nowhere), in declared order.
+    allowed_outbound_hosts: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -147,6 +149,8 @@ class Function:
             "annotations": dict(sorted(self.annotations.items())),
             # Only when set, so the plans and state of functions without one stay as they were.
             **({"timeout": self.timeout} if self.timeout is not None else {}),
+            **({"allowed_outbound_hosts": list(self.allowed_outbound_hosts)}
+               if self.allowed_outbound_hosts else {}),
         }
 
 

@@ -157,6 +157,24 @@ SSM_PARAMETER = NameRule(
     "not a valid SSM parameter name: no spaces (such as '/prod/api-key')",
     2048,
 )
+# Spin's allowed_outbound_hosts entry (spin crates/outbound-networking-config/src/allowed_hosts.rs,
+# AllowedHostConfig::parse): `<scheme>://<host>[:<port>]`, with '*' for any scheme, host or port,
+# `*.domain` for subdomains, an IPv4 network in CIDR form, a bracketed IPv6 address, a port range
+# `a..b`, and an optional trailing '/'. Without a port the scheme must have a well-known one
+# (Spin refuses `*://host` and `ftp://host`). Narrower than Spin on purpose: ASCII host names, no
+# `{{ variable }}` templates (faasops resolves no Spin variables at deploy time).
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)"
+_OUTBOUND_HOST = (r"(\*|\*\.[A-Za-z0-9_]([-A-Za-z0-9_.]*[A-Za-z0-9_])?"
+                  r"|[A-Za-z0-9_]([-A-Za-z0-9_.]*[A-Za-z0-9_])?(/[0-9]{1,2})?|\[[0-9A-Fa-f:.]+\])")
+ALLOWED_OUTBOUND_HOST = NameRule(
+    r"((\*|[A-Za-z]+)://" + _OUTBOUND_HOST + r":(\*|" + _PORT + r"(\.\." + _PORT + r")?)/?"
+    r"|(http|https|redis|mysql|postgres|mqtt)://" + _OUTBOUND_HOST + r"/?)",
+    "not a valid allowed_outbound_hosts entry: write <scheme>://<host>[:<port>] as Spin does, such as "
+    "'https://api.example.com', 'http://127.0.0.1:8080', 'https://*.example.com' or '*://*:*' ('*' for any "
+    "scheme, host or port; a port range as 8000..8080); a port is required unless the scheme is http, https, "
+    "redis, mysql, postgres or mqtt; no path and no {{ variable }} templates",
+    300,
+)
 #: ``-e NAME`` selects ``faas.NAME.yaml``: a DNS label keeps it one plain file name.
 ENVIRONMENT = NameRule(
     _DNS_LABEL,

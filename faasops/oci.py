@@ -131,6 +131,9 @@ class SpinArtifact:
 
 TIMEOUT_METADATA = "faasops_request_timeout_s"
 """Locked-app component metadata key holding the function's ``timeout`` in seconds."""
+ALLOWED_HOSTS_METADATA = "allowed_outbound_hosts"
+"""Locked-app component metadata key Spin reads the component's outbound allow-list from
+(spin crates/loader/src/local.rs ``load_component``: ``.string_array("allowed_outbound_hosts", …)``)."""
 
 
 def spin_artifact(
@@ -189,7 +192,7 @@ def spin_artifact(
     }
     hosts = sorted(set(allowed_outbound_hosts))
     if hosts:
-        component["metadata"] = {"allowed_outbound_hosts": hosts}
+        component["metadata"] = {ALLOWED_HOSTS_METADATA: hosts}
     if env:
         component["env"] = dict(env)
     if timeout_s is not None:
@@ -253,9 +256,9 @@ def function_artifact(
     created: str,
     annotations: Mapping[str, str] | None = None,
 ) -> SpinArtifact:
-    """:func:`spin_artifact` for a :class:`faasops.model.Function`: its name, ``env``, and its
-    ``variables`` and secrets declared under their :func:`spin_variable_name` (values stay out of
-    the artifact)."""
+    """:func:`spin_artifact` for a :class:`faasops.model.Function`: its name, ``env``,
+    ``allowed_outbound_hosts`` and ``timeout``, and its ``variables`` and secrets declared under
+    their :func:`spin_variable_name` (values stay out of the artifact)."""
     return spin_artifact(
         wasm_path,
         wasm_digest,
@@ -265,6 +268,7 @@ def function_artifact(
         env=function.env,
         variables=[spin_variable_name(name) for name in function.variables],
         secret_variables=[spin_variable_name(s.name) for s in function.secrets],
+        allowed_outbound_hosts=function.allowed_outbound_hosts,
         timeout_s=function.timeout,
     )
 

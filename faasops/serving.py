@@ -30,7 +30,7 @@ from faasops.errors import FaasopsError
 from faasops.invocation_log import InvocationLog
 from faasops.manifest.project_builder import quantity_amount
 from faasops.model import Project
-from faasops.oci import TIMEOUT_METADATA
+from faasops.oci import ALLOWED_HOSTS_METADATA, TIMEOUT_METADATA
 from faasops.runtime import ComponentRuntime, HttpRequest, HttpResponse, LoadedApp
 from faasops.runtime.component import DEFAULT_MEMORY_LIMIT
 from faasops.runtime.http_syntax import is_field_value, is_token
@@ -101,7 +101,8 @@ class LocalFunctions:
             current = self._apps.get(address)
             if current and _same_version(current[0], item):
                 continue
-            timeout = self.registry.component_metadata(item.image).get(TIMEOUT_METADATA)
+            metadata = self.registry.component_metadata(item.image)
+            timeout = metadata.get(TIMEOUT_METADATA)
             app = self.runtime.load(
                 self.registry.component_path(item.image),
                 variables=item.variables,
@@ -110,6 +111,7 @@ class LocalFunctions:
                 kv_namespace=address,
                 timeout_s=float(timeout) if isinstance(timeout, (int, float)) else None,
                 memory_limit=memory_bytes(item.memory_limit),
+                allowed_outbound_hosts=metadata.get(ALLOWED_HOSTS_METADATA) or (),
             )
             with self._lock:
                 self._apps[address] = (item, app)

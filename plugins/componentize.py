@@ -9,12 +9,20 @@ never imports or executes the user's code in its own process. Note, though, that
 Top-level code therefore runs once per build — sandboxed, without host filesystem or network
 access — and its effects are frozen into the component.
 
-componentize-py's output is not byte-reproducible (two builds of one source differ), so builds are
-cached by *input*: ``<cache_dir>/<build-key hex>.wasm`` plus a JSON sidecar holding the wasm
-digest, so a cache hit never rehashes the 37 MB component. Both files are written to a temporary
-name and renamed into place (the sidecar last, and only a sidecar makes an entry valid), so a
-``kill -9`` mid-build never leaves a truncated entry; a per-key file lock makes concurrent builds
-of one key — threads or processes — build once and share the result.
+componentize-py's output is not byte-reproducible: two cold builds of one source differ in the data
+section of the core module holding CPython's pre-initialised memory, and only there. The guest
+runs that pre-initialisation in a WASI context componentize-py 0.16.0 builds itself — with its own
+four environment variables (a host ``PYTHONHASHSEED`` never reaches it), the host's entropy and
+the standard library unpacked afresh into a temporary directory — so the str/bytes hash secret,
+the ``random`` state and the directory mtimes the importer caches are new in every snapshot (and
+with a new hash secret, sets iterate in another order and the heap is laid out differently). None
+of this can be fixed from outside componentize-py (upstream: bytecodealliance/componentize-py#247;
+an ``LD_PRELOAD``ed ``getrandom`` does not reach its entropy). Builds are therefore cached by
+*input*: ``<cache_dir>/<build-key hex>.wasm`` plus a JSON sidecar holding the wasm digest, so a
+cache hit never rehashes the 37 MB component. Both files are written to a temporary name and
+renamed into place (the sidecar last, and only a sidecar makes an entry valid), so a ``kill -9``
+mid-build never leaves a truncated entry; a per-key file lock makes concurrent builds of one key —
+threads or processes — build once and share the result.
 """
 
 from __future__ import annotations

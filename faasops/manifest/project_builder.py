@@ -299,6 +299,7 @@ class ProjectBuilder:
             labels=_strings(settings.get("labels")),
             annotations=_strings(settings.get("annotations")),
             timeout=_seconds(settings.get("timeout")),
+            allowed_outbound_hosts=_string_list(settings.get("allowed_outbound_hosts")),
         )
 
     def replicas_under_autoscaling(self, node: YMap, path: list[Any]) -> None:
@@ -512,6 +513,13 @@ def _strings(value: Any) -> dict[str, str]:
     if not isinstance(value, YMap):
         return {}
     return {key: item for key, item in value.items() if isinstance(item, str)}
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    """The strings of a list the schema accepted, in order and without repeats."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(dict.fromkeys(item for item in value if isinstance(item, str)))
 
 
 def _secrets(value: Any) -> tuple[SecretRef, ...]:

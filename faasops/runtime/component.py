@@ -20,17 +20,18 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 from faasops.errors import FaasopsError
-from faasops.runtime import spin, wasi, wasi_http  # noqa: F401  (they register host functions)
+from faasops.runtime import outgoing_http, spin, wasi, wasi_http  # noqa: F401  (they register host functions)
 from faasops.runtime.host import RequestState, link, set_current_request
 from faasops.runtime.http_trigger import NotUtf8Header, incoming_request
 from faasops.runtime.messages import HttpRequest, HttpResponse
+from faasops.runtime.outbound_hosts import AllowedHosts, MalformedAllowedHost
 from faasops.runtime.spin import KeyValueDatabase
 from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
 
@@ -151,7 +152,8 @@ class ComponentRuntime:
     def load(self, wasm_path: Path, *, variables: Mapping[str, str] | None = None,
              env: Mapping[str, str] | None = None,
              kv_path: Path | None = None, kv_namespace: str = "",
-             timeout_s: float | None = None, memory_limit: int | None = None) -> "LoadedApp":
+             timeout_s: float | None = None, memory_limit: int | None = None,
+             allowed_outbound_hosts: Sequence[str] = ()) -> "LoadedApp":
         """Prepare ``wasm_path`` for serving.
 
         ``variables`` are the app's Spin variables; ``env`` the component's environment
@@ -159,7 +161,13 @@ class ComponentRuntime:
         ``default`` key-value store (none: the store is denied, as in Spin without a store), and
         ``kv_namespace`` keeps this app's keys apart from other apps' in that file.
         ``timeout_s`` and ``memory_limit`` (bytes) override the runtime's limits for this app.
+        ``allowed_outbound_hosts`` are the Spin patterns outbound HTTP may reach (none: every
+        outbound request is denied, as in Spin).
         """
+        try:
+            allowed_hosts = AllowedHosts.parse(tuple(allowed_outbound_hosts))
+        except MalformedAllowedHost as exc:
+            raise ComponentLoadError(f"{wasm_path}: {exc}") from None
         wasm = Path(wasm_path).read_bytes()
         digest = hashlib.sha256(wasm).hexdigest()
         with self._lock:
@@ -174,6 +182,7 @@ class ComponentRuntime:
                         dict(variables or {}), kv, sorted((env or {}).items()))
         app.timeout_s = timeout_s or self.timeout_s
         app.memory_limit = min(memory_limit or self.memory_limit, MAX_MEMORY_LIMIT)
+        app.allowed_hosts = allowed_hosts
         return app
 
     def cache_path(self, digest: str) -> Path:
@@ -229,7 +238,9 @@ class LoadedApp:
         self.compiled_from_cache = compiled_from_cache
         """False when loading this app compiled the wasm (no cached artifact was usable)."""
         self.unsupported_imports = compiled.unsupported_imports
-        """Imported functions without a host implementation (calling one fails the request)."""
+        """Imported functions without a host implementation: calling one returns the error
+        Spin gives a component not allowed to use it, or fails the request where the interface
+        has no error result (see :mod:`faasops.runtime.unsupported`)."""
         self._runtime = runtime
         self._compiled = compiled
         self._variables = variables
@@ -239,6 +250,8 @@ class LoadedApp:
         """Wall-clock limit of one request, in seconds."""
         self.memory_limit = runtime.memory_limit
         """Bytes one instance's linear memory may grow to."""
+        self.allowed_hosts = AllowedHosts()
+        """Where outbound HTTP may go (Spin's ``allowed_outbound_hosts``); empty: nowhere."""
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Run ``request`` through a fresh instance of the component and return its response.
@@ -263,7 +276,8 @@ class LoadedApp:
                 f"all instance slots stayed busy for {runtime.queue_wait_s:g} s")
         state = RequestState(variables=self._variables, environment=self._environment,
                              key_value=self._key_value,
-                             deadline=time.monotonic() + timeout_s)
+                             deadline=time.monotonic() + timeout_s,
+                             allowed_hosts=self.allowed_hosts)
         set_current_request(state)
         store = wasmtime.Store(runtime.engine)
         try:

@@ -8,8 +8,9 @@ Every host function goes through one ctypes trampoline (instead of wasmtime-py's
 * a failing host function never leaks through wasmtime-py's process-global "last exception"
   slot (not thread-safe): the failure is stored on the request's :class:`RequestState` and turned
   into a trap that ends only that request;
-* an import the runtime does not implement still links, as a function that fails the request
-  with ``function called unsupported host API <interface> (<function>)``.
+* an import the runtime does not implement still links: as a function returning Spin's "not
+  allowed" error where the interface has one (:mod:`faasops.runtime.unsupported`), else as one
+  that fails the request with ``function called unsupported host API <interface> (<function>)``.
 
 Host functions find their request through a thread-local: a guest runs on the thread that called
 it, so every host call made by one request happens on that request's thread.
@@ -81,6 +82,7 @@ class RequestState:
     environment: list[tuple[str, str]] = field(default_factory=list)  # the component's env
     key_value: Any = None  # faasops.runtime.spin.KeyValueDatabase | None
     deadline: float = float("inf")  # time.monotonic() value after which blocking calls give up
+    allowed_hosts: Any = None  # faasops.runtime.outbound_hosts.AllowedHosts | None: none allowed
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     response: Any = None  # faasops.runtime.wasi_http.OutgoingResponse once the guest set it
@@ -88,6 +90,11 @@ class RequestState:
     failure: str | None = None  # first host-side failure; it is why the guest trapped
     resources: dict[int, Any] = field(default_factory=dict)
     _next_rep: int = 1
+
+    def note(self, message: str) -> None:
+        """Log a host-side event of this request (a denied or unsupported host call) with the
+        guest's stderr, where ``faasops logs`` and the server's log show it."""
+        self.stderr += f"[faasops] {message}\n".encode("utf-8", "replace")
 
     def add_resource(self, obj: Any) -> int:
         """Give ``obj`` a handle number (a "rep") for this request."""
@@ -238,10 +245,14 @@ def link(engine: Engine, component: wc.Component,
          api: HostApi = HOST_API) -> tuple[wc.Linker, LinkReport]:
     """Build a linker defining every import of ``component``.
 
-    Imports with an implementation in ``api`` get it; every other function is defined as one
-    that fails the request naming the interface, and every resource gets a host type, so any
-    component of the Spin HTTP world instantiates.
+    Imports with an implementation in ``api`` get it; every other function returns the error
+    Spin gives a component not allowed to use it where its interface has one (see
+    :mod:`faasops.runtime.unsupported`), else fails the request naming the interface. Every
+    resource gets a host type, so any component of the Spin HTTP world instantiates.
     """
+    # unsupported builds on this module's registry; importing it at the top would be circular.
+    from faasops.runtime.unsupported import denial
+
     linker = wc.Linker(engine)
     unsupported: list[str] = []
     with linker.root() as root:
@@ -258,6 +269,7 @@ def link(engine: Engine, component: wc.Component,
                             impl = api.lookup(import_name, name)
                             if impl is None:
                                 unsupported.append(f"{import_name}#{name}")
+                                impl = denial(import_name, name, item_ty)
                             _add_func(instance, f"{import_name} ({name})", name, impl)
             elif isinstance(ty, wc.FuncType):
                 _add_func(root, import_name, import_name, None)

@@ -1,7 +1,8 @@
 """WASI 0.2 host functions a Python Spin component calls: io, cli, clocks, random, preopens.
 
-No filesystem and no sockets: ``get-directories`` returns no preopens, and socket imports stay
-unsupported (they fail the request naming the interface).
+No filesystem and no sockets: ``get-directories`` returns no preopens, and socket functions
+answer ``access-denied`` (:mod:`faasops.runtime.unsupported`), as Spin does for a component
+without matching ``allowed_outbound_hosts``.
 """
 
 from __future__ import annotations
@@ -93,10 +94,14 @@ class OutputStream(Resource):
 
 def _blocking_wait(state: RequestState, pollables: list[Pollable]) -> None:
     """Sleep until one of ``pollables`` is ready, but never past the request's deadline."""
-    deadlines = [p.ready_at_ns for p in pollables]
-    if any(d is None for d in deadlines):
+    if any(p.ready() for p in pollables):
         return
-    wake_ns = min(d for d in deadlines if d is not None)
+    deadlines = [p.ready_at_ns for p in pollables if p.ready_at_ns is not None]
+    if not deadlines:
+        # Only pollables that nothing but the guest itself can make ready (see
+        # outgoing_http.ResponsePollable): waiting would spin until the time limit.
+        raise HostTrap("guest waits on pollables that can never become ready")
+    wake_ns = min(deadlines)
     delay = (wake_ns - time.monotonic_ns()) / 1e9
     if delay <= 0:
         return

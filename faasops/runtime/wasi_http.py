@@ -1,7 +1,6 @@
 """``wasi:http/types@0.2`` host side: the incoming request, the response, fields and bodies.
 
-Outgoing requests can be built (so a guest fails exactly where it *sends*), but
-``wasi:http/outgoing-handler`` itself is unsupported: sending fails the request naming it.
+Outgoing requests are built here; :mod:`faasops.runtime.outgoing_http` sends them.
 """
 
 from __future__ import annotations
@@ -99,7 +98,7 @@ class ResponseOutparam(Resource):
 
 
 class OutgoingRequest(Resource):
-    """A request the guest prepares; there is nothing to send it with (see module docstring)."""
+    """A request the guest prepares for ``wasi:http/outgoing-handler.handle``."""
 
     resource = "outgoing-request"
 
@@ -306,7 +305,7 @@ def _http_error_code(state: RequestState, err: IoError) -> None:
     return None
 
 
-# -- outgoing request: buildable, not sendable -----------------------------------------------
+# -- outgoing request (sent by faasops.runtime.outgoing_http) -----------------------------------------------
 
 @HOST_API.func(TYPES, "[constructor]outgoing-request")
 def _request_new(state: RequestState, headers: Fields) -> OutgoingRequest:

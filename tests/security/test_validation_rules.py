@@ -159,7 +159,7 @@ SAMPLES = {
     "DNS_LABEL": "hello-world", "FUNCTION_NAME": "hello-world", "DNS_SUBDOMAIN": "containerd-shim-spin.v2", "ENV_NAME": "LOG_LEVEL",
     "SPIN_VARIABLE": "api_url", "SECRET_NAME": "DB_PASSWORD", "LABEL_KEY": "example.com/team", "LABEL_VALUE": "blue",
     "QUANTITY": "128Mi", "MODULE_NAME": "app", "SECRET_KEY": "password", "SSM_PARAMETER": "/prod/key",
-    "ENVIRONMENT": "prod",
+    "ENVIRONMENT": "prod", "ALLOWED_OUTBOUND_HOST": "https://*.example.com",
 }
 
 

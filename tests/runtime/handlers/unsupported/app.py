@@ -1,4 +1,5 @@
-"""Calls host APIs the local runtime does not offer: /llm (Spin LLM), /http (outgoing HTTP)."""
+"""Calls host APIs the local runtime does not offer: /llm (Spin LLM), /http (outgoing HTTP to a host
+no allowed_outbound_hosts entry allows). Neither call is caught, so spin-sdk answers 500."""
 
 from spin_sdk import http, llm
 from spin_sdk.http import Request, Response
