@@ -97,7 +97,10 @@ def _showable(relative_dir: Path, problems: list[Problem]) -> bool:
 
 def _searched(directory: Path) -> bool:
     name = directory.name
-    return not name.startswith(".") and name not in SKIPPED_DIRS and not (directory / "pyvenv.cfg").exists()
+    # os.path.exists, not Path.exists: it answers False for a directory it may not look into
+    # (where Path.exists raises), and os.walk then passes over that directory as it does any
+    # unreadable one; a function's own source directory reports it when it is packaged.
+    return not name.startswith(".") and name not in SKIPPED_DIRS and not os.path.exists(directory / "pyvenv.cfg")
 
 
 def _manifest_file(root: Path, here: Path, overlay: str | None, problems: list[Problem]) -> ManifestFile | None:

@@ -51,15 +51,19 @@ class CliRun:
 
 
 def run_cli(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
-            memory_limit: int | None = None) -> CliRun:
+            memory_limit: int | None = None, file_modes_apply: bool = False) -> CliRun:
     """``python -m faasops.cli -C project ARGS`` as a user would run it; ``memory_limit`` caps the
-    address space (bytes), so a memory bomb fails the test instead of the machine."""
+    address space (bytes), so a memory bomb fails the test instead of the machine.
+    ``file_modes_apply`` holds the command to file permissions even when the tests run as root
+    (CI does), by dropping the capabilities that let root read any file."""
 
     def limit_memory() -> None:
         if memory_limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
     command = [sys.executable, "-m", "faasops.cli", "-C", str(project), *args]
+    if file_modes_apply and os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           env={**os.environ, **(env or {})}, preexec_fn=limit_memory)
