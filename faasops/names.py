@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal, DecimalException
 
 #: Kubernetes replica counts and the HPA's and KEDA's replica bounds are int32.
 INT32_MAX = 2**31 - 1
@@ -141,6 +142,31 @@ QUANTITY = NameRule(
     # Kubernetes keeps quantities in int64 units with a few digits of precision; no real one is longer.
     64,
 )
+_QUANTITY_UNITS = {
+    "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
+}
+
+
+def quantity_amount(text: str) -> Decimal | None:
+    """The value of a Kubernetes quantity (``"128Mi"`` → 134217728, ``"500m"`` → 0.5, ``"1e3"``
+    → 1000); None when ``text`` is not a quantity or too extreme to compute. The manifest checks
+    compare requests with limits with it; ``faasops up`` reads memory limits and sizes with it."""
+    match = QUANTITY.regex.fullmatch(text)
+    if match is None:
+        return None
+    number, unit = match.group(1), match.group(3) or ""
+    try:
+        if unit in _QUANTITY_UNITS:
+            return Decimal(number) * _QUANTITY_UNITS[unit]
+        return Decimal(number).scaleb(int(unit[1:]))  # an exponent: e3, E-2
+    except (DecimalException, ValueError):
+        return None
+
+
 MODULE_NAME = NameRule(
     # Dotted, as componentize-py takes it: `handlers.http` is handlers/http.py in the source.
     r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*",

@@ -26,9 +26,9 @@ from typing import Any, Iterator
 
 import yaml
 
+from faasops import names
 from faasops.errors import FaasopsError
 from faasops.invocation_log import InvocationLog
-from faasops.manifest.project_builder import quantity_amount
 from faasops.model import Project
 from faasops.oci import ALLOWED_HOSTS_METADATA, TIMEOUT_METADATA
 from faasops.runtime import ComponentRuntime, HttpRequest, HttpResponse, LoadedApp
@@ -136,7 +136,7 @@ def _same_version(a: Deployed, b: Deployed) -> bool:
 
 def memory_bytes(quantity: str | None) -> int | None:
     """A memory quantity (``128Mi``, ``1G``) in whole bytes; None for none or a non-quantity."""
-    amount = quantity_amount(quantity) if quantity is not None else None
+    amount = names.quantity_amount(quantity) if quantity is not None else None
     return int(amount) if amount is not None and amount >= 1 else None
 
 

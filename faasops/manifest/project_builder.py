@@ -16,7 +16,6 @@ import keyword
 import os
 import re
 from dataclasses import dataclass
-from decimal import Decimal, DecimalException
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -51,17 +50,6 @@ CREDENTIAL_OPTIONS = frozenset({
     "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key", "access_key_id",
     "secret_key", "secret_access_key", "session_token",
 })
-# names.QUANTITY with its parts named, to compute amounts.
-_QUANTITY = re.compile(
-    r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(?P<suffix>[KMGTPE]i|[numkMGTPE])|(?P<exponent>[eE][+-]?[0-9]+))?"
-)
-_SUFFIXES = {
-    "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
-    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
-}
 
 
 @dataclass
@@ -375,7 +363,7 @@ class ProjectBuilder:
             request, limit = _quantity(requests, kind), _quantity(limits, kind)
             if request is None or limit is None:
                 continue
-            request_amount, limit_amount = _amount(request), _amount(limit)
+            request_amount, limit_amount = names.quantity_amount(request), names.quantity_amount(limit)
             if request_amount is not None and limit_amount is not None and request_amount > limit_amount:
                 message = f"the {kind} request {request} is more than the {kind} limit {limit}; Kubernetes rejects that"
                 self.problem(requests.value_locs[kind], path + ["requests", kind], message)
@@ -566,22 +554,3 @@ def _quantity(node: YMap, key: str) -> str | None:
     return text if names.QUANTITY.accepts(text) else None
 
 
-def _amount(quantity: str) -> Decimal | None:
-    """The value of a quantity that matched ``_QUANTITY`` (``"500m"`` is 0.5, ``"1Ki"`` 1024);
-    None when it is too extreme to compute."""
-    match = _QUANTITY.fullmatch(quantity)
-    assert match, quantity
-    try:
-        number = Decimal(match["number"])
-        if match["exponent"]:
-            return number.scaleb(int(match["exponent"][1:]))
-        return number * _SUFFIXES[match["suffix"] or ""]
-    except (DecimalException, ValueError):
-        return None
-
-
-def quantity_amount(text: str) -> Decimal | None:
-    """The value of a Kubernetes quantity (``"128Mi"`` → 134217728, ``"500m"`` → 0.5); None when
-    ``text`` is not a quantity or too extreme to compute. ``faasops up`` reads memory limits
-    with it."""
-    return _amount(text) if _QUANTITY.fullmatch(text) else None
