@@ -24,7 +24,8 @@ from typing import Any, Callable, TypeVar
 
 from faasops.diff import deployed_fingerprint, live_fingerprint
 from faasops.errors import FaasopsError, StalePlanError
-from faasops.interruption import INTERRUPTED_MESSAGE, kill_child_processes
+from faasops.interruption import kill_child_processes
+from faasops.lock import INTERRUPTED_MESSAGE
 from faasops.model import Function, Project
 from faasops.plan import Action, Plan, ResourceChange
 from faasops.progress import Reporter

@@ -29,8 +29,6 @@ T = TypeVar("T")
 # How long a second signal waits for the workers to end after killing child processes, before
 # the process exits and leaves its (then stale) lock behind.
 ABORT_GRACE_S = 5.0
-# What a task that was running when the run ended says (the crash recovery writes the same).
-INTERRUPTED_MESSAGE = "interrupted: the run ended before this step finished"
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

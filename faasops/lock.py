@@ -11,6 +11,9 @@ from faasops.errors import LockError
 from faasops.providers import LockInfo
 
 DEFAULT_LEASE_S = 60.0
+# What a task says that was still running when its run ended: written by the executor on an
+# abort, and by every state backend over the open tasks of a run whose lock it takes over.
+INTERRUPTED_MESSAGE = "interrupted: the run ended before this step finished"
 
 
 def utc_now() -> datetime:

@@ -128,7 +128,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 from faasops.errors import FaasopsError, LockError, ProviderError
 from faasops.hookspecs import hookimpl
-from faasops.lock import DEFAULT_LEASE_S, is_stale, iso, lease_until, locked_error, utc_now
+from faasops.lock import DEFAULT_LEASE_S, INTERRUPTED_MESSAGE, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig
 from faasops.providers import ActualState, FunctionRecord, LockInfo, SourceSnapshot, Task, WorkspaceRecord
 from faasops.retry import RetryPolicy
@@ -158,7 +158,6 @@ INDEX_BY_TIME = "tasks_by_time"
 INDEX_BY_WORKSPACE = "tasks_by_ws"
 INDEX_OPEN = "open_tasks"
 OPEN_STATUSES = ("pending", "running")
-INTERRUPTED = "interrupted: the run ended before this step finished"
 
 _CREDENTIAL_OPTIONS = {
     "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key", "access_key_id",
@@ -729,7 +728,7 @@ class DynamoDBState(_AwsService):
                     ConditionExpression="#status IN (:pending, :running)",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={
-                        ":failed": _s("failed"), ":now": _s(iso(utc_now())), ":why": _s(INTERRUPTED),
+                        ":failed": _s("failed"), ":now": _s(iso(utc_now())), ":why": _s(INTERRUPTED_MESSAGE),
                         ":pending": _s("pending"), ":running": _s("running"),
                     },
                 )

@@ -28,7 +28,7 @@ import yaml
 
 from faasops.errors import LockError, ProviderError
 from faasops.hookspecs import hookimpl
-from faasops.lock import DEFAULT_LEASE_S, is_stale, iso, lease_until, locked_error, utc_now
+from faasops.lock import DEFAULT_LEASE_S, INTERRUPTED_MESSAGE, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig, Workspace
 from faasops.names import repository_name
 from faasops.oci import OciLayout, function_artifact
@@ -234,10 +234,9 @@ class LocalState:
                         # do half-written files: holding the lock, nobody else writes them.
                         self._remove_leftover_temp_files()
                         self._db.execute(
-                            "UPDATE tasks SET status = 'failed', updated_at = ?, "
-                            "message = 'interrupted: the run ended before this step finished' "
+                            "UPDATE tasks SET status = 'failed', updated_at = ?, message = ? "
                             "WHERE status IN ('running', 'pending')",
-                            (iso(utc_now()),),
+                            (iso(utc_now()), INTERRUPTED_MESSAGE),
                         )
                         self._db.execute("COMMIT")
                         self._start_heartbeat(lock.id)
