@@ -101,12 +101,13 @@ class LocalFunctions:
             current = self._apps.get(address)
             if current and _same_version(current[0], item):
                 continue
-            metadata = self.registry.component_metadata(item.image)
+            component = self.registry.locked_component(item.image)
+            metadata = component.get("metadata") or {}
             timeout = metadata.get(TIMEOUT_METADATA)
             app = self.runtime.load(
                 self.registry.component_path(item.image),
                 variables=item.variables,
-                env=self.registry.component_env(item.image),
+                env=dict(component.get("env") or {}),
                 kv_path=self.project.state_dir / "kv.db",
                 kv_namespace=address,
                 timeout_s=float(timeout) if isinstance(timeout, (int, float)) else None,

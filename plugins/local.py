@@ -346,15 +346,10 @@ class LocalRegistry:
         except (KeyError, FileNotFoundError) as exc:
             raise ProviderError(f"image {reference} is not in the local registry {self.root}; run `faasops apply`") from exc
 
-    def component_env(self, reference: str) -> dict[str, str]:
-        """The component's environment, as recorded in the artifact's Spin locked app."""
-        locked = self.layout.locked_app_for(self._digest(reference))
-        return dict(locked["components"][0].get("env", {}))
-
-    def component_metadata(self, reference: str) -> dict[str, Any]:
-        """The component's metadata in the artifact's Spin locked app (such as its time limit)."""
-        locked = self.layout.locked_app_for(self._digest(reference))
-        return dict(locked["components"][0].get("metadata", {}))
+    def locked_component(self, reference: str) -> dict[str, Any]:
+        """The component entry of the artifact's Spin locked app: its ``env`` and its
+        ``metadata`` (time limit, allowed outbound hosts), for the local runtime."""
+        return dict(self.layout.locked_app_for(self._digest(reference))["components"][0])
 
 
 class LocalDeployer:
