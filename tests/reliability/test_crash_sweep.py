@@ -159,11 +159,24 @@ def test_kill_during_a_real_build_converges_and_leaves_no_build_behind(
 
 
 def processes_under(directory: Path) -> list[int]:
-    """Pids of the processes whose working directory is inside ``directory``."""
+    """Pids of the live processes whose working directory is inside ``directory``. A process
+    that already has SIGKILL pending (the parent-death signal its killed apply left it) is on
+    its way out, not alive: the kernel delivers that signal as the parent dies, and the scan
+    can see the process between delivery and exit."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if Path(os.readlink(entry / "cwd")).is_relative_to(directory):
+                if Path(os.readlink(entry / "cwd")).is_relative_to(directory) and not _being_killed(entry):
                     found.append(int(entry.name))
     return found
+
+
+def _being_killed(proc: Path) -> bool:
+    """Whether SIGKILL is pending for the process (thread-private or shared pending set)."""
+    kill_bit = 1 << (signal.SIGKILL - 1)
+    for line in (proc / "status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigPnd", "ShdPnd") and int(value.strip(), 16) & kill_bit:
+            return True
+    return False
