@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from faasops.engine import Engine  # noqa: E402
 from faasops.executor import ProviderSet  # noqa: E402
+from faasops.gc_tuning import relax_for_process  # noqa: E402
 from faasops.manifest import load_project  # noqa: E402
 from faasops.plan import Action, Plan  # noqa: E402
 from per_object_refresh import use_per_object_refresh  # noqa: E402
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measurement here")
     parser.add_argument("--out", type=Path, help="where ``manifests`` writes")
     args = parser.parse_args(argv)
+    relax_for_process()  # as the faasops command does
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()

@@ -16,6 +16,7 @@ from faasops.cli_builder import builder_group
 from faasops.engine import Engine
 from faasops.errors import Aborted, ApplyError, FaasopsError, ManifestError
 from faasops.executor import ApplyResult
+from faasops.gc_tuning import relax_for_process
 from faasops.interruption import ABORT_GRACE_S, RunAbandoned, RunInterrupted, exit_code, signal_name
 from faasops.plan import Plan, PlanOptions, Selection
 from faasops.providers import LockInfo
@@ -672,6 +673,7 @@ cli.add_command(builder_group)
 
 def main() -> None:
     """Entry point: user errors print one clear message and exit 1; bugs keep their traceback."""
+    relax_for_process()
     try:
         code = cli.main(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

@@ -26,7 +26,6 @@ import pluggy
 from faasops.diff import diff_project
 from faasops.errors import FaasopsError, PolicyViolation, StalePlanError
 from faasops.executor import ApplyResult, Executor, ProviderSet, recorded_namespaces
-from faasops.gc_tuning import fewer_collections
 from faasops.interruption import Interruption, RunAbandoned, RunInterrupted
 from faasops.manifest import load_project
 from faasops.model import Function, Project, ProviderConfig
@@ -117,10 +116,7 @@ class Engine:
 
     def plan(self, options: PlanOptions | None = None) -> Plan:
         """Compare the manifests with the actual state and return the plan. Writes nothing."""
-        with fewer_collections():
-            return self._plan(options or PlanOptions())
-
-    def _plan(self, options: PlanOptions) -> Plan:
+        options = options or PlanOptions()
         p = self.providers
         observing = None
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="faasops-read")

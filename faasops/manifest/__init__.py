@@ -17,7 +17,6 @@ from pathlib import Path
 
 from faasops import names
 from faasops.errors import ManifestError, Problem
-from faasops.gc_tuning import fewer_collections
 from faasops.manifest.discovery import MANIFEST_NAME, ManifestFile, find_manifests
 from faasops.manifest.overlay import merge_overlay
 from faasops.manifest.project_builder import Document, ProjectBuilder
@@ -37,11 +36,6 @@ def load_project(root: Path, environment: str | None = None) -> Project:
     problem.
 
     Raises :class:`ManifestError` with every problem found, sorted by file and position."""
-    with fewer_collections():
-        return _load_project(Path(root), environment)
-
-
-def _load_project(root: Path, environment: str | None) -> Project:
     root = Path(root)
     if not (root / MANIFEST_NAME).is_file():
         message = f"no {MANIFEST_NAME} in {root} (create one with `faasops init`)"
