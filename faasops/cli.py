@@ -20,7 +20,7 @@ from faasops.gc_tuning import relax_for_process
 from faasops.interruption import ABORT_GRACE_S, RunAbandoned, RunInterrupted, exit_code, signal_name
 from faasops.plan import Plan, PlanOptions, Selection
 from faasops.providers import LockInfo
-from faasops.render import RENDERERS, render_text
+from faasops.plan_render import RENDERERS, render_text
 
 EXIT_CHANGES = 2
 EXIT_HTTP_ERROR = 22  # `faasops invoke` on a 5xx (or 4xx with --fail): curl -f's code

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from faasops.plan import Action, FieldChange, Plan, PlanOptions, ResourceChange, Selection
-from faasops.render import render_json, render_markdown, render_text
+from faasops.plan_render import render_json, render_markdown, render_text
 
 
 def big_plan(n: int) -> Plan:
