@@ -111,13 +111,19 @@ def _report(result: ApplyResult, verb: str) -> None:
 
 
 def _unfinished(result: ApplyResult) -> list[str]:
-    """One line per failed address, then the ones stopped between steps and not started."""
-    lines = [f"  {address}: {message}" for address, message in sorted(result.failed.items())]
+    """One line per failed address, then the ones stopped between steps and not started. The
+    progress output already showed each failure in full: a message's first line recalls it."""
+    lines = [f"  {address}: {_first_line(message)}" for address, message in sorted(result.failed.items())]
     if result.interrupted:
         lines.append("  stopped between steps: " + ", ".join(sorted(result.interrupted)))
     if result.skipped:
         lines.append("  not started: " + ", ".join(sorted(result.skipped)))
     return lines
+
+
+def _first_line(message: str) -> str:
+    first, _, rest = message.partition("\n")
+    return f"{first} (in full above)" if rest.strip() else first
 
 
 def _run_apply(ctx: Context, make_options: Callable[[Engine], PlanOptions] | None, auto_approve: bool,
@@ -243,8 +249,10 @@ def validate(ctx: Context) -> None:
     """Check every faas.yaml and function source without changing anything.
 
     Checks the schema, names (DNS-1123), uniqueness, that source directories exist inside the
-    project, Python syntax, and the Spin handler contract (a class IncomingHandler deriving
-    from http.IncomingHandler with handle_request(self, request)). All problems are listed as
+    project, Python syntax, the Spin handler contract (a class IncomingHandler deriving
+    from http.IncomingHandler with handle_request(self, request)), each source's
+    requirements.txt, and that every module the handler imports exists in the source, the
+    standard library, spin-sdk or the declared dependencies. All problems are listed as
     file:line:col path: message; the exit code is 1 if there is any.
 
     \b

@@ -198,6 +198,9 @@ class Executor:
                 self._finish(task, "failed", INTERRUPTED_MESSAGE)
                 raise Stopped() from exc
             message = str(exc) if isinstance(exc, FaasopsError) else f"{type(exc).__name__}: {exc}"
+            # Providers name the function in their errors (they are raised elsewhere too); every
+            # line that shows this message already starts with the address.
+            message = message.removeprefix(f"{address}: ")
             self._finish(task, "failed", message)
             if not isinstance(exc, FaasopsError):
                 raise  # a bug: keep the traceback (the task is already marked failed)

@@ -41,8 +41,18 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from faasops.errors import ProviderError
+from faasops.dependencies import (
+    CACHE_ENV,
+    DependencyError,
+    InstalledDependencies,
+    copy_into,
+    install,
+    requirements_in_archive,
+    toolchain_problems,
+)
+from faasops.errors import Problem, ProviderError
 from faasops.hookspecs import hookimpl
+from faasops.imports_check import unresolved_imports
 from faasops.lock import pid_alive
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import file_lock, write_atomic
@@ -51,7 +61,6 @@ from faasops.source_archive import ArchiveError, extract_source_archive
 
 TYPE = "componentize-py"
 WIT_WORLD = "spin-http"
-CACHE_ENV = "FAASOPS_BUILD_CACHE"
 DEFAULT_TIMEOUT_S = 600.0
 # Distributions whose versions decide what a build produces.
 TOOLCHAIN_DISTRIBUTIONS = ("componentize-py", "spin-sdk")
@@ -110,12 +119,14 @@ class ComponentizePyBuilder:
     # ---------------------------------------------------------------------------------------- key
 
     def build_key(self, function: Function, snapshot: SourceSnapshot) -> str:
-        """``sha256:`` of the source digest, handler module and toolchain (pure)."""
-        material = json.dumps(
-            {"source": snapshot.digest, "handler": function.handler, "toolchain": self.toolchain},
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        """``sha256:`` of the source digest, handler module, toolchain and — when the source
+        declares any — the dependencies' install key (pure)."""
+        fields = {"source": snapshot.digest, "handler": function.handler, "toolchain": self.toolchain}
+        requirements, _ = requirements_in_archive(snapshot.archive, snapshot.files)
+        dependencies = requirements.key() if requirements is not None else None
+        if dependencies is not None:  # absent otherwise: keys of sources without dependencies stay as they were
+            fields["dependencies"] = dependencies
+        material = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
     # -------------------------------------------------------------------------------------- build
@@ -146,8 +157,10 @@ class ComponentizePyBuilder:
                 src = Path(tmp) / "src"
                 src.mkdir()
                 extract_archive(snapshot.archive, src)
+                installed = self._dependencies(function, snapshot, src)
+                deps = copy_into(installed, Path(tmp) / "deps") if installed else None
                 out = Path(tmp) / "component.wasm"
-                self._componentize(function, src, out)
+                self._componentize(function, src, out, deps)
                 # The sidecar is what makes an entry valid: drop any stale one before the wasm
                 # it describes changes.
                 sidecar_path.unlink(missing_ok=True)
@@ -180,8 +193,25 @@ class ComponentizePyBuilder:
             return None
         return BuildResult(build_key=key, wasm_path=wasm_path, wasm_digest=meta["wasm_digest"], cached=True)
 
-    def _componentize(self, function: Function, app_dir: Path, out: Path) -> None:
-        """Run componentize-py in ``app_dir``; raise ProviderError with its error output."""
+    def _dependencies(self, function: Function, snapshot: SourceSnapshot, src: Path) -> InstalledDependencies | None:
+        """Install the source's ``requirements.txt`` (:mod:`faasops.dependencies`: wheels only,
+        for the component's CPython, cached by content under ``<cache_dir>/deps/``) and check the
+        imports the handler reaches against it (:mod:`faasops.imports_check`) — before
+        componentize-py, so a missing module is a located error in seconds, not a traceback."""
+        requirements, problems = requirements_in_archive(snapshot.archive, snapshot.files)
+        if requirements is not None:
+            problems += toolchain_problems(requirements, _spin_sdk_version())
+        _raise(function, problems)
+        installed = None
+        if requirements is not None:
+            installed = install(requirements, self.cache_dir, self.python, self.timeout_s, function.address)
+        _raise(function, unresolved_imports(src, function.handler, requirements,
+                                            installed.modules if installed else None))
+        return installed
+
+    def _componentize(self, function: Function, app_dir: Path, out: Path, deps: Path | None = None) -> None:
+        """Run componentize-py in ``app_dir`` (with the installed dependencies ``deps`` on its
+        python path); raise ProviderError with its error output."""
         env = dict(os.environ)
         # componentize-py mounts its python path into the sandbox *writable* while it
         # pre-initialises the module, and appends $VIRTUAL_ENV's site-packages to it: point that
@@ -193,7 +223,9 @@ class ComponentizePyBuilder:
         env["RUST_LIB_BACKTRACE"] = "0"
         # -I: the runner must not import from its working directory, the user's source (a
         # `componentize_py.py` there would run on the host).
-        command = [self.python, "-I", "-c", _RUNNER, "-w", WIT_WORLD, "componentize", function.handler, "-o", str(out)]
+        paths = ["-p", ".", "-p", str(deps)] if deps else []
+        command = [self.python, "-I", "-c", _RUNNER, "-w", WIT_WORLD, "componentize", *paths, function.handler,
+                   "-o", str(out)]
         try:
             proc = subprocess.run(
                 command,
@@ -221,6 +253,18 @@ class ComponentizePyBuilder:
 
 
 BUILD_DIR_PREFIX = "faasops-build-"
+
+
+def _raise(function: Function, problems: list[Problem]) -> None:
+    if problems:
+        raise DependencyError(f"{function.address}: " + "\n  ".join(str(problem) for problem in problems))
+
+
+def _spin_sdk_version() -> str:
+    try:
+        return version("spin-sdk")
+    except PackageNotFoundError:
+        return "0"
 
 
 def remove_orphaned_build_dirs() -> None:

@@ -138,7 +138,8 @@ def test_targets_excludes_and_changed_since_select_exactly(tmp_path: Path) -> No
 def test_continue_on_error_deploys_the_others_and_next_plan_lists_only_the_failed(tmp_path: Path) -> None:
     root = three_functions(tmp_path)
     broken = root / "functions" / "pay" / "app.py"
-    broken.write_text(f"import not_a_module_{uuid.uuid4().hex}\n" + broken.read_text())
+    # Imported by name: validate flags a plain `import` of a module nothing provides.
+    broken.write_text(f"import importlib\nimportlib.import_module('not_a_module_{uuid.uuid4().hex}')\n" + broken.read_text())
 
     result = run_faasops("-C", str(root), "apply", "--auto-approve", "--continue-on-error", "-p", "1")
     assert result.code == 1
@@ -154,7 +155,8 @@ def test_continue_on_error_deploys_the_others_and_next_plan_lists_only_the_faile
 def test_first_failure_stops_new_work_by_default(tmp_path: Path) -> None:
     root = three_functions(tmp_path)
     broken = root / "functions" / "cart" / "app.py"  # cart is the first function planned
-    broken.write_text(f"import not_a_module_{uuid.uuid4().hex}\n" + broken.read_text())
+    # Imported by name: validate flags a plain `import` of a module nothing provides.
+    broken.write_text(f"import importlib\nimportlib.import_module('not_a_module_{uuid.uuid4().hex}')\n" + broken.read_text())
     result = run_faasops("-C", str(root), "apply", "--auto-approve", "-p", "1")
     assert result.code == 1
     assert "not started:" in result.err

@@ -17,7 +17,8 @@ In order, each step refusing before the next one runs:
    (no ``..``). Over a limit answers 413, anything else wrong with the archive 422.
 3. **Handler contract**: the handler module is checked by
    :func:`faasops.handler_contract.check_handler`, exactly as ``faasops validate`` checks it,
-   and problems come back located (``app.py:4:1: …``).
+   and problems come back located (``app.py:4:1: …``); then ``requirements.txt`` and the
+   imports, by :func:`faasops.imports_check.check_function_imports`, as ``faasops validate`` does.
 
 Any refusal is an :class:`UploadRejected` (HTTP 413 or 422) and leaves no task, no stored
 source and no build behind.
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException
 
 from faasops.errors import FaasopsError
 from faasops.handler_contract import check_handler, module_file
+from faasops.imports_check import check_function_imports
 from faasops.providers import SourceSnapshot
 from faasops.source import SourceError, snapshot_directory
 from faasops.source_archive import ArchiveError, ArchiveLimits, extract_source_archive
@@ -80,6 +82,10 @@ def validate_upload(archive: bytes, handler: str, scratch: Path, limits: UploadL
     problems = check_handler(module, module_file(handler))
     if problems:
         raise UploadRejected(422, "the handler does not meet the Spin handler contract:\n"
+                                  + "\n".join(f"  {problem}" for problem in problems))
+    problems = check_function_imports(scratch, handler)
+    if problems:
+        raise UploadRejected(422, "the source's requirements or imports can't work in a component:\n"
                                   + "\n".join(f"  {problem}" for problem in problems))
     try:
         return snapshot_directory(scratch, limits.archive.max_source_bytes)

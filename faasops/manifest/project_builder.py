@@ -22,6 +22,8 @@ from typing import Any
 from faasops import function_rules, names
 from faasops.errors import Problem
 from faasops.handler_contract import check_handler, keyword_in_module, module_file
+from faasops.dependencies import build_caches
+from faasops.imports_check import check_function_imports
 from faasops.manifest.discovery import ManifestFile, inside
 from faasops.manifest.overlay import merge_defaults
 from faasops.manifest.yaml_source import YMap, YSeq, format_path, plain
@@ -95,6 +97,7 @@ class ProjectBuilder:
         # each one is resolved and parsed once per load.
         self._directories: dict[tuple[str, str, str], tuple[str | None, ProjectDir | None]] = {}
         self._handlers: dict[tuple[Path, str], tuple[str | None, list[Problem]]] = {}
+        self._build_caches: tuple[Path, ...] = ()  # where builds left installed dependencies
 
     def problem(self, loc: Location, path: list[Any], message: str) -> None:
         # The same message at the same place is said once, e.g. a bad value in `defaults` that
@@ -152,6 +155,7 @@ class ProjectBuilder:
             templates_dir = templates.absolute if templates else None
         defaults = tree.get("defaults") if isinstance(tree.get("defaults"), YMap) else YMap(tree.loc)
         self.check_settings(defaults, ["defaults"])
+        self._build_caches = build_caches(self.root, providers["builder"].options if "builder" in providers else {})
         return ProjectSettings(name, providers, templates_dir, defaults)
 
     def check_no_credentials(self, options: YMap, path: list[Any]) -> None:
@@ -443,7 +447,7 @@ class ProjectBuilder:
         module = source.absolute / module_file(handler)
         display = module_file(handler) if source.relative == "." else f"{source.relative}/{module_file(handler)}"
         if (module, display) not in self._handlers:
-            self._handlers[module, display] = self._handler_problems(module, display)
+            self._handlers[module, display] = self._handler_problems(module, display, source, handler)
         problem, contract = self._handlers[module, display]
         if problem == "missing":
             hint = "" if written else f" (handler defaults to {DEFAULT_HANDLER!r}; set handler: to the module's name)"
@@ -454,12 +458,14 @@ class ProjectBuilder:
             return
         self.problems += contract
 
-    def _handler_problems(self, module: Path, display: str) -> tuple[str | None, list[Problem]]:
+    def _handler_problems(self, module: Path, display: str, source: ProjectDir, handler: str) -> tuple[str | None, list[Problem]]:
         if not module.is_file():
             return "missing", []
         if not inside(self.root, module):
             return "outside", []
-        return None, check_handler(module, display)
+        prefix = "" if source.relative == "." else f"{source.relative}/"
+        return None, (check_handler(module, display)
+                      or check_function_imports(source.absolute, handler, prefix, self._build_caches))
 
 
 def _symlink_loop(path: Path) -> bool:
