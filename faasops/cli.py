@@ -13,6 +13,8 @@ import click
 
 from faasops import __version__
 from faasops.cli_builder import builder_group
+from faasops.cli_render import render_command, scaffold_command
+from faasops.cli_rollback import rollback_command
 from faasops.engine import Engine
 from faasops.errors import Aborted, ApplyError, FaasopsError, ManifestError
 from faasops.executor import ApplyResult
@@ -677,6 +679,9 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
 
 
 cli.add_command(builder_group)
+cli.add_command(render_command)
+cli.add_command(scaffold_command)
+cli.add_command(rollback_command)
 
 
 def main() -> None:

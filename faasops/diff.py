@@ -31,6 +31,10 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+#: A recorded spec's note that `faasops rollback` deployed an earlier artifact (see faasops.rollback).
+ROLLBACK_KEY = "rollback"
+
+
 def field_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChange, ...]:
     """Field-level differences between two specs; sensitive fields lose their values."""
     if before == after:  # most of a large plan: compared in C, nothing flattened
@@ -167,13 +171,18 @@ def diff_project(
             if record is None:
                 changes.append(ResourceChange("function", function.address, Action.CREATE, field_changes({}, spec), after=spec))
                 continue
-            fields = field_changes(record.spec, spec)
+            rolled_back = record.spec.get(ROLLBACK_KEY)
+            recorded = {k: v for k, v in record.spec.items() if k != ROLLBACK_KEY} if rolled_back else record.spec
+            fields = field_changes(recorded, spec)
             reasons: list[str] = []
             if workspace_replaced:
                 action = Action.REPLACE
                 reasons.append(f"workspace {name} moves to another namespace")
             elif fields:
                 action = Action.UPDATE
+                if rolled_back:
+                    reasons.append(f"rolled back to {rolled_back}: the deployed version differs from the manifests "
+                                   "until their source is reverted; apply deploys the manifests' version")
                 if any(f.path == "toolchain" for f in fields):
                     reasons.append("the build toolchain changed: the function is rebuilt")
             else:

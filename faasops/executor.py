@@ -242,7 +242,8 @@ class Executor:
                 old_ns = change.before["namespace"]
                 if self._namespace_free(ws.name, old_ns):
                     self._step(ws.name, "delete-namespace", lambda: self.p.deployer.delete_workspace(self.project, ws.name, old_ns))
-            self._step(ws.name, "namespace", lambda: self.p.deployer.ensure_workspace(self.project, ws))
+            self._step(ws.name, "namespace", lambda: self.p.deployer.ensure_workspace(self.project, ws),
+                       lambda _: self._deployer_note(ws.name))
             self._step(ws.name, "record", lambda: self.p.state.put_workspace(WorkspaceRecord(ws.name, change.after or ws.spec())),
                        finishing=True)
         except StepFailed as exc:
@@ -258,7 +259,8 @@ class Executor:
         namespace = (change.before or {}).get("namespace", change.address)
         try:
             if self._namespace_free(change.address, namespace):
-                self._step(change.address, "delete", lambda: self.p.deployer.delete_workspace(self.project, change.address, namespace))
+                self._step(change.address, "delete", lambda: self.p.deployer.delete_workspace(self.project, change.address, namespace),
+                           lambda _: self._deployer_note(change.address))
             else:
                 # Its functions were deleted one by one; the namespace stays for the other workspace.
                 self.reporter.step(change.address, "delete", "skipped", f"namespace {namespace} is shared with another workspace")
@@ -307,7 +309,8 @@ class Executor:
             manifests = self._step(address, "scaffold", lambda: self.p.scaffolder.render(self.project, fn, artifact.reference), lambda m: f"{len(m)} manifests")
             if change.action is Action.REPLACE and old_namespace:
                 self._step(address, "undeploy", lambda: self.p.deployer.undeploy(self.project, fn.workspace, old_namespace, fn.name))
-            live = self._step(address, "deploy", lambda: self.p.deployer.deploy(self.project, fn, manifests))
+            live = self._step(address, "deploy", lambda: self.p.deployer.deploy(self.project, fn, manifests),
+                              lambda _: self._deployer_note(address))
             record = FunctionRecord(fn.workspace, fn.name, change.after or {}, artifact.reference, utcnow(),
                                     self._deployed(fn, artifact.reference, live))
             self._step(address, "record", lambda: self.p.state.put_function(record), finishing=True)
@@ -327,13 +330,20 @@ class Executor:
             return ""
         return deployed_fingerprint(render_digest(self.project, fn, artifact), live_fingerprint(live))
 
+    def _deployer_note(self, address: str) -> str:
+        """What the deployer says its last change of ``address`` did, for the task message (a
+        deployer may offer ``deploy_note(address)``: the gitops one names its commit)."""
+        note = getattr(self.p.deployer, "deploy_note", None)
+        return note(address) if note is not None else ""
+
     def _delete_function(self, change: ResourceChange, namespace: str) -> None:
         if self._stop.is_set():
             with self._lock:
                 self.result.skipped.append(change.address)
             return
         try:
-            self._step(change.address, "delete", lambda: self.p.deployer.undeploy(self.project, change.workspace, namespace, change.name))
+            self._step(change.address, "delete", lambda: self.p.deployer.undeploy(self.project, change.workspace, namespace, change.name),
+                       lambda _: self._deployer_note(change.address))
             self._step(change.address, "record", lambda: self.p.state.delete_function(change.workspace, change.name),
                        finishing=True)
         except StepFailed as exc:

@@ -243,7 +243,10 @@ class Deployer(Protocol):
         :meth:`observe` would show them), which lets later plans skip re-rendering them for the
         drift check while they stay that way; ``None`` always works."""
 
-    def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None: ...
+    def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None:
+        """Remove the function's objects. A deployer may also offer ``deploy_note(address) ->
+        str``: what its last change of a workspace or function did (the gitops deployer's
+        commit), which the executor records as the step's task message."""
 
 
 # --------------------------------------------------------------------------------------------

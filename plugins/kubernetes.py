@@ -55,7 +55,18 @@ time by a plan), ``max_attempts`` (5) and ``retry_max_seconds`` (60), ``create_e
 (true: create missing SpinAppExecutors as above; false leaves them to the platform),
 ``runtime_class`` (``wasmtime-spin-v2``) and ``spot_runtime_class`` (``wasmtime-spin-v2-spot``):
 the RuntimeClass of the executors faasops creates for functions without and with ``spot``,
-``keda_target_timeout`` (120 s: how long a ScaledObject waits for its Deployment).
+``keda_target_timeout`` (120 s: how long a ScaledObject waits for its Deployment),
+``namespace_terminating_timeout`` (300 s, see below).
+
+Terminating namespaces: a deleted namespace stays ``Terminating`` on a cluster until the
+namespace controller has deleted its contents and its finalizers are done, and the API server
+refuses new objects in it (403, ``unable to create new content in namespace … because it is
+being terminated``). So an apply right after a destroy finds the workspace's namespace still
+there: ``ensure_workspace`` sees its ``deletionTimestamp``, says so on stderr and waits (GET
+with backoff) for it to be gone, up to ``namespace_terminating_timeout``, then creates it again;
+past that it fails naming the namespace, when it was deleted and what it still waits for
+(finalizers, conditions). A refusal for that reason at any other moment is reported as such,
+never as missing RBAC permission.
 
 Retries (:mod:`faasops.retry`): every request the deployer makes is idempotent — GET, LIST,
 DELETE (a second delete answers 404, which is success) and the server-side apply PATCH (applying
@@ -73,6 +84,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -110,6 +122,9 @@ DEFAULT_REQUEST_TIMEOUT_S = 30.0
 # spin-operator creates a SpinApp's Deployment within seconds of admitting it; a cluster whose
 # operator is down should fail the apply well before a CI job's own timeout.
 DEFAULT_KEDA_TARGET_TIMEOUT_S = 120.0
+# Namespace deletion usually ends within seconds to a minute (pods' grace periods, finalizers
+# of the objects in it); a stuck finalizer should fail a CI job with a clear message instead.
+DEFAULT_NAMESPACE_TERMINATING_TIMEOUT_S = 300.0
 APPLY_PATCH = "application/apply-patch+yaml"
 LIST_PAGE_SIZE = 500
 # Namespaces listed at the same time by a plan's observation (their LISTs are independent).
@@ -204,7 +219,10 @@ class KubernetesDeployer:
         )
         self.keda_target_timeout = _seconds(options.get("keda_target_timeout", DEFAULT_KEDA_TARGET_TIMEOUT_S),
                                             "keda_target_timeout")
-        # How the KEDA target wait tells and spends time (tests replace them).
+        self.namespace_terminating_timeout = _seconds(
+            options.get("namespace_terminating_timeout", DEFAULT_NAMESPACE_TERMINATING_TIMEOUT_S),
+            "namespace_terminating_timeout")
+        # How the KEDA target and Terminating namespace waits tell and spend time (tests replace them).
         self.clock = time.monotonic
         self.sleep = time.sleep
         self._executors_done: set[tuple[str, str, str]] = set()  # (namespace, name, manifest JSON)
@@ -262,6 +280,10 @@ class KubernetesDeployer:
         workspace — without claiming a namespace someone else created."""
         namespace = workspace.spec()["namespace"]
         existing = self._get(NAMESPACE, None, namespace)
+        if existing is not None and _terminating(existing):
+            # Applying now would only relabel the dying namespace; its content would be refused.
+            self._wait_namespace_gone(workspace.name, existing)
+            existing = None
         labels = {**workspace.labels, WORKSPACE_ID_LABEL: workspace.name}
         if existing is None or _managed(existing):
             labels[MANAGED_BY_LABEL] = MANAGED_BY
@@ -271,8 +293,8 @@ class KubernetesDeployer:
         """Delete the namespace if faasops created it and no other workspace's functions live
         there; on a namespace faasops did not create, only give up faasops' labels."""
         existing = self._get(NAMESPACE, None, namespace)
-        if existing is None:
-            return
+        if existing is None or _terminating(existing):
+            return  # gone, or already on its way out (a second DELETE would answer 409)
         if not _managed(existing):
             # An apply without the labels removes the ones only faasops set.
             self._apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -345,6 +367,32 @@ class KubernetesDeployer:
             managers = {entry.get("manager") for entry in obj["metadata"].get("managedFields") or ()}
             if managers == {self.field_manager}:
                 self._delete(EXECUTOR, namespace, obj["metadata"]["name"])
+
+    def _wait_namespace_gone(self, workspace: str, namespace_obj: dict[str, Any]) -> None:
+        """Wait (GET with backoff, up to ``namespace_terminating_timeout``) until a Terminating
+        namespace is gone, saying so on stderr."""
+        namespace = namespace_obj["metadata"]["name"]
+        since = namespace_obj["metadata"].get("deletionTimestamp") or "?"
+        started = self.clock()
+        _progress(workspace, f"namespace {namespace} is still Terminating (deleted at {since}); waiting up to "
+                             f"{self.namespace_terminating_timeout:g}s for it to be gone before creating it again")
+        policy = RetryPolicy(max_attempts=1_000_000, max_seconds=self.namespace_terminating_timeout,
+                             base_delay_s=0.1, max_delay_s=2.0)
+        attempts = policy.start(clock=self.clock, sleep=self.sleep)
+        current: dict[str, Any] | None = namespace_obj
+        while True:
+            current = self._get(NAMESPACE, None, namespace)
+            if current is None or not _terminating(current):
+                _progress(workspace, f"namespace {namespace} is gone after {self.clock() - started:.1f}s")
+                return
+            if not attempts.retry():
+                raise ProviderError(
+                    f"namespace {namespace} is still Terminating {self.namespace_terminating_timeout:g}s later "
+                    f"(deleted at {since}; {_termination_holdup(current)}), and the API server refuses new "
+                    f"objects in a namespace being deleted: check `kubectl get namespace {namespace} -o yaml` for "
+                    "what its finalizers wait on, apply again once it is gone, or raise "
+                    "namespace_terminating_timeout under providers.deployer"
+                )
 
     def _wait_for_scale_target(self, scaled_object: dict[str, Any]) -> None:
         """Wait until the Deployment a ScaledObject scales exists (KEDA's webhook refuses the
@@ -605,6 +653,12 @@ class KubernetesDeployer:
 
     def _error(self, verb: str, kind: Kind, namespace: str | None, response: _Response, what: str) -> ProviderError:
         message = _one_line(response.message)
+        if response.status == 403 and _namespace_terminating(response):
+            return ProviderError(
+                f"{what}: namespace {namespace} is being deleted (Terminating), and the API server refuses new "
+                f"objects in it; apply again once `kubectl get namespace {namespace}` answers NotFound "
+                f"(the server said: {message})"
+            )
         if response.status == 403:
             scope = f" in namespace {namespace}" if namespace else ""
             return ProviderError(
@@ -676,6 +730,38 @@ def _reason(exc: Exception) -> str:
 
 def _managed(obj: dict[str, Any]) -> bool:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+
+
+def _terminating(namespace: dict[str, Any]) -> bool:
+    """Whether a namespace is being deleted (``deletionTimestamp`` set, phase ``Terminating``)."""
+    return bool((namespace.get("metadata") or {}).get("deletionTimestamp")) \
+        or (namespace.get("status") or {}).get("phase") == "Terminating"
+
+
+def _namespace_terminating(response: _Response) -> bool:
+    """Whether a 403 is the NamespaceLifecycle admission plugin's refusal, not RBAC's."""
+    causes = response.details.get("causes") or ()
+    return any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes) \
+        or "because it is being terminated" in response.message
+
+
+def _termination_holdup(namespace: dict[str, Any]) -> str:
+    """What a Terminating namespace still waits for: its finalizers and the namespace
+    controller's conditions (``NamespaceContentRemaining``, ``NamespaceFinalizersRemaining`` …)."""
+    finalizers = [*((namespace.get("spec") or {}).get("finalizers") or ()),
+                  *((namespace.get("metadata") or {}).get("finalizers") or ())]
+    parts = [f"finalizers: {', '.join(map(str, finalizers))}" if finalizers else "no finalizers"]
+    for condition in (namespace.get("status") or {}).get("conditions") or ():
+        if condition.get("status") == "True" and condition.get("message"):
+            parts.append(f"{condition.get('type')}: {_one_line(str(condition['message']))}")
+    return "; ".join(parts)
+
+
+def _progress(address: str, message: str) -> None:
+    """A progress line on stderr, as the remote builder writes its own."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    sys.stderr.write(f"{stamp} {address}: {message}\n")
+    sys.stderr.flush()
 
 
 def _controlled(obj: dict[str, Any]) -> bool:

@@ -12,7 +12,8 @@ The official ``kubernetes`` python client and real ``kubectl`` work against it u
         emu.mark_spinapp_ready("ws", "hello")
 
 or in the foreground: ``python -m faasops.testing.kubeapi --port 6443 [--token T] [--tls]
-[--kubeconfig PATH] [--spinapp-ready] [--no-spinkube] [--no-keda] [--no-webhooks] [--no-operator]``.
+[--kubeconfig PATH] [--spinapp-ready] [--no-spinkube] [--no-keda] [--no-webhooks] [--no-operator]
+[--namespace-termination SECONDS]``.
 
 What it serves
     Discovery: ``/api``, ``/api/v1``, ``/apis``, ``/apis/<g>``, ``/apis/<g>/<v>`` in both the
@@ -64,7 +65,8 @@ Test-only endpoints (no auth), under ``/emulator/v1``
 Deliberate differences from a real cluster
     No controllers: nothing creates pods, replica sets, endpoints or the ``default`` service
     account; deployment/HPA status stays empty; namespace deletion removes the namespace and
-    its objects immediately (the real server passes through ``Terminating``). A SpinApp stands
+    its objects immediately, unless ``namespace_termination=SECONDS`` (``--namespace-termination``)
+    keeps it ``Terminating`` that long first, refusing new content as the real server does. A SpinApp stands
     for the Service spin-operator would create, for the service proxy. No RBAC and no
     admission webhooks except spin-operator's rule that ``replicas`` and
     ``enableAutoscaling: true`` exclude each other (its wording is approximate). CRD versions

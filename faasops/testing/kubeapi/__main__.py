@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="don't enforce spin-operator's and KEDA's admission webhooks")
     parser.add_argument("--no-operator", action="store_true",
                         help="don't create a Deployment for each SpinApp as spin-operator does")
+    parser.add_argument("--namespace-termination", type=float, default=0.0, metavar="SECONDS",
+                        help="keep a deleted namespace Terminating this long before it is gone (default 0)")
     args = parser.parse_args(argv)
     emulator = KubeEmulator(port=args.port, token=args.token, host=args.host, tls=args.tls,
                             preinstall_spinkube=not args.no_spinkube, preinstall_keda=not args.no_keda,
                             spinapp_ready=args.spinapp_ready, spin_operator_webhook=not args.no_webhooks,
-                            keda_webhook=not args.no_webhooks, spin_operator=not args.no_operator)
+                            keda_webhook=not args.no_webhooks, spin_operator=not args.no_operator,
+                            namespace_termination=args.namespace_termination)
     emulator.start()
     if args.kubeconfig:
         emulator.write_kubeconfig(args.kubeconfig)

@@ -45,6 +45,7 @@ from .selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from .namespaces import NamespaceTerminator
 from .operators import SpinOperator
 from .store import Event, Store
 
@@ -88,6 +89,8 @@ class Options:
     spin_operator: bool = True
     spin_operator_delay: float = 0.1
     crd_strategic_merge_patch: bool = False
+    # Seconds a deleted namespace stays Terminating before it is gone; 0: gone at once.
+    namespace_termination: float = 0.0
 
 
 @dataclass
@@ -194,6 +197,7 @@ class Cluster:
         self._cluster_ip = 0
         self._ip_lock = threading.Lock()
         self.operator = SpinOperator(self, self.options.spin_operator_delay) if self.options.spin_operator else None
+        self.terminator = NamespaceTerminator(self)
         self.bootstrap()
 
     # -----------------------------------------------------------------------------------------
@@ -223,6 +227,7 @@ class Cluster:
             for rt in self.registry.all():
                 if rt.is_custom:
                     self.registry.set_crd_types(rt.crd_name, [])
+            self.terminator.clear()
             self.store.wipe()
             self.bootstrap()
 
@@ -332,6 +337,13 @@ class Cluster:
         if self.store.get(NAMESPACE_KEY, "", namespace) is None:
             raise errors.not_found("", "namespaces", namespace)
 
+    def _refuse_if_terminating(self, rt: ResourceType, namespace: str, name: str) -> None:
+        """The NamespaceLifecycle admission plugin: nothing new in a namespace being deleted
+        (updates of what is there stay allowed)."""
+        live = self.store.get(NAMESPACE_KEY, "", namespace)
+        if live is not None and live["metadata"].get("deletionTimestamp"):
+            raise errors.namespace_terminating(rt.group, rt.plural, name, namespace)
+
     def _validate_custom(self, rt: ResourceType, obj: dict[str, Any], params: WriteParams,
                          complete: bool = True) -> tuple[dict[str, Any], list[str]]:
         """Prune unknown fields (400 under Strict, a warning under Warn); for a complete object
@@ -399,9 +411,14 @@ class Cluster:
             labels = dict(_metadata(obj).get("labels") or {})
             labels["kubernetes.io/metadata.name"] = name
             _metadata(obj)["labels"] = labels
-            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            spec = obj.setdefault("spec", {})
             if live is None:
+                # The namespace strategy's PrepareForCreate: the namespace controller's finalizer.
+                spec.setdefault("finalizers", ["kubernetes"])
                 obj["status"] = {"phase": "Active"}
+            elif (live.get("spec") or {}).get("finalizers"):
+                # PrepareForUpdate: only the /finalize subresource changes them.
+                spec["finalizers"] = list(live["spec"]["finalizers"])
         elif rt.key == SERVICE_KEY:
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")
@@ -512,6 +529,8 @@ class Cluster:
                 self._require_namespace(namespace)
             if self.store.get(rt.key, namespace or "", name) is not None:
                 raise errors.already_exists(rt.group, rt.plural, name)
+            if rt.namespaced and not params.dry_run:
+                self._refuse_if_terminating(rt, namespace or "", name)
             obj = self._new_object(rt, body, name, namespace)
             self._finish_write(rt, obj, None)
             entries = fieldmanager.update(
@@ -705,6 +724,8 @@ class Cluster:
             live = self.store.get(rt.key, namespace or "", name)
             if live is not None and config_rv and config_rv != live["metadata"].get("resourceVersion"):
                 raise errors.version_conflict(rt.group, rt.plural, name)
+            if live is None and rt.namespaced and not params.dry_run:
+                self._refuse_if_terminating(rt, namespace or "", name)
             if live is None and subresource:
                 raise errors.not_found(rt.group, rt.plural, name)
             result = fieldmanager.apply(
@@ -776,11 +797,51 @@ class Cluster:
                 final["metadata"]["resourceVersion"] = str(rv)
                 self.store.put(rt.key, namespace or "", name, final, "MODIFIED", live, rv)
                 return WriteResult(self._served(rt, final), 200)
+            if rt.key == NAMESPACE_KEY and self.options.namespace_termination > 0:
+                return WriteResult(self._served(rt, self._terminate_namespace(live, final)), 200)
             rv = self.store.next_rv()
             final["metadata"]["resourceVersion"] = str(rv)
             self.store.delete(rt.key, namespace or "", name, final, rv)
             self._after_delete(rt, final)
         return WriteResult(self._delete_answer(rt, final), 200)
+
+    def _terminate_namespace(self, live: dict[str, Any], final: dict[str, Any]) -> dict[str, Any]:
+        """Mark the namespace Terminating, delete its contents (the namespace controller's
+        first step), and schedule its purge. Called with the store lock held."""
+        name = live["metadata"]["name"]
+        if live["metadata"].get("deletionTimestamp"):
+            raise errors.namespace_finalizing(name)
+        rv = self.store.next_rv()
+        final["metadata"]["resourceVersion"] = str(rv)
+        final["metadata"].pop("deletionGracePeriodSeconds", None)
+        self.store.put(NAMESPACE_KEY, "", name, final, "MODIFIED", live, rv)
+        self._delete_namespace_contents(name)
+        self.terminator.terminating(name, str(live["metadata"].get("uid", "")), self.options.namespace_termination)
+        return final
+
+    def purge_namespace(self, name: str, uid: str | None = None) -> bool:
+        """The end of a namespace's termination: it is gone (if it is still the one with
+        ``uid``, when given). False when no such namespace is terminating."""
+        with self.store.lock:
+            live = self.store.get(NAMESPACE_KEY, "", name)
+            if live is None or not live["metadata"].get("deletionTimestamp") \
+                    or (uid is not None and str(live["metadata"].get("uid", "")) != uid):
+                return False
+            self._delete_namespace_contents(name)
+            rv = self.store.next_rv()
+            gone = {**live, "metadata": {**live["metadata"], "resourceVersion": str(rv)}}
+            self.store.delete(NAMESPACE_KEY, "", name, gone, rv)
+        return True
+
+    def _delete_namespace_contents(self, name: str) -> None:
+        for key in self.store.keys():
+            if name not in self.store.namespaces_of(key):
+                continue
+            for obj in self.store.list(key, name):
+                rv = self.store.next_rv()
+                gone = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rv),
+                                            "deletionTimestamp": now_timestamp()}}
+                self.store.delete(key, name, obj["metadata"]["name"], gone, rv)
 
     def _delete_answer(self, rt: ResourceType, final: dict[str, Any]) -> dict[str, Any]:
         if rt.key in _RETURNS_DELETED_OBJECT:
@@ -796,14 +857,7 @@ class Cluster:
         """Cascades the real controllers would perform: namespace contents, CRD instances."""
         name = final["metadata"]["name"]
         if rt.key == NAMESPACE_KEY:
-            for key in self.store.keys():
-                if name not in self.store.namespaces_of(key):
-                    continue
-                for obj in self.store.list(key, name):
-                    rv = self.store.next_rv()
-                    gone = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rv),
-                                                "deletionTimestamp": now_timestamp()}}
-                    self.store.delete(key, name, obj["metadata"]["name"], gone, rv)
+            self._delete_namespace_contents(name)
         elif rt.key == SPINAPP_KEY and self.operator is not None:
             self.operator.spinapp_deleted(final)
         elif rt.key == CRD_KEY:

@@ -242,12 +242,7 @@ def _paths_for(rt: ResourceType) -> dict[str, Any]:
         "put": {**op("replace", "put", _WRITE_PARAMS),
                 "requestBody": {"content": {"*/*": {"schema": {"$ref": ref}}}, "required": True}},
         "patch": {**op("patch", "patch", _WRITE_PARAMS + [_query("force", "boolean")]),
-                  "requestBody": {"content": {
-                      "application/apply-patch+yaml": {"schema": {"type": "object"}},
-                      "application/json-patch+json": {"schema": {"type": "object"}},
-                      "application/merge-patch+json": {"schema": {"type": "object"}},
-                      "application/strategic-merge-patch+json": {"schema": {"type": "object"}},
-                  }, "required": True}},
+                  "requestBody": {"content": _patch_content(rt), "required": True}},
         "delete": op("delete", "delete", [_query("dryRun"), _query("gracePeriodSeconds", "integer"),
                                           _query("propagationPolicy")]),
         "parameters": path_params,
@@ -260,6 +255,16 @@ def _paths_for(rt: ResourceType) -> dict[str, Any]:
             "parameters": path_params,
         }
     return paths
+
+
+def _patch_content(rt: ResourceType) -> dict[str, Any]:
+    """The patch media types a PATCH operation lists. Custom resources have no strategic merge
+    patch (the server answers 415), and the real server leaves it out of their operations:
+    kubectl's client-side apply reads that list and sends a JSON merge patch instead."""
+    types = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"]
+    if not rt.is_custom:
+        types.append("application/strategic-merge-patch+json")
+    return {media_type: {"schema": {"type": "object"}} for media_type in types}
 
 
 def _component_schema(rt: ResourceType) -> dict[str, Any]:

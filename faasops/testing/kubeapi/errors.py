@@ -129,3 +129,29 @@ def gone(message: str) -> ApiError:
 
 def page_not_found() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def namespace_terminating(group: str, resource: str, name: str, namespace: str) -> ApiError:
+    """403 from the NamespaceLifecycle admission plugin: no new object in a namespace that is
+    being deleted (``plugin/pkg/admission/namespace/lifecycle``)."""
+    details = _details(group, resource, name)
+    details["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
+                          "field": "metadata.namespace"}]
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{group_resource(group, resource)} "{name}" is forbidden: unable to create new content in namespace '
+        f"{namespace} because it is being terminated",
+        details,
+    )
+
+
+def namespace_finalizing(name: str) -> ApiError:
+    """409 for a second DELETE of a namespace that is already terminating."""
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on namespaces "{name}": The system is ensuring all content is removed '
+        "from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+        _details("", "namespaces", name),
+    )

@@ -594,6 +594,11 @@ class KubeEmulator:
             ScaledObject applied right after its SpinApp is refused as on a cluster.
         crd_strategic_merge_patch: accept strategic merge patches on custom resources as JSON
             merge patches. Off by default because the real server answers 415 there.
+        namespace_termination: seconds a deleted namespace stays ``Terminating`` (phase and
+            ``deletionTimestamp`` set, contents deleted at once, new objects refused with 403
+            ``NamespaceTerminating``, a second DELETE answered 409) before it is gone, as the
+            namespace controller does on a cluster (see :mod:`.namespaces`). 0 (the default):
+            gone at once. ``set_namespace_termination`` changes it on a running emulator.
     """
 
     def __init__(
@@ -611,6 +616,7 @@ class KubeEmulator:
         spin_operator: bool = True,
         spin_operator_delay: float = 0.1,
         crd_strategic_merge_patch: bool = False,
+        namespace_termination: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -626,6 +632,7 @@ class KubeEmulator:
             spin_operator=spin_operator,
             spin_operator_delay=spin_operator_delay,
             crd_strategic_merge_patch=crd_strategic_merge_patch,
+            namespace_termination=namespace_termination,
         ))
         self.openapi = discovery.OpenAPI(self.cluster.registry)
         self._server: _Server | None = None
@@ -664,6 +671,7 @@ class KubeEmulator:
         """Stop serving; open watches end within about a second."""
         if self.cluster.operator is not None:
             self.cluster.operator.stop()
+        self.cluster.terminator.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -756,6 +764,15 @@ class KubeEmulator:
         """Wipe every object and CRD; the initial namespaces and preinstalled CRDs come back."""
         self.cluster.reset()
         self._backends.clear()
+
+    def set_namespace_termination(self, seconds: float) -> None:
+        """How long namespaces deleted from now on stay ``Terminating`` (0: gone at once)."""
+        self.cluster.options.namespace_termination = float(seconds)
+
+    def finish_namespace_termination(self, namespace: str) -> bool:
+        """End a Terminating namespace's termination now, as the namespace controller does once
+        its finalizers are done: it is gone. False when it is not terminating."""
+        return self.cluster.purge_namespace(namespace)
 
     def set_service_backend(self, namespace: str, name: str, url: str, port: str = "") -> None:
         """Route ``/api/v1/namespaces/{namespace}/services/{name}[:port]/proxy/…`` to ``url``.
