@@ -31,9 +31,10 @@ def up_file(project: Path) -> Path:
     return project / ".faasops" / "up.json"
 
 
-def start_up(project: Path, *args: str, preexec_fn: Callable[[], Any] | None = None) -> UpProcess:
-    """Start ``faasops -C PROJECT up --port 0 ARGS…`` and wait until it serves. The caller
-    must :func:`faasops.testing.process.terminate` it (see :func:`running_up`)."""
+def start_up(project: Path, *args: str, preexec_fn: Callable[[], Any] | None = None,
+             start_timeout_s: float = START_TIMEOUT_S) -> UpProcess:
+    """Start ``faasops -C PROJECT up --port 0 ARGS…`` and wait (up to ``start_timeout_s``) until
+    it serves. The caller must :func:`faasops.testing.process.terminate` it (see :func:`running_up`)."""
     log_path = project.parent / f"up-{project.name}-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -41,7 +42,7 @@ def start_up(project: Path, *args: str, preexec_fn: Callable[[], Any] | None = N
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + start_timeout_s
         while True:
             try:
                 info = json.loads(up_file(project).read_text())
@@ -52,7 +53,7 @@ def start_up(project: Path, *args: str, preexec_fn: Callable[[], Any] | None = N
             if process.poll() is not None:
                 raise AssertionError(f"faasops up exited with {process.returncode}:\n{log_tail(log_path)}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"faasops up did not serve within {START_TIMEOUT_S} s:\n{log_tail(log_path)}")
+                raise AssertionError(f"faasops up did not serve within {start_timeout_s} s:\n{log_tail(log_path)}")
             time.sleep(0.1)
     except BaseException:
         terminate(process)
@@ -60,9 +61,9 @@ def start_up(project: Path, *args: str, preexec_fn: Callable[[], Any] | None = N
 
 
 @contextmanager
-def running_up(project: Path, *args: str) -> Iterator[UpProcess]:
+def running_up(project: Path, *args: str, start_timeout_s: float = START_TIMEOUT_S) -> Iterator[UpProcess]:
     """``faasops up`` serving ``project`` for the block; SIGTERM (then SIGKILL) afterwards."""
-    up = start_up(project, *args)
+    up = start_up(project, *args, start_timeout_s=start_timeout_s)
     try:
         yield up
     finally:
