@@ -443,7 +443,7 @@ class ProjectBuilder:
         module = source.absolute / module_file(handler)
         display = module_file(handler) if source.relative == "." else f"{source.relative}/{module_file(handler)}"
         if (module, display) not in self._handlers:
-            self._handlers[module, display] = self._handler_problems(module, display)
+            self._handlers[module, display] = self._handler_problems(module, display, source.absolute)
         problem, contract = self._handlers[module, display]
         if problem == "missing":
             hint = "" if written else f" (handler defaults to {DEFAULT_HANDLER!r}; set handler: to the module's name)"
@@ -454,12 +454,12 @@ class ProjectBuilder:
             return
         self.problems += contract
 
-    def _handler_problems(self, module: Path, display: str) -> tuple[str | None, list[Problem]]:
+    def _handler_problems(self, module: Path, display: str, source_dir: Path) -> tuple[str | None, list[Problem]]:
         if not module.is_file():
             return "missing", []
         if not inside(self.root, module):
             return "outside", []
-        return None, check_handler(module, display)
+        return None, check_handler(module, display, source_dir)
 
 
 def _symlink_loop(path: Path) -> bool:
