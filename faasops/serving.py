@@ -11,6 +11,7 @@ the old one.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -382,7 +383,14 @@ def _http_call(url: str, method: str, headers: list[tuple[str, str]], body: byte
     try:
         # The longest request time limit a function may set is 1 h.
         with _OPENER.open(request, timeout=3660) as response:
-            return HttpResponse(response.status, list(response.headers.items()), response.read())
+            try:
+                data = response.read()
+            except (http.client.IncompleteRead, ConnectionError) as exc:
+                # `faasops up` streams: a function failing after its head went out cuts the body.
+                raise FaasopsError(f"the response of {url} was cut short (HTTP {response.status} sent, then "
+                                   f"{exc!r}): the function failed while it streamed its body; see `faasops "
+                                   f"logs` for why") from None
+            return HttpResponse(response.status, list(response.headers.items()), data)
     except urllib.error.HTTPError as exc:
         # As for an in-process call: only a 5xx means the function failed.
         return HttpResponse(exc.code, list(exc.headers.items()), exc.read(),

@@ -79,7 +79,7 @@ def validate_upload(archive: bytes, handler: str, scratch: Path, limits: UploadL
     if not module.is_file():
         raise UploadRejected(422, f"{module_file(handler)}: the handler module is not in the upload "
                                   f"(handler {handler!r} is that file in the source directory)")
-    problems = check_handler(module, module_file(handler))
+    problems = check_handler(module, module_file(handler), scratch)
     if problems:
         raise UploadRejected(422, "the handler does not meet the Spin handler contract:\n"
                                   + "\n".join(f"  {problem}" for problem in problems))

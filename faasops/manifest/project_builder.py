@@ -464,7 +464,7 @@ class ProjectBuilder:
         if not inside(self.root, module):
             return "outside", []
         prefix = "" if source.relative == "." else f"{source.relative}/"
-        return None, (check_handler(module, display)
+        return None, (check_handler(module, display, source.absolute)
                       or check_function_imports(source.absolute, handler, prefix, self._build_caches))
 
 

@@ -30,7 +30,7 @@ from faasops.errors import FaasopsError
 from faasops.runtime import outgoing_http, spin, wasi, wasi_http  # noqa: F401  (they register host functions)
 from faasops.runtime.host import RequestState, link, set_current_request
 from faasops.runtime.http_trigger import NotUtf8Header, incoming_request
-from faasops.runtime.messages import HttpRequest, HttpResponse
+from faasops.runtime.messages import HttpRequest, HttpResponse, ResponseSink
 from faasops.runtime.outbound_hosts import AllowedHosts, MalformedAllowedHost
 from faasops.runtime.spin import KeyValueDatabase
 from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
@@ -253,11 +253,15 @@ class LoadedApp:
         self.allowed_hosts = AllowedHosts()
         """Where outbound HTTP may go (Spin's ``allowed_outbound_hosts``); empty: nowhere."""
 
-    def handle(self, request: HttpRequest) -> HttpResponse:
+    def handle(self, request: HttpRequest, sink: ResponseSink | None = None) -> HttpResponse:
         """Run ``request`` through a fresh instance of the component and return its response.
 
         Raises :class:`CapacityExceeded` when no instance slot frees up within the runtime's
-        queue wait. A guest that runs out of time or memory gets a 500 naming the limit."""
+        queue wait. A guest that runs out of time or memory gets a 500 naming the limit.
+
+        With a ``sink``, the response is offered to it as soon as the guest sets it and, once
+        the sink took the head, every body write goes to it as the guest makes it; the result
+        is then ``streamed`` (its ``incomplete`` says whether the body ended properly)."""
         runtime = self._runtime
         compiled = self._compiled
         timeout_s = self.timeout_s
@@ -277,7 +281,7 @@ class LoadedApp:
         state = RequestState(variables=self._variables, environment=self._environment,
                              key_value=self._key_value,
                              deadline=time.monotonic() + timeout_s,
-                             allowed_hosts=self.allowed_hosts)
+                             allowed_hosts=self.allowed_hosts, sink=sink)
         set_current_request(state)
         store = wasmtime.Store(runtime.engine)
         try:
@@ -340,38 +344,77 @@ def _crash_reason(trap: str, stderr: str) -> str:
     return causes[-1][:300] if causes else "trap"
 
 
+def _failure(state: RequestState, trap: str, timeout_s: float, memory_limit: int,
+             stderr: str) -> tuple[str, str, str | None]:
+    """Why a trapped guest failed: (reason for the client, error for the logs, the limit it
+    crossed if any)."""
+    if state.failure is not None:
+        return state.failure, trap, None
+    if "interrupt" in trap:
+        reason = f"request exceeded the time limit of {timeout_s:g} s"
+        return reason, f"{reason}\n{trap}", reason
+    if _out_of_memory(trap, stderr):
+        reason = f"request exceeded the memory limit of {format_bytes(memory_limit)}"
+        return reason, f"{reason}\n{trap}", reason
+    return "guest crashed: " + _crash_reason(trap, stderr), trap, None
+
+
 def _response(state: RequestState, trap: str | None, timeout_s: float, memory_limit: int,
               duration: float, cpu: float) -> HttpResponse:
     stdout = state.stdout.decode("utf-8", "replace")
     stderr = state.stderr.decode("utf-8", "replace")
 
-    def failed(reason: str, error: str, limit: bool = False) -> HttpResponse:
+    def failed(reason: str, error: str, limit: str | None = None) -> HttpResponse:
         return HttpResponse(500, [("content-type", "text/plain; charset=utf-8")],
                             (reason + "\n").encode("utf-8"), stdout, stderr, duration, cpu, error,
-                            reason if limit else None)
+                            limit)
 
     memory_reason = f"request exceeded the memory limit of {format_bytes(memory_limit)}"
+    if state.streamed:
+        return _streamed_response(state, trap, timeout_s, memory_limit, stdout, stderr,
+                                  duration, cpu)
     if trap is not None:
-        if state.failure is not None:
-            reason = state.failure
-        elif "interrupt" in trap:
-            reason = f"request exceeded the time limit of {timeout_s:g} s"
-            return failed(reason, f"{reason}\n{trap}", limit=True)
-        elif _out_of_memory(trap, stderr):
-            return failed(memory_reason, f"{memory_reason}\n{trap}", limit=True)
-        else:
-            reason = "guest crashed: " + _crash_reason(trap, stderr)
-        return failed(reason, trap)
+        return failed(*_failure(state, trap, timeout_s, memory_limit, stderr))
     if state.response is None:
         reason = state.response_error or "guest returned without sending a response"
         return failed(reason, reason)
     response = state.response
     headers = [(name, value.decode("latin-1")) for name, value in response.headers.entries]
     body = bytes(response.body.data) if response.body is not None else b""
-    error = None
-    if response.status >= 500 and _TRACEBACK in stderr:
-        # The SDK catches the handler's exception, prints it and answers 500.
-        error = stderr[stderr.rindex(_TRACEBACK):]
-        if _out_of_memory(None, error):
-            return failed(memory_reason, f"{memory_reason}\n{error}", limit=True)
+    error = _handler_traceback(response.status, stderr)
+    if error is not None and _out_of_memory(None, error):
+        return failed(memory_reason, f"{memory_reason}\n{error}", memory_reason)
     return HttpResponse(response.status, headers, body, stdout, stderr, duration, cpu, error)
+
+
+def _handler_traceback(status: int, stderr: str) -> str | None:
+    """The handler's traceback when the SDK caught its exception, printed it and answered 500."""
+    if status >= 500 and _TRACEBACK in stderr:
+        return stderr[stderr.rindex(_TRACEBACK):]
+    return None
+
+
+def _streamed_response(state: RequestState, trap: str | None, timeout_s: float,
+                       memory_limit: int, stdout: str, stderr: str, duration: float,
+                       cpu: float) -> HttpResponse:
+    """The result of a request whose head (and maybe part of its body) already went out: the
+    status the client got, and whether the body ended properly."""
+    response = state.response
+    headers = [(name, value.decode("latin-1")) for name, value in response.headers.entries]
+    limit = None
+    if state.stream_failure is not None:
+        # The client stopped taking the body; a guest trapping on the failed write is the echo.
+        incomplete: str | None = state.stream_failure
+        error: str | None = incomplete
+    elif trap is not None:
+        incomplete, error, limit = _failure(state, trap, timeout_s, memory_limit, stderr)
+        if not error.startswith(incomplete):
+            # The client only saw a cut connection: the logs say why before the trap.
+            error = f"{incomplete}\n{error}"
+    elif response.body is not None and not response.body.finished:
+        # wasi-http: a body dropped without outgoing-body.finish is aborted, not complete.
+        incomplete = error = "guest returned without finishing the response body (outgoing-body.finish)"
+    else:
+        incomplete, error = None, _handler_traceback(response.status, stderr)
+    return HttpResponse(response.status, headers, b"", stdout, stderr, duration, cpu, error,
+                        limit, streamed=True, incomplete=incomplete)

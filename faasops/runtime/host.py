@@ -86,6 +86,9 @@ class RequestState:
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     response: Any = None  # faasops.runtime.wasi_http.OutgoingResponse once the guest set it
+    sink: Any = None  # faasops.runtime.messages.ResponseSink | None: stream the response there
+    streamed: bool = False  # the sink took the head: the body goes to it as it is written
+    stream_failure: str | None = None  # why the sink stopped taking the body
     response_error: str | None = None  # the guest answered with an error-code instead
     failure: str | None = None  # first host-side failure; it is why the guest trapped
     resources: dict[int, Any] = field(default_factory=dict)

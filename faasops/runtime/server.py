@@ -3,6 +3,9 @@
 The app is resolved on every request, so a caller can swap an app (new deploy) at any time:
 in-flight requests finish on the app they started with, the next ones get the new one.
 
+Responses stream: the head goes out when the guest sets it and each body write as the guest
+makes it (:class:`_StreamedResponse`); a failure after the head went out cuts the connection.
+
 What a client or a guest can make it spend is bounded (:class:`ServerLimits`): request bodies
 by size, each function by a number of concurrent instances (a hot function is refused with 503
 instead of starving the others), idle connections by time. Request framing that could be read
@@ -107,8 +110,9 @@ class RuntimeServer:
 
     ``resolve(workspace, function)`` returns the app to run, or None for a 404.
     ``on_invocation`` receives an :class:`InvocationRecord` for every routed request (unknown
-    functions included, with status 404) before the response is written, so a client holding a
-    response can already find its record; keep it quick. Its exceptions are logged, not raised.
+    functions included, with status 404) before the response is complete (a streamed response's
+    last bytes wait for it), so a client holding a response can already find its record; keep it
+    quick. Its exceptions are logged, not raised.
     ``port=0`` binds a free port; :attr:`port` tells which.
     """
 
@@ -205,6 +209,7 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _serve(self) -> None:
+            self._stream = None
             started = time.time()
             target = self.path
             segments = target.split("?", 1)[0].split("/")
@@ -238,11 +243,25 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
                             response = _overloaded(
                                 f"{workspace}/{function} already runs {server.slots.per_function} "
                                 f"requests (the per-function concurrency limit)")
+            stream = self._stream
+            if stream is not None and stream.started:
+                # The head went out while the guest ran: end the body, or cut it short.
+                cut = stream.cut_reason(response)
+                if cut is not None:
+                    log.error("cut the response of %s/%s short: %s", workspace, function, cut)
+                server._record(InvocationRecord(
+                    started, workspace, function, self.command, target, stream.status,
+                    response.duration_s, response.cpu_s, response.stdout, response.stderr,
+                    response.error or cut))
+                stream.end(cut)
+                return
             server._record(InvocationRecord(
                 started, workspace, function, self.command, target, response.status,
                 response.duration_s, response.cpu_s, response.stdout, response.stderr,
                 response.error))
             self._send(response)
+
+        _stream: "_StreamedResponse | None" = None
 
         def _invoke(self, app: LoadedApp, workspace: str, function: str, target: str,
                     body: bytes) -> HttpResponse:
@@ -250,13 +269,18 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
                 method=self.command, path=target, headers=list(self.headers.items()), body=body,
                 base_path=f"/{workspace}/{function}", client_addr=f"{self.client_address[0]}:"
                                                                   f"{self.client_address[1]}")
+            # A HEAD response has no body to stream: it is answered whole, as it always was.
+            self._stream = (_StreamedResponse(self, server.limits.idle_timeout_s)
+                            if self.command != "HEAD" else None)
             try:
-                response = app.handle(request)
+                response = app.handle(request, self._stream)
             except CapacityExceeded as exc:
                 return _overloaded(f"the server runs as many requests as it can ({exc})")
             except Exception as exc:  # a runtime bug: answer, keep serving
                 log.exception("running %s/%s failed", workspace, function)
                 return _json_response(500, f"runtime error: {exc!r}")
+            if response.streamed:
+                return response  # its head was checked before it went out
             problem = response_head_problem(response.status, response.headers)
             if problem is not None:
                 message = f"refused the response of {workspace}/{function}: {problem}"
@@ -360,6 +384,126 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
     return Handler
+
+
+class _StreamedResponse:
+    """A guest's response sent to the client while the guest writes it (a
+    :class:`~faasops.runtime.messages.ResponseSink`).
+
+    The head goes out when the guest sets the response; each body write then goes out at once,
+    as one HTTP/1.1 chunk, or as it is when the guest declared a Content-Length. The last bytes
+    (the final empty chunk, or the write that completes the Content-Length) wait for
+    :meth:`end`, after the guest returned and the invocation was recorded: a client never
+    holds a complete response whose record is missing, and a guest that fails after its head
+    went out cuts the connection instead of answering a second time. Writes block while the
+    client doesn't read, never past the request's deadline or the idle timeout.
+    """
+
+    def __init__(self, handler: BaseHTTPRequestHandler, idle_timeout_s: float):
+        self._handler = handler
+        self._idle_timeout_s = idle_timeout_s
+        self.started = False
+        self.status = 0
+        self._deadline = 0.0
+        self._length: int | None = None  # the guest's Content-Length; None: chunked
+        self._sent = 0
+        self._held = b""
+        self._failure: str | None = None
+
+    def start(self, status: int, headers: list[tuple[str, str]], deadline: float) -> bool:
+        """Send the head, unless it is one the server answers whole once the guest returned:
+        a head that must be refused (500), a status without a body, or a body of unknown
+        length for an HTTP/1.0 client (no chunked transfer coding)."""
+        handler = self._handler
+        if response_head_problem(status, headers) is not None or status < 200 or status in (204, 304):
+            return False
+        try:
+            length = _content_length([value for name, value in headers if name.lower() == "content-length"])
+        except RequestRejected:
+            length = None  # not a usable length: frame the body ourselves
+        chunked = length is None
+        if chunked and handler.request_version != "HTTP/1.1":
+            return False
+        handler.send_response(status)
+        for name, value in headers:
+            if name.lower() not in _HOP_BY_HOP:
+                handler.send_header(name, value)
+        if chunked:
+            handler.send_header("transfer-encoding", "chunked")
+        else:
+            handler.send_header("content-length", str(length))
+        self._deadline = deadline
+        self._length = length
+        self.status = status
+        self.started = True
+        return self._send(handler.end_headers)
+
+    def write(self, data: bytes) -> str | None:
+        """Send one body write (see :class:`~faasops.runtime.messages.ResponseSink`)."""
+        if self._failure is not None:
+            return self._failure
+        if self._length is None:
+            self._send(lambda: self._handler.wfile.write(b"%x\r\n%b\r\n" % (len(data), data)))
+            return self._failure
+        total = self._sent + len(self._held) + len(data)
+        if total > self._length:
+            self._failure = f"the guest wrote more than its Content-Length of {self._length} bytes"
+            return self._failure
+        out, self._held = self._held, b""
+        if total == self._length:
+            self._held = data
+        else:
+            out += data
+        if out:
+            self._sent += len(out)
+            self._send(lambda: self._handler.wfile.write(out))
+        return self._failure
+
+    def cut_reason(self, response: HttpResponse) -> str | None:
+        """Why the body must be cut short once the guest returned, or None when it may end."""
+        if self._failure is not None:
+            return self._failure
+        if response.incomplete is not None:
+            return response.incomplete
+        if not response.streamed:
+            return f"the runtime failed after the head went out: {response.error}"
+        if self._length is not None and self._sent + len(self._held) < self._length:
+            return (f"the guest finished its body after {self._sent + len(self._held)} of the "
+                    f"{self._length} bytes its Content-Length announced")
+        return None
+
+    def end(self, cut: str | None) -> None:
+        """Complete the response, or, with a ``cut`` reason, close the connection instead so
+        the client sees an incomplete response."""
+        handler = self._handler
+        if cut is None and self._failure is None:
+            last = self._held if self._length is not None else b"0\r\n\r\n"
+            if self._send(lambda: handler.wfile.write(last), within_deadline=False):
+                handler.connection.settimeout(self._idle_timeout_s)
+                return
+        handler.close_connection = True
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _send(self, write: Callable[[], object], within_deadline: bool = True) -> bool:
+        """Run one socket write within the idle timeout and, while the guest runs (it waits
+        for the write), within the request's deadline."""
+        if self._failure is not None:
+            return False
+        remaining = self._deadline - time.monotonic() if within_deadline else self._idle_timeout_s
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            self._handler.connection.settimeout(min(self._idle_timeout_s, remaining))
+            write()
+            return True
+        except TimeoutError:
+            self._failure = "the client did not take the response body in time"
+        except OSError as exc:
+            self._failure = f"the client went away while the body was sent ({exc.__class__.__name__})"
+        return False
 
 
 def _overloaded(message: str) -> HttpResponse:

@@ -9,7 +9,8 @@ from typing import Any, Sequence
 
 from faasops.runtime.host import HOST_API, HostTrap, RequestState, Resource, WitResult
 from faasops.runtime.http_syntax import is_field_value, is_token
-from faasops.runtime.wasi import InputStream, IoError, OK, OutputStream, Pollable
+from faasops.runtime.messages import ResponseSink
+from faasops.runtime.wasi import CLOSED, InputStream, IoError, OK, OutputStream, Pollable
 
 TYPES = "wasi:http/types@0.2"
 
@@ -73,12 +74,53 @@ class IncomingRequest(Resource):
 
 
 class OutgoingBody(Resource):
+    """A body the guest writes: buffered, or — for a response whose head went out — sent to
+    the client write by write (:meth:`stream_to`)."""
+
     resource = "outgoing-body"
 
     def __init__(self) -> None:
         self.data = bytearray()
         self.stream: OutputStream | None = None
         self.finished = False
+        self._sink: ResponseSink | None = None
+        self._state: RequestState | None = None
+
+    def stream_to(self, sink: ResponseSink, state: RequestState) -> None:
+        """From now on send every write to ``sink``, starting with what was buffered."""
+        self._sink, self._state = sink, state
+        buffered, self.data = bytes(self.data), bytearray()
+        if buffered:
+            self.append(buffered)
+
+    def append(self, data: bytes) -> WitResult:
+        """One write of the guest's body stream."""
+        if self._sink is None or self._state is None:
+            self.data += data
+            return OK
+        if self._state.stream_failure is not None:
+            return CLOSED
+        if data:  # an empty write must not reach the client: a zero-size chunk ends the body
+            refusal = self._sink.write(bytes(data))
+            if refusal is not None:
+                self._state.stream_failure = refusal
+                if self.stream is not None:
+                    self.stream.closed = True
+                return CLOSED
+        return OK
+
+
+class BodyOutputStream(OutputStream):
+    """The ``output-stream`` of an outgoing body: writes go through :meth:`OutgoingBody.append`."""
+
+    def __init__(self, body: OutgoingBody):
+        super().__init__(body.data)
+        self.body = body
+
+    def write(self, data: Any) -> WitResult:
+        if self.closed:
+            return CLOSED
+        return self.body.append(data)
 
 
 class OutgoingResponse(Resource):
@@ -276,7 +318,7 @@ def _outgoing_body(state: RequestState, message: OutgoingResponse | OutgoingRequ
 def _outgoing_body_write(state: RequestState, body: OutgoingBody) -> WitResult:
     if body.stream is not None or body.finished:
         return ("err", None)
-    body.stream = OutputStream(body.data)
+    body.stream = BodyOutputStream(body)
     return ("ok", body.stream)
 
 
@@ -296,6 +338,14 @@ def _outparam_set(state: RequestState, outparam: ResponseOutparam, response: Wit
     tag, value = response
     if tag == "ok":
         state.response = value
+        # A response without a body resource is complete as set (spin-sdk's 500 after a handler
+        # raised is one): it is answered whole, so the runtime can still say which limit it was.
+        if value.body is not None and state.sink is not None and state.sink.start(
+                value.status, [(name, raw.decode("latin-1")) for name, raw in value.headers.entries],
+                state.deadline):
+            # The head is out: the body goes to the client as the guest writes it.
+            state.streamed = True
+            value.body.stream_to(state.sink, state)
     else:
         state.response_error = f"guest answered with HTTP error code {value!r}"
 

@@ -192,7 +192,7 @@ def test_class_without_base_says_which_base_it_needs():
 
 
 def test_missing_handle_request_is_reported_at_the_class():
-    (message,) = problems("from spin_sdk import http\nclass IncomingHandler(http.IncomingHandler):\n    def handle(self, request):\n        pass\n")
+    (message,) = problems("from spin_sdk import http\nclass IncomingHandler(http.IncomingHandler):\n    def handler(self, request):\n        pass\n")
 
     assert message.startswith("fn/app.py:2:1: class IncomingHandler has no handle_request method")
 
