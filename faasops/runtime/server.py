@@ -367,11 +367,15 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
             except OSError:
                 pass
 
+        def send_response(self, code: int, message: str | None = None) -> None:
+            # As Spin's server (hyper): no Server header, and a Date only when the response has
+            # none (see _send_head) — an app that passes an upstream's headers on must not
+            # answer with two of each.
+            self.log_request(code)
+            self.send_response_only(code, message)
+
         def _send(self, response: HttpResponse) -> None:
-            self.send_response(response.status)
-            for name, value in response.headers:
-                if name.lower() not in _HOP_BY_HOP:
-                    self.send_header(name, value)
+            _send_head(self, response.status, response.headers)
             head = self.command == "HEAD"
             self.send_header("content-length", str(len(response.body)))
             self.end_headers()
@@ -384,6 +388,20 @@ def _handler_class(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
     return Handler
+
+
+def _send_head(handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]]) -> None:
+    """The status line and the guest's headers (hop-by-hop ones dropped), plus ``date`` when the
+    guest set none, as hyper does under Spin."""
+    handler.send_response(status)
+    dated = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered not in _HOP_BY_HOP:
+            handler.send_header(name, value)
+            dated = dated or lowered == "date"
+    if not dated:
+        handler.send_header("date", handler.date_time_string())
 
 
 class _StreamedResponse:
@@ -424,10 +442,7 @@ class _StreamedResponse:
         chunked = length is None
         if chunked and handler.request_version != "HTTP/1.1":
             return False
-        handler.send_response(status)
-        for name, value in headers:
-            if name.lower() not in _HOP_BY_HOP:
-                handler.send_header(name, value)
+        _send_head(handler, status, headers)
         if chunked:
             handler.send_header("transfer-encoding", "chunked")
         else:

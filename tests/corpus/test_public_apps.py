@@ -160,6 +160,18 @@ def test_outgoing_request_example_returns_the_upstream_answer(up: UpProcess, ups
     assert answer.header("content-type") == "application/json"
     assert answer.header("x-upstream") == "yes"
     assert answer.header("content-length") == str(len(FACT))
+    # The upstream's Server and Date pass through once: Spin's server adds no Server header and a
+    # date only to a response that has none.
+    assert answer.headers["server"] == [answer.headers["server"][0]] and "faasops" not in answer.headers["server"][0]
+    assert len(answer.headers["date"]) == 1
+
+
+@pytest.mark.slow
+def test_the_server_adds_a_date_and_no_server_header_as_spins_does(up: UpProcess) -> None:
+    answer = request(up, "sdk-hello")
+    assert answer.status == 200
+    assert "server" not in answer.headers
+    assert len(answer.headers["date"]) == 1 and answer.headers["date"][0].endswith(" GMT")
 
 
 @pytest.mark.slow
