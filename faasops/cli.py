@@ -12,6 +12,7 @@ from typing import Any, Callable, NoReturn
 import click
 
 from faasops import __version__
+from faasops.cli_api import api_group
 from faasops.cli_builder import builder_group
 from faasops.cli_render import render_command, scaffold_command
 from faasops.cli_rollback import rollback_command
@@ -20,12 +21,14 @@ from faasops.errors import Aborted, ApplyError, FaasopsError, ManifestError
 from faasops.executor import ApplyResult
 from faasops.gc_tuning import relax_for_process
 from faasops.interruption import ABORT_GRACE_S, RunAbandoned, RunInterrupted, exit_code, signal_name
+from faasops.names import canonical_address, split_address
 from faasops.plan import Plan, PlanOptions, Selection
 from faasops.providers import LockInfo
 from faasops.plan_render import RENDERERS, render_text
 
 EXIT_CHANGES = 2
 EXIT_HTTP_ERROR = 22  # `faasops invoke` on a 5xx (or 4xx with --fail): curl -f's code
+TASK_SCAN_LIMIT = 10_000  # `faasops tasks WS/FN`: the newest tasks of WS searched for FN's
 
 
 class Context:
@@ -67,9 +70,9 @@ def cli(ctx: click.Context, directory: Path, environment: str | None) -> None:
 
 def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("-t", "--target", "targets", multiple=True, metavar="WS[/FN]",
-                      help="Only this workspace or function (repeatable).")(fn)
+                      help="Only this workspace or function, WS/FN or WS.FN (repeatable).")(fn)
     fn = click.option("--exclude", "excludes", multiple=True, metavar="WS[/FN]",
-                      help="Leave this workspace or function out (repeatable).")(fn)
+                      help="Leave this workspace or function out, WS/FN or WS.FN (repeatable).")(fn)
     fn = click.option("--changed-since", metavar="GITREF",
                       help="Only functions whose source or manifest entry changed since GITREF.")(fn)
     return fn
@@ -84,7 +87,8 @@ def _plan_options(engine: Engine, targets: tuple[str, ...], excludes: tuple[str,
 
         changed = changed_functions(engine.project, changed_since)
     return PlanOptions(prune=prune, destroy=destroy, refresh=refresh,
-                       selection=Selection(tuple(targets), tuple(excludes), changed))
+                       selection=Selection(tuple(map(canonical_address, targets)),
+                                           tuple(map(canonical_address, excludes)), changed))
 
 
 def _confirm(plan: Plan, auto_approve: bool, verb: str) -> None:
@@ -402,21 +406,28 @@ def get(ctx: Context, kind: str, workspace: str | None, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("workspace", required=False)
+@click.argument("address", metavar="[WS[/FN]]", required=False)
 @click.option("--id", "task_id", help="Show one task (a unique prefix is enough).")
 @click.option("-n", "--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_ctx
-def tasks(ctx: Context, workspace: str | None, task_id: str | None, limit: int, fmt: str) -> None:
-    """Build and deploy task history, newest first (pending, running, completed, failed).
+def tasks(ctx: Context, address: str | None, task_id: str | None, limit: int, fmt: str) -> None:
+    """Build and deploy task history, newest first (pending, running, completed, failed), of
+    every workspace, one workspace, or one function (WS/FN or WS.FN).
 
     \b
     Examples:
       faasops tasks demo --limit 20
+      faasops tasks demo.hello
       faasops tasks --id 3f2a
     """
+    workspace, function = _split_address(address) if address else (None, None)
     with ctx.engine() as engine:
-        found = engine.state.list_tasks(workspace=workspace, task_id=task_id, limit=limit)
+        # The state lists tasks by workspace: one function's are the newest of its workspace's.
+        found = engine.state.list_tasks(workspace=workspace, task_id=task_id,
+                                        limit=TASK_SCAN_LIMIT if function else limit)
+    if function:
+        found = [t for t in found if t.function == function][:limit]
     if task_id and not found:
         raise FaasopsError(f"no task with id {task_id!r}")
     rows = [
@@ -474,7 +485,8 @@ def force_unlock(ctx: Context, lock_id: str) -> None:
 
 
 def _split_address(address: str, function: str | None = None) -> tuple[str, str | None]:
-    workspace, _, fn = address.partition("/")
+    """``WS``, ``WS/FN`` or the bare function id ``WS.FN``, or ``WS FN`` as two arguments."""
+    workspace, fn = split_address(address)
     return workspace, (fn or function or None)
 
 
@@ -528,7 +540,7 @@ def up(ctx: Context, host: str, port: int, no_apply: bool, parallelism: int, con
 
 
 @cli.command()
-@click.argument("address", metavar="WS/FN")
+@click.argument("address", metavar="WS/FN|WS.FN")
 @click.option("-X", "--request", "method", metavar="METHOD", help="HTTP method (default GET, or POST with -d).")
 @click.option("-d", "--data", metavar="DATA|@FILE|@-", help="Request body; @FILE reads a file, @- stdin.")
 @click.option("-H", "--header", "headers", multiple=True, metavar="'K: V'", help="Request header (repeatable).")
@@ -561,7 +573,7 @@ def invoke(ctx: Context, address: str, method: str | None, data: str | None, hea
 
     workspace, function = _split_address(address)
     if not function:
-        raise FaasopsError(f"invoke needs WS/FN, got {address!r}")
+        raise FaasopsError(f"invoke needs WS/FN or WS.FN, got {address!r}")
     body = read_body(data)
     request = InvokeRequest(method or ("POST" if data is not None else "GET"),
                             path if path.startswith("/") else "/" + path, parse_headers(headers), body)
@@ -587,7 +599,7 @@ def invoke(ctx: Context, address: str, method: str | None, data: str | None, hea
 
 
 @cli.command()
-@click.argument("address", metavar="WS[/FN]")
+@click.argument("address", metavar="WS[/FN]|WS.FN")
 @click.argument("function", required=False)
 @click.option("-n", "--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new entries, each once (Ctrl-C to stop).")
@@ -608,6 +620,7 @@ def logs(ctx: Context, address: str, function: str | None, limit: int, follow: b
     Examples:
       faasops logs demo --limit 20
       faasops logs demo/hello --follow
+      faasops logs demo.hello          # the function_id label, as in Loki and Grafana
       faasops logs demo hello --source loki --since 15m --grep ERROR
     """
     from faasops.observe import parse_duration, print_log_records
@@ -632,7 +645,7 @@ def logs(ctx: Context, address: str, function: str | None, limit: int, follow: b
 
 
 @cli.command()
-@click.argument("address", metavar="WS/FN")
+@click.argument("address", metavar="WS/FN|WS.FN")
 @click.option("--since", default="1h", show_default=True, metavar="DURATION", help="Window to show (15m, 1h, 1d).")
 @click.option("--step", default="1m", show_default=True, metavar="DURATION", help="Resolution.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -653,7 +666,7 @@ def metrics(ctx: Context, address: str, since: str, step: str, fmt: str, plot: P
 
     workspace, fn = _split_address(address)
     if not fn:
-        raise FaasopsError(f"metrics needs WS/FN, got {address!r}")
+        raise FaasopsError(f"metrics needs WS/FN or WS.FN, got {address!r}")
     window, bucket = parse_duration(since), parse_duration(step)
     now = time.time()
     with ctx.engine() as engine:
@@ -682,6 +695,7 @@ cli.add_command(builder_group)
 cli.add_command(render_command)
 cli.add_command(scaffold_command)
 cli.add_command(rollback_command)
+cli.add_command(api_group)
 
 
 def main() -> None:

@@ -239,3 +239,20 @@ def repository_name(project: str, workspace: str, function: str, prefix: str = "
     in lower case: how the local registry and the ecr/oci registries name it, and what validate
     checks no two functions share."""
     return f"{prefix}{project}/{workspace}/{function}".lower()
+
+
+def split_address(text: str) -> tuple[str, str | None]:
+    """``WS``, ``WS/FN`` or the bare function id ``WS.FN`` → ``(workspace, function or None)``.
+
+    ``WS.FN`` is the ``function_id`` label faasops puts on SpinApps, pods and log lines, which
+    users copy from Loki or Grafana: workspace and function names are DNS labels, which never
+    hold a '.', so a dot can only separate the two. A '/' wins when both appear."""
+    separator = "/" if "/" in text else "."
+    workspace, _, function = text.partition(separator)
+    return workspace, function or None
+
+
+def canonical_address(text: str) -> str:
+    """``WS.FN`` written as the address ``WS/FN`` the plan and the state use; other text unchanged."""
+    workspace, function = split_address(text)
+    return f"{workspace}/{function}" if function else workspace

@@ -28,70 +28,25 @@ import os
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator
 
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import ValidationError
 
 from faasops import __version__
 from faasops.builder_service.config import ConfigError, ServiceConfig
-from faasops.builder_service.models import (
-    DIGEST,
-    DNS_LABEL,
-    BuildSpec,
-    DeployRequest,
-    ErrorModel,
-    PushRequest,
-    ScaffoldRequest,
-    ScaffoldResponse,
-    ServiceInfo,
-    TaskAccepted,
-    TaskListModel,
-    TaskModel,
-)
-from faasops.builder_service.service import (
-    BuilderService,
-    NotConfigured,
-    NotFound,
-    UploadedBuild,
-)
-from faasops.builder_service.tasks import task_result
-from faasops.builder_service.uploads import (
-    Receive,
-    Scope,
-    Send,
-    BodyLimit,
-    UploadRejected,
-    answer_json,
-)
-from faasops.builder_service.wire import API_PREFIX, FAILED, FIELD_SOURCE, FIELD_SPEC
+from faasops.builder_service.models import DIGEST, ErrorModel, ServiceInfo
+from faasops.builder_service.routes import ERRORS, ServiceEndpoints, add_builder_routes, validation_message
+from faasops.builder_service.service import BuilderService, NotConfigured, NotFound
+from faasops.builder_service.uploads import BodyLimit, Receive, Scope, Send, UploadRejected, answer_json
+from faasops.builder_service.wire import API_PREFIX
 from faasops.errors import FaasopsError
-from faasops.providers import Task
 
 MIN_TOKEN_LENGTH = 16
 UPLOAD_PATHS = frozenset({f"{API_PREFIX}/build", f"{API_PREFIX}/build-and-push"})
 JSON_PATHS = frozenset({f"{API_PREFIX}/push", f"{API_PREFIX}/scaffold", f"{API_PREFIX}/deploy"})
 MAX_JSON_BYTES = 1 << 20
-TASK_ID = r"^[0-9a-f]{8,64}$"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorModel, "description": "Missing or wrong bearer token"},
-    422: {"model": ErrorModel, "description": "Invalid request"},
-}
-_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_ERRORS,
-    411: {"model": ErrorModel, "description": "No Content-Length"},
-    413: {"model": ErrorModel, "description": "Upload (or its unpacked files) too large"},
-    422: {"model": ErrorModel, "description": "Not a tar.gz, unsafe entries, or handler contract violated"},
-    501: {"model": ErrorModel, "description": "No registry configured (build-and-push)"},
-}
-
-# Module level: FastAPI resolves the endpoints' (string) annotations in this module's namespace.
-SourceField = Annotated[UploadFile, File(alias=FIELD_SOURCE, description="The source directory as a tar.gz.")]
-SpecField = Annotated[str, Form(alias=FIELD_SPEC, description="A BuildSpec (JSON text): project, function, "
-                                                            "source_digest, created.")]
 
 
 def read_token(config: ServiceConfig) -> str:
@@ -136,26 +91,12 @@ async def _unauthorized(send: Send, detail: str) -> None:
     await answer_json(with_challenge, 401, detail)
 
 
-def task_model(task: Task) -> TaskModel:
-    return TaskModel(
-        task_id=task.id, workspace_id=task.workspace, function=task.function, kind=task.kind,
-        status=task.status,  # type: ignore[arg-type]
-        created_at=task.created_at, updated_at=task.updated_at,
-        log=task.message if task.status == FAILED else "", result=task_result(task),  # type: ignore[arg-type]
-    )
-
-
-def accepted(task: Task) -> JSONResponse:
-    body = TaskAccepted(task_id=task.id, status="pending", kind=task.kind, workspace_id=task.workspace,
-                        function=task.function, poll=f"{API_PREFIX}/tasks/{task.id}")
-    return JSONResponse(jsonable_encoder(body), status_code=202, headers={"Location": body.poll})
-
-
 def create_app(config: ServiceConfig, service: BuilderService | None = None) -> FastAPI:
     """The Builder API application for ``config`` (``service`` to pass one built elsewhere).
     Providers are created here, so a bad config fails before the server listens."""
     token = read_token(config)
     svc = service or BuilderService(config)
+    endpoints = ServiceEndpoints(svc)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -191,72 +132,21 @@ def create_app(config: ServiceConfig, service: BuilderService | None = None) -> 
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_message(exc.errors())}, status_code=422)
+        return JSONResponse({"detail": validation_message(exc.errors())}, status_code=422)
 
     @app.get("/healthz", tags=["service"], summary="Liveness and readiness")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get(f"{API_PREFIX}/info", response_model=ServiceInfo, tags=["service"], dependencies=secured,
-             responses=_ERRORS, summary="Toolchain (part of every build key) and configured providers")
+             responses=ERRORS, summary="Toolchain (part of every build key) and configured providers")
     def info() -> dict[str, Any]:
         return svc.info()
 
-    def upload(source: UploadFile, spec: str) -> UploadedBuild:
-        try:
-            parsed = BuildSpec.model_validate_json(spec)
-        except ValidationError as exc:
-            raise UploadRejected(422, f"{FIELD_SPEC}: " + _validation_message(exc.errors())) from exc
-        return UploadedBuild(parsed.project, parsed.function.model_dump(), source.file.read(),
-                             parsed.source_digest, parsed.created)
-
-    @app.post(f"{API_PREFIX}/build", status_code=202, response_model=TaskAccepted, tags=["build"],
-              dependencies=secured, responses=_UPLOAD_ERRORS, summary="Upload a source and build it")
-    def build(source: SourceField, spec: SpecField) -> JSONResponse:
-        return accepted(svc.submit_build(upload(source, spec), push=False))
-
-    @app.post(f"{API_PREFIX}/build-and-push", status_code=202, response_model=TaskAccepted, tags=["build"],
-              dependencies=secured, responses=_UPLOAD_ERRORS,
-              summary="Upload a source, build it and push the Spin OCI artifact")
-    def build_and_push(source: SourceField, spec: SpecField) -> JSONResponse:
-        return accepted(svc.submit_build(upload(source, spec), push=True))
-
-    @app.post(f"{API_PREFIX}/push", status_code=202, response_model=TaskAccepted, tags=["build"],
-              dependencies=secured, responses={**_ERRORS, 404: {"model": ErrorModel}, 501: {"model": ErrorModel}},
-              summary="Push an earlier build of this builder, by build key")
-    def push(request: PushRequest) -> JSONResponse:
-        return accepted(svc.submit_push(request.project, request.function.model_dump(), request.build_key,
-                                        request.created))
-
-    @app.post(f"{API_PREFIX}/scaffold", response_model=ScaffoldResponse, tags=["deploy"], dependencies=secured,
-              responses=_ERRORS, summary="Render the function's manifests (SpinApp, HPA/ScaledObject)")
-    def scaffold(request: ScaffoldRequest) -> dict[str, Any]:
-        manifests = svc.scaffold(request.project, request.workspace.model_dump(), request.function.model_dump(),
-                                 request.image)
-        return {"manifests": manifests}
-
-    @app.post(f"{API_PREFIX}/deploy", status_code=202, response_model=TaskAccepted, tags=["deploy"],
-              dependencies=secured, responses={**_ERRORS, 501: {"model": ErrorModel}},
-              summary="Render and apply the function (function_id labels, autoscaling, spot); "
-                      "creates the namespace when missing")
-    def deploy(request: DeployRequest) -> JSONResponse:
-        return accepted(svc.submit_deploy(request.project, request.workspace.model_dump(),
-                                          request.function.model_dump(), request.image))
-
-    @app.get(f"{API_PREFIX}/tasks/{{task_id}}", response_model=TaskModel, tags=["tasks"], dependencies=secured,
-             responses={**_ERRORS, 404: {"model": ErrorModel}}, summary="One task: poll until completed or failed")
-    def get_task(task_id: Annotated[str, PathParam(pattern=TASK_ID)]) -> TaskModel:
-        return task_model(svc.task(task_id))
-
-    @app.get(f"{API_PREFIX}/workspaces/{{workspace_id}}/tasks", response_model=TaskListModel, tags=["tasks"],
-             dependencies=secured, responses=_ERRORS, summary="A workspace's tasks, newest first")
-    def workspace_tasks(workspace_id: Annotated[str, PathParam(pattern=DNS_LABEL, max_length=63)],
-                        limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> TaskListModel:
-        return TaskListModel(workspace_id=workspace_id,
-                             tasks=[task_model(t) for t in svc.workspace_tasks(workspace_id, limit)])
+    add_builder_routes(app.router, lambda: endpoints, lambda request, workspace, action: True, secured)
 
     @app.get(f"{API_PREFIX}/builds/{{build_key}}/component", tags=["build"], dependencies=secured,
-             response_class=FileResponse, responses={**_ERRORS, 404: {"model": ErrorModel}},
+             response_class=FileResponse, responses={**ERRORS, 404: {"model": ErrorModel}},
              summary="Download a built component (application/wasm)")
     def component(build_key: Annotated[str, PathParam(pattern=DIGEST)]) -> FileResponse:
         build = svc.find_build(build_key)
@@ -269,9 +159,3 @@ def create_app(config: ServiceConfig, service: BuilderService | None = None) -> 
     app.add_middleware(BearerAuth, token=token)
     return app
 
-
-def _validation_message(errors: Any) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in error.get('loc', ()) if p != 'body') or '(request)'}: {error.get('msg')}"
-        for error in errors
-    )
