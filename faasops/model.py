@@ -100,6 +100,21 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class FileMount:
+    """One entry of a function's ``files``, as in spin.toml: a path or glob relative to the
+    source directory (``destination`` None: mounted at the same path under ``/``), or a file or
+    directory ``source`` mounted at the absolute guest path ``destination``."""
+
+    source: str
+    destination: str | None = None
+
+    def as_spec(self) -> str | dict[str, str]:
+        if self.destination is None:
+            return self.source
+        return {"source": self.source, "destination": self.destination}
+
+
+@dataclass(frozen=True)
 class Function:
     """One function: a Spin HTTP component built from a Python source directory."""
 
@@ -123,6 +138,10 @@ class Function:
     timeout: int | None = None  # seconds one request may run locally; None: the runtime's default
     # Spin's allowed_outbound_hosts: where outbound HTTP may go (none: nowhere), in declared order.
     allowed_outbound_hosts: tuple[str, ...] = ()
+    # Spin's sqlite_databases: the database labels the component may open (none: no database).
+    sqlite_databases: tuple[str, ...] = ()
+    # Spin's files: what is mounted read-only into the component (faasops.file_mounts).
+    files: tuple[FileMount, ...] = ()
 
     @property
     def address(self) -> str:
@@ -151,6 +170,8 @@ class Function:
             **({"timeout": self.timeout} if self.timeout is not None else {}),
             **({"allowed_outbound_hosts": list(self.allowed_outbound_hosts)}
                if self.allowed_outbound_hosts else {}),
+            **({"sqlite_databases": list(self.sqlite_databases)} if self.sqlite_databases else {}),
+            **({"files": [m.as_spec() for m in self.files]} if self.files else {}),
         }
 
 

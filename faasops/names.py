@@ -201,6 +201,15 @@ ALLOWED_OUTBOUND_HOST = NameRule(
     "redis, mysql, postgres or mqtt; no path and no {{ variable }} templates",
     300,
 )
+# Spin's database label in `sqlite_databases` (spin crates/manifest kebab_or_snake_case: a
+# KebabId or SnakeId, each word an ASCII letter then letters/digits, all lower or all upper case).
+_ID_WORD = r"([a-z][a-z0-9]*|[A-Z][A-Z0-9]*)"
+SQLITE_DATABASE = NameRule(
+    _ID_WORD + r"((-" + _ID_WORD + r")*|(_" + _ID_WORD + r")*)",
+    "not a valid SQLite database label: use kebab-case or snake_case words, each starting with "
+    "a letter (such as 'default' or 'user-data')",
+    63,
+)
 #: ``-e NAME`` selects ``faas.NAME.yaml``: a DNS label keeps it one plain file name.
 ENVIRONMENT = NameRule(
     _DNS_LABEL,

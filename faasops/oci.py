@@ -5,6 +5,10 @@
 uses):
 
 * one layer per component, media type ``application/vnd.wasm.content.layer.v1+wasm``;
+* one layer per file the component mounts (its ``files``), media type
+  ``application/vnd.wasm.content.layer.v1+data``, listed in the component's ``files`` as
+  ``{"digest": …, "path": <relative guest path>}`` — files of at most 128 bytes are inlined
+  (``"inline": <base64>``) and get no layer (``push_file_layers``, ``content_ref_for_layer``);
 * the locked app (``spin.lock`` JSON: ``spin_lock_version``, ``metadata``, ``variables``,
   ``triggers``, ``components``) as the **last layer**, media type
   ``application/vnd.fermyon.spin.application.v1+config``. A component's ``source`` is the
@@ -28,25 +32,32 @@ so concurrent threads and processes never corrupt it.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from faasops.errors import ProviderError
+from faasops.file_mounts import resolve_file_mounts
 from faasops.model import Function
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 IMAGE_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 WASM_LAYER_MEDIA_TYPE = "application/vnd.wasm.content.layer.v1+wasm"
+DATA_LAYER_MEDIA_TYPE = "application/vnd.wasm.content.layer.v1+data"
+"""A file mounted into a component (spin crates/oci ``DATA_MEDIATYPE``): one layer per file."""
+INLINE_MAX_SIZE = 128
+"""Files up to this size are inlined (base64) into the locked app and get no layer (spin
+crates/oci ``DEFAULT_CONTENT_REF_INLINE_MAX_SIZE``: some registries refuse tiny blobs)."""
 SPIN_APP_MEDIA_TYPE = "application/vnd.fermyon.spin.application.v1+config"
 LOCKED_APP_DIGEST_LABEL = "com.fermyon.spin.lockedAppDigest"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
@@ -134,6 +145,10 @@ TIMEOUT_METADATA = "faasops_request_timeout_s"
 ALLOWED_HOSTS_METADATA = "allowed_outbound_hosts"
 """Locked-app component metadata key Spin reads the component's outbound allow-list from
 (spin crates/loader/src/local.rs ``load_component``: ``.string_array("allowed_outbound_hosts", …)``)."""
+DATABASES_METADATA = "databases"
+"""Locked-app component metadata key holding the manifest's ``sqlite_databases`` (spin
+crates/loader/src/local.rs ``.string_array("databases", component.sqlite_databases)``, read by
+factor-sqlite as ``ALLOWED_DATABASES_KEY``)."""
 
 
 def spin_artifact(
@@ -149,6 +164,8 @@ def spin_artifact(
     secret_variables: Iterable[str] = (),
     allowed_outbound_hosts: Iterable[str] = (),
     timeout_s: int | None = None,
+    sqlite_databases: Iterable[str] = (),
+    files: Mapping[str, Path] | None = None,
 ) -> SpinArtifact:
     """The Spin OCI artifact of one HTTP component (pure apart from a ``stat`` of the wasm).
 
@@ -164,6 +181,10 @@ def spin_artifact(
     ``created`` is the pinned ``org.opencontainers.image.created``; ``annotations`` are added to
     the manifest (``created`` and the title default are set by faasops). ``timeout_s``, when
     set, is recorded in the component's metadata as :data:`TIMEOUT_METADATA`.
+    ``sqlite_databases`` become the component's :data:`DATABASES_METADATA`. ``files`` maps guest
+    paths (relative to ``/``) to host files; each becomes a ``{digest, path}`` entry of the
+    component's ``files`` and a data layer after the wasm, as ``spin registry push`` lays them
+    out (files of at most :data:`INLINE_MAX_SIZE` bytes are inlined instead of layered).
     """
     wasm_path = Path(wasm_path)
     if wasm_digest is None:
@@ -198,6 +219,12 @@ def spin_artifact(
     if timeout_s is not None:
         # Spin ignores metadata it doesn't know; faasops' local runtime reads it (`timeout:`).
         component.setdefault("metadata", {})[TIMEOUT_METADATA] = timeout_s
+    databases = list(dict.fromkeys(sqlite_databases))
+    if databases:
+        component.setdefault("metadata", {})[DATABASES_METADATA] = databases
+    file_layers, file_refs = _file_layers(files or {})
+    if file_refs:
+        component["files"] = file_refs
     declared: dict[str, dict[str, Any]] = {name: {} for name in plain}
     declared.update({name: {"secret": True} for name in secret})
     if declared:
@@ -229,7 +256,7 @@ def spin_artifact(
             }
         ),
     )
-    layers = (wasm, locked_layer)
+    layers = (wasm, *file_layers, locked_layer)
     manifest = canonical_json(
         {
             "schemaVersion": 2,
@@ -240,6 +267,36 @@ def spin_artifact(
         }
     )
     return SpinArtifact(manifest=manifest, digest=sha256_digest(manifest), config=config, layers=layers)
+
+
+def _file_layers(files: Mapping[str, Path]) -> tuple[list[Blob], list[dict[str, Any]]]:
+    """The data layers and locked-app ``files`` entries (ContentPath: the flattened ContentRef
+    plus ``path``) of ``files``, in path order."""
+    layers: list[Blob] = []
+    refs: list[dict[str, Any]] = []
+    for guest_path in sorted(files):
+        host_path = Path(files[guest_path])
+        digest, size = file_digest(host_path)
+        ref: dict[str, Any] = {"digest": digest, "path": guest_path}
+        if size <= INLINE_MAX_SIZE:
+            ref["inline"] = base64.b64encode(host_path.read_bytes()).decode("ascii")
+        else:
+            layers.append(Blob(DATA_LAYER_MEDIA_TYPE, digest, size, path=host_path))
+        refs.append(ref)
+    return layers, refs
+
+
+def mounted_files(component: Mapping[str, Any], blob_path: Callable[[str], Path]) -> dict[str, bytes | Path]:
+    """Guest path → content (inline bytes, or the stored blob's path from ``blob_path(digest)``)
+    of a locked-app component's ``files``, as Spin's OCI loader mounts them at ``/``."""
+    mounted: dict[str, bytes | Path] = {}
+    for entry in component.get("files") or ():
+        path = str(entry.get("path", ""))
+        if "inline" in entry:
+            mounted[path] = base64.b64decode(entry["inline"])
+        else:
+            mounted[path] = blob_path(str(entry["digest"]))
+    return mounted
 
 
 def spin_variable_name(name: str) -> str:
@@ -257,8 +314,9 @@ def function_artifact(
     annotations: Mapping[str, str] | None = None,
 ) -> SpinArtifact:
     """:func:`spin_artifact` for a :class:`faasops.model.Function`: its name, ``env``,
-    ``allowed_outbound_hosts`` and ``timeout``, and its ``variables`` and secrets declared under
-    their :func:`spin_variable_name` (values stay out of the artifact)."""
+    ``allowed_outbound_hosts``, ``timeout`` and ``sqlite_databases``, its ``files`` read from its
+    source directory, and its ``variables`` and secrets declared under their
+    :func:`spin_variable_name` (values stay out of the artifact)."""
     return spin_artifact(
         wasm_path,
         wasm_digest,
@@ -270,6 +328,8 @@ def function_artifact(
         secret_variables=[spin_variable_name(s.name) for s in function.secrets],
         allowed_outbound_hosts=function.allowed_outbound_hosts,
         timeout_s=function.timeout,
+        sqlite_databases=function.sqlite_databases,
+        files=resolve_file_mounts(function.source_dir, function.files) if function.files else None,
     )
 
 

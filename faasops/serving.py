@@ -31,7 +31,7 @@ from faasops import names
 from faasops.errors import FaasopsError
 from faasops.invocation_log import InvocationLog
 from faasops.model import Project
-from faasops.oci import ALLOWED_HOSTS_METADATA, TIMEOUT_METADATA
+from faasops.oci import ALLOWED_HOSTS_METADATA, DATABASES_METADATA, TIMEOUT_METADATA
 from faasops.runtime import ComponentRuntime, HttpRequest, HttpResponse, LoadedApp
 from faasops.runtime.component import DEFAULT_MEMORY_LIMIT
 from faasops.runtime.http_syntax import is_field_value, is_token
@@ -114,6 +114,9 @@ class LocalFunctions:
                 timeout_s=float(timeout) if isinstance(timeout, (int, float)) else None,
                 memory_limit=memory_bytes(item.memory_limit),
                 allowed_outbound_hosts=metadata.get(ALLOWED_HOSTS_METADATA) or (),
+                sqlite_databases=metadata.get(DATABASES_METADATA) or (),
+                sqlite_dir=sqlite_directory(self.project.state_dir, item.workspace, item.function),
+                files=self.registry.component_files(item.image),
             )
             with self._lock:
                 self._apps[address] = (item, app)
@@ -130,6 +133,12 @@ class LocalFunctions:
 
     def addresses(self) -> list[str]:
         return sorted(self._apps)
+
+
+def sqlite_directory(state_dir: Path, workspace: str, function: str) -> Path:
+    """Where ``faasops up`` keeps a function's SQLite databases, one ``<label>.db`` each: per
+    function, as on the cluster, where every function is a Spin app of its own."""
+    return state_dir / "sqlite" / workspace / function
 
 
 def _same_version(a: Deployed, b: Deployed) -> bool:

@@ -68,6 +68,12 @@ TOOLCHAIN_DISTRIBUTIONS = ("componentize-py", "spin-sdk")
 # Python module path (``-o``, file paths) could smuggle options onto it.
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _ERROR_TAIL_LINES = 40
+# Python module names for WIT interfaces whose default name clashes. spin-sdk 3.4.1's
+# componentize-py.toml maps only postgres, so componentize-py (0.16.0 and 0.17.2 alike) names
+# `fermyon:spin/sqlite@2.0.0` `fermyon_spin_sqlite` (it clashes with `spin:sqlite/sqlite@3.0.0`),
+# while spin_sdk.sqlite imports `spin_sdk.wit.imports.sqlite`, the name its published bindings
+# were generated with. Part of the build key: it decides the component's bindings.
+IMPORT_INTERFACE_NAMES = (("fermyon:spin/sqlite@2.0.0", "sqlite"),)
 
 # componentize-py reports build errors by raising AssertionError out of `script()`; print just the
 # message so the user sees their Python error, not our wrapper's traceback.
@@ -119,9 +125,10 @@ class ComponentizePyBuilder:
     # ---------------------------------------------------------------------------------------- key
 
     def build_key(self, function: Function, snapshot: SourceSnapshot) -> str:
-        """``sha256:`` of the source digest, handler module, toolchain and — when the source
-        declares any — the dependencies' install key (pure)."""
-        fields = {"source": snapshot.digest, "handler": function.handler, "toolchain": self.toolchain}
+        """``sha256:`` of the source digest, handler module, toolchain, interface names and — when
+        the source declares any — the dependencies' install key (pure)."""
+        fields = {"source": snapshot.digest, "handler": function.handler, "toolchain": self.toolchain,
+                  "interface_names": [f"{wit}={name}" for wit, name in IMPORT_INTERFACE_NAMES]}
         requirements, _ = requirements_in_archive(snapshot.archive, snapshot.files)
         dependencies = requirements.key() if requirements is not None else None
         if dependencies is not None:  # absent otherwise: keys of sources without dependencies stay as they were
@@ -224,8 +231,10 @@ class ComponentizePyBuilder:
         # -I: the runner must not import from its working directory, the user's source (a
         # `componentize_py.py` there would run on the host).
         paths = ["-p", ".", "-p", str(deps)] if deps else []
-        command = [self.python, "-I", "-c", _RUNNER, "-w", WIT_WORLD, "componentize", *paths, function.handler,
-                   "-o", str(out)]
+        names = [arg for wit, name in IMPORT_INTERFACE_NAMES
+                 for arg in ("--import-interface-name", f"{wit}={name}")]
+        command = [self.python, "-I", "-c", _RUNNER, *names, "-w", WIT_WORLD, "componentize", *paths,
+                   function.handler, "-o", str(out)]
         try:
             proc = subprocess.run(
                 command,

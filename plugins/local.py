@@ -31,7 +31,7 @@ from faasops.hookspecs import hookimpl
 from faasops.lock import DEFAULT_LEASE_S, INTERRUPTED_MESSAGE, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig, Workspace
 from faasops.names import repository_name
-from faasops.oci import OciLayout, function_artifact
+from faasops.oci import OciLayout, function_artifact, mounted_files
 from faasops.plugins.spinkube import DEFAULT_RUNTIME_CLASS, DEFAULT_SPOT_RUNTIME_CLASS, ExecutorTemplate
 from faasops.providers import (
     ActualState,
@@ -350,6 +350,11 @@ class LocalRegistry:
         """The component entry of the artifact's Spin locked app: its ``env`` and its
         ``metadata`` (time limit, allowed outbound hosts), for the local runtime."""
         return dict(self.layout.locked_app_for(self._digest(reference))["components"][0])
+
+    def component_files(self, reference: str) -> dict[str, bytes | Path]:
+        """The component's ``files`` (guest path → inline content or stored data layer), for the
+        local runtime to mount at ``/``."""
+        return mounted_files(self.locked_component(reference), self.layout.blob_path)
 
 
 class LocalDeployer:

@@ -21,6 +21,7 @@ from typing import Any
 
 from faasops import function_rules, names
 from faasops.errors import Problem
+from faasops.file_mounts import FileMountError, resolve_file_mounts
 from faasops.handler_contract import check_handler, keyword_in_module, module_file
 from faasops.dependencies import build_caches
 from faasops.imports_check import check_function_imports
@@ -33,6 +34,7 @@ from faasops.model import (
     DEFAULT_HANDLER,
     ALL_SLOTS,
     Autoscaling,
+    FileMount,
     Function,
     Location,
     ProviderConfig,
@@ -292,7 +294,32 @@ class ProjectBuilder:
             annotations=_strings(settings.get("annotations")),
             timeout=_seconds(settings.get("timeout")),
             allowed_outbound_hosts=_string_list(settings.get("allowed_outbound_hosts")),
+            sqlite_databases=_string_list(settings.get("sqlite_databases")),
+            files=self.file_mounts(node, path, source),
         )
+
+    def file_mounts(self, node: YMap, path: list[Any], source: ProjectDir) -> tuple[FileMount, ...]:
+        """The function's ``files``, each entry checked against its source directory: it must
+        exist there (or be a glob) and stay inside it, without symbolic links."""
+        entries = node.get("files")
+        if not isinstance(entries, YSeq):
+            return ()
+        mounts = []
+        for index, item in enumerate(entries):
+            if isinstance(item, str):
+                mount = FileMount(item)
+            elif (isinstance(item, YMap) and isinstance(item.get("source"), str)
+                  and isinstance(item.get("destination"), str)):
+                mount = FileMount(item["source"], item["destination"])
+            else:
+                continue  # the schema reported it
+            try:
+                resolve_file_mounts(source.absolute, [mount])
+            except FileMountError as exc:
+                self.problem(entries.item_locs[index], path + ["files", index], str(exc))
+                continue
+            mounts.append(mount)
+        return tuple(mounts)
 
     def replicas_under_autoscaling(self, node: YMap, path: list[Any]) -> None:
         message = (

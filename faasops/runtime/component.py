@@ -27,12 +27,14 @@ from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 from faasops.errors import FaasopsError
-from faasops.runtime import outgoing_http, spin, wasi, wasi_http  # noqa: F401  (they register host functions)
+from faasops.runtime import filesystem, outgoing_http, spin, sqlite, wasi, wasi_http  # noqa: F401  (they register host functions)
+from faasops.runtime.filesystem import MountedFiles
 from faasops.runtime.host import RequestState, link, set_current_request
 from faasops.runtime.http_trigger import NotUtf8Header, incoming_request
 from faasops.runtime.messages import HttpRequest, HttpResponse, ResponseSink
 from faasops.runtime.outbound_hosts import AllowedHosts, MalformedAllowedHost
 from faasops.runtime.spin import KeyValueDatabase
+from faasops.runtime.sqlite import SqliteDatabases
 from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
@@ -153,7 +155,9 @@ class ComponentRuntime:
              env: Mapping[str, str] | None = None,
              kv_path: Path | None = None, kv_namespace: str = "",
              timeout_s: float | None = None, memory_limit: int | None = None,
-             allowed_outbound_hosts: Sequence[str] = ()) -> "LoadedApp":
+             allowed_outbound_hosts: Sequence[str] = (),
+             sqlite_databases: Sequence[str] = (), sqlite_dir: Path | None = None,
+             files: Mapping[str, bytes | Path] | None = None) -> "LoadedApp":
         """Prepare ``wasm_path`` for serving.
 
         ``variables`` are the app's Spin variables; ``env`` the component's environment
@@ -163,6 +167,10 @@ class ComponentRuntime:
         ``timeout_s`` and ``memory_limit`` (bytes) override the runtime's limits for this app.
         ``allowed_outbound_hosts`` are the Spin patterns outbound HTTP may reach (none: every
         outbound request is denied, as in Spin).
+        ``sqlite_databases`` are the labels the component may open (Spin's ``sqlite_databases``),
+        each the file ``<sqlite_dir>/<label>.db``; without ``sqlite_dir`` every open is denied.
+        ``files`` (guest path relative to ``/`` → content or host file) are mounted read-only
+        at ``/``.
         """
         try:
             allowed_hosts = AllowedHosts.parse(tuple(allowed_outbound_hosts))
@@ -183,6 +191,9 @@ class ComponentRuntime:
         app.timeout_s = timeout_s or self.timeout_s
         app.memory_limit = min(memory_limit or self.memory_limit, MAX_MEMORY_LIMIT)
         app.allowed_hosts = allowed_hosts
+        if sqlite_databases and sqlite_dir is not None:
+            app.sqlite = SqliteDatabases(sqlite_databases, sqlite_dir)
+        app.files = MountedFiles(files or {})
         return app
 
     def cache_path(self, digest: str) -> Path:
@@ -252,6 +263,10 @@ class LoadedApp:
         """Bytes one instance's linear memory may grow to."""
         self.allowed_hosts = AllowedHosts()
         """Where outbound HTTP may go (Spin's ``allowed_outbound_hosts``); empty: nowhere."""
+        self.sqlite: SqliteDatabases | None = None
+        """The SQLite databases the component may open; None: none."""
+        self.files = MountedFiles({})
+        """The component's files, mounted read-only at ``/``."""
 
     def handle(self, request: HttpRequest, sink: ResponseSink | None = None) -> HttpResponse:
         """Run ``request`` through a fresh instance of the component and return its response.
@@ -281,7 +296,8 @@ class LoadedApp:
         state = RequestState(variables=self._variables, environment=self._environment,
                              key_value=self._key_value,
                              deadline=time.monotonic() + timeout_s,
-                             allowed_hosts=self.allowed_hosts, sink=sink)
+                             allowed_hosts=self.allowed_hosts, sqlite=self.sqlite,
+                             files=self.files, sink=sink)
         set_current_request(state)
         store = wasmtime.Store(runtime.engine)
         try:

@@ -81,6 +81,8 @@ class RequestState:
     variables: dict[str, str]
     environment: list[tuple[str, str]] = field(default_factory=list)  # the component's env
     key_value: Any = None  # faasops.runtime.spin.KeyValueDatabase | None
+    sqlite: Any = None  # faasops.runtime.sqlite.SqliteDatabases | None: no database allowed
+    files: Any = None  # faasops.runtime.filesystem.MountedFiles | None: no preopened directory
     deadline: float = float("inf")  # time.monotonic() value after which blocking calls give up
     allowed_hosts: Any = None  # faasops.runtime.outbound_hosts.AllowedHosts | None: none allowed
     stdout: bytearray = field(default_factory=bytearray)

@@ -13,8 +13,8 @@ whose locked app (as faasops writes it) declares no such resource:
 * ``fermyon:spin/llm@2`` infer / generate-embeddings → ``invalid-input("The component does not
   have access to use '<model>'…")`` (factor-llm: model not in ``ai_models``);
 * any other function whose error has an ``access-denied`` case → ``access-denied``:
-  ``fermyon:spin/sqlite@2`` and ``spin:sqlite/sqlite@3`` open (factor-sqlite: database not
-  declared), ``wasi:keyvalue`` open (factor-key-value), ``wasi:sockets`` (no outbound sockets).
+  ``wasi:keyvalue`` open (factor-key-value), ``wasi:sockets`` (no outbound sockets). (SQLite is
+  supported: :mod:`faasops.runtime.sqlite`.)
 
 Every other unsupported function — no error result, or none of the cases above (such as the
 methods of Redis or MySQL connections, which no guest can hold here) — still fails the request,

@@ -1,8 +1,8 @@
 """WASI 0.2 host functions a Python Spin component calls: io, cli, clocks, random, preopens.
 
-No filesystem and no sockets: ``get-directories`` returns no preopens, and socket functions
-answer ``access-denied`` (:mod:`faasops.runtime.unsupported`), as Spin does for a component
-without matching ``allowed_outbound_hosts``.
+No sockets: socket functions answer ``access-denied`` (:mod:`faasops.runtime.unsupported`), as Spin does for a component
+without matching ``allowed_outbound_hosts``. The filesystem (a component's ``files``, read-only)
+is :mod:`faasops.runtime.filesystem`.
 """
 
 from __future__ import annotations
@@ -285,12 +285,7 @@ def _insecure_seed(state: RequestState) -> tuple[int, int]:
     return (_random_u64(state), _random_u64(state))
 
 
-# -- wasi:filesystem: no preopened directories -----------------------------------------------
-
-@HOST_API.func("wasi:filesystem/preopens@0.2", "get-directories")
-def _no_directories(state: RequestState) -> list[Any]:
-    return []
-
+# -- wasi:filesystem: the preopens and descriptors are faasops.runtime.filesystem's --------------
 
 @HOST_API.func("wasi:filesystem/types@0.2", "filesystem-error-code")
 def _no_filesystem_error_code(state: RequestState, err: IoError) -> None:

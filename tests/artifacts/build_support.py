@@ -67,6 +67,6 @@ class CountingBuilder(ComponentizePyBuilder):
         super().__init__(*args, **kwargs)
         self.componentize_calls = 0
 
-    def _componentize(self, function, app_dir, out):
+    def _componentize(self, function, app_dir, out, deps=None):
         self.componentize_calls += 1
-        super()._componentize(function, app_dir, out)
+        super()._componentize(function, app_dir, out, deps)

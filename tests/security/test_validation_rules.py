@@ -160,6 +160,7 @@ SAMPLES = {
     "SPIN_VARIABLE": "api_url", "SECRET_NAME": "DB_PASSWORD", "LABEL_KEY": "example.com/team", "LABEL_VALUE": "blue",
     "QUANTITY": "128Mi", "MODULE_NAME": "app", "SECRET_KEY": "password", "SSM_PARAMETER": "/prod/key",
     "ENVIRONMENT": "prod", "ALLOWED_OUTBOUND_HOST": "https://*.example.com",
+    "SQLITE_DATABASE": "user-data",
 }
 
 
