@@ -140,6 +140,8 @@ class Function:
     allowed_outbound_hosts: tuple[str, ...] = ()
     # Spin's sqlite_databases: the database labels the component may open (none: no database).
     sqlite_databases: tuple[str, ...] = ()
+    # Spin's key_value_stores: the store labels the component may open (none: no store).
+    key_value_stores: tuple[str, ...] = ()
     # Spin's files: what is mounted read-only into the component (faasops.file_mounts).
     files: tuple[FileMount, ...] = ()
 
@@ -171,6 +173,7 @@ class Function:
             **({"allowed_outbound_hosts": list(self.allowed_outbound_hosts)}
                if self.allowed_outbound_hosts else {}),
             **({"sqlite_databases": list(self.sqlite_databases)} if self.sqlite_databases else {}),
+            **({"key_value_stores": list(self.key_value_stores)} if self.key_value_stores else {}),
             **({"files": [m.as_spec() for m in self.files]} if self.files else {}),
         }
 

@@ -210,6 +210,13 @@ SQLITE_DATABASE = NameRule(
     "a letter (such as 'default' or 'user-data')",
     63,
 )
+# Spin's store label in `key_value_stores` (the same kebab_or_snake_case rule).
+KEY_VALUE_STORE = NameRule(
+    _ID_WORD + r"((-" + _ID_WORD + r")*|(_" + _ID_WORD + r")*)",
+    "not a valid key-value store label: use kebab-case or snake_case words, each starting with "
+    "a letter (such as 'default' or 'user-data')",
+    63,
+)
 #: ``-e NAME`` selects ``faas.NAME.yaml``: a DNS label keeps it one plain file name.
 ENVIRONMENT = NameRule(
     _DNS_LABEL,

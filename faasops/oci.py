@@ -149,6 +149,10 @@ DATABASES_METADATA = "databases"
 """Locked-app component metadata key holding the manifest's ``sqlite_databases`` (spin
 crates/loader/src/local.rs ``.string_array("databases", component.sqlite_databases)``, read by
 factor-sqlite as ``ALLOWED_DATABASES_KEY``)."""
+KEY_VALUE_STORES_METADATA = "key_value_stores"
+"""Locked-app component metadata key holding the manifest's ``key_value_stores`` (spin
+crates/loader/src/local.rs ``.string_array("key_value_stores", …)``, read by factor-key-value as
+``KEY_VALUE_STORES_KEY``): a store not listed is ``access-denied``."""
 
 
 def spin_artifact(
@@ -165,6 +169,7 @@ def spin_artifact(
     allowed_outbound_hosts: Iterable[str] = (),
     timeout_s: int | None = None,
     sqlite_databases: Iterable[str] = (),
+    key_value_stores: Iterable[str] = (),
     files: Mapping[str, Path] | None = None,
 ) -> SpinArtifact:
     """The Spin OCI artifact of one HTTP component (pure apart from a ``stat`` of the wasm).
@@ -181,7 +186,8 @@ def spin_artifact(
     ``created`` is the pinned ``org.opencontainers.image.created``; ``annotations`` are added to
     the manifest (``created`` and the title default are set by faasops). ``timeout_s``, when
     set, is recorded in the component's metadata as :data:`TIMEOUT_METADATA`.
-    ``sqlite_databases`` become the component's :data:`DATABASES_METADATA`. ``files`` maps guest
+    ``sqlite_databases`` become the component's :data:`DATABASES_METADATA`, ``key_value_stores``
+    its :data:`KEY_VALUE_STORES_METADATA`. ``files`` maps guest
     paths (relative to ``/``) to host files; each becomes a ``{digest, path}`` entry of the
     component's ``files`` and a data layer after the wasm, as ``spin registry push`` lays them
     out (files of at most :data:`INLINE_MAX_SIZE` bytes are inlined instead of layered).
@@ -222,6 +228,9 @@ def spin_artifact(
     databases = list(dict.fromkeys(sqlite_databases))
     if databases:
         component.setdefault("metadata", {})[DATABASES_METADATA] = databases
+    stores = list(dict.fromkeys(key_value_stores))
+    if stores:
+        component.setdefault("metadata", {})[KEY_VALUE_STORES_METADATA] = stores
     file_layers, file_refs = _file_layers(files or {})
     if file_refs:
         component["files"] = file_refs
@@ -329,6 +338,7 @@ def function_artifact(
         allowed_outbound_hosts=function.allowed_outbound_hosts,
         timeout_s=function.timeout,
         sqlite_databases=function.sqlite_databases,
+        key_value_stores=function.key_value_stores,
         files=resolve_file_mounts(function.source_dir, function.files) if function.files else None,
     )
 

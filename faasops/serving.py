@@ -31,7 +31,7 @@ from faasops import names
 from faasops.errors import FaasopsError
 from faasops.invocation_log import InvocationLog
 from faasops.model import Project
-from faasops.oci import ALLOWED_HOSTS_METADATA, DATABASES_METADATA, TIMEOUT_METADATA
+from faasops.oci import ALLOWED_HOSTS_METADATA, DATABASES_METADATA, KEY_VALUE_STORES_METADATA, TIMEOUT_METADATA
 from faasops.runtime import ComponentRuntime, HttpRequest, HttpResponse, LoadedApp
 from faasops.runtime.component import DEFAULT_MEMORY_LIMIT
 from faasops.runtime.http_syntax import is_field_value, is_token
@@ -111,6 +111,7 @@ class LocalFunctions:
                 env=dict(component.get("env") or {}),
                 kv_path=self.project.state_dir / "kv.db",
                 kv_namespace=address,
+                key_value_stores=metadata.get(KEY_VALUE_STORES_METADATA) or (),
                 timeout_s=float(timeout) if isinstance(timeout, (int, float)) else None,
                 memory_limit=memory_bytes(item.memory_limit),
                 allowed_outbound_hosts=metadata.get(ALLOWED_HOSTS_METADATA) or (),

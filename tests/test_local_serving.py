@@ -35,6 +35,9 @@ workspaces:
         source: functions/failing
       - name: counter
         source: functions/counter
+        key_value_stores: [default]
+      - name: counter-undeclared
+        source: functions/counter
       - name: settings
         source: functions/settings
         env: {GREETING: Hej}
@@ -112,6 +115,30 @@ def test_key_value_store_persists_across_invocations(served_project: Path) -> No
     first = int(run_faasops("-C", str(served_project), "invoke", "demo/counter").out)
     second = int(run_faasops("-C", str(served_project), "invoke", "demo/counter").out)
     assert second == first + 1
+
+
+def test_a_store_the_function_does_not_declare_is_access_denied_as_in_spin(served_project: Path) -> None:
+    """Same code as demo/counter, no `key_value_stores`: Spin's `access-denied`, an exception
+    the handler could catch (here it doesn't, so spin-sdk answers 500)."""
+    result = run_faasops("-C", str(served_project), "invoke", "demo/counter-undeclared")
+    assert result.code == 22, result.output
+    logs = run_faasops("-C", str(served_project), "logs", "demo/counter-undeclared")
+    assert "Error_AccessDenied" in logs.out, logs.output
+
+
+def test_declared_stores_are_in_the_locked_app_for_the_cluster(served_project: Path) -> None:
+    index = json.loads((served_project / ".faasops" / "oci" / "index.json").read_text())
+    blobs = served_project / ".faasops" / "oci" / "blobs" / "sha256"
+
+    def metadata(function: str) -> dict:
+        entry = [m for m in index["manifests"]
+                 if m["annotations"]["org.opencontainers.image.ref.name"].split("/")[-1].startswith(f"{function}:")][-1]
+        manifest = json.loads((blobs / entry["digest"].removeprefix("sha256:")).read_bytes())
+        locked = json.loads((blobs / manifest["layers"][-1]["digest"].removeprefix("sha256:")).read_bytes())
+        return locked["components"][0].get("metadata") or {}
+
+    assert metadata("counter")["key_value_stores"] == ["default"]
+    assert "key_value_stores" not in metadata("counter-undeclared")
 
 
 def test_metrics_count_requests_and_cpu(served_project: Path) -> None:

@@ -44,6 +44,10 @@ LabelKey = Annotated[str, AfterValidator(names.LABEL_KEY.validated)]
 LabelValue = Annotated[str, AfterValidator(names.LABEL_VALUE.validated)]
 Quantity = Annotated[str, AfterValidator(names.QUANTITY.validated)]
 Text = Annotated[str, AfterValidator(_text)]
+AllowedHost = Annotated[str, AfterValidator(names.ALLOWED_OUTBOUND_HOST.validated)]
+SqliteLabel = Annotated[str, AfterValidator(names.SQLITE_DATABASE.validated)]
+StoreLabel = Annotated[str, AfterValidator(names.KEY_VALUE_STORE.validated)]
+FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_text)]
 # Strict: 3.0, "3" and true are not whole numbers (lax pydantic would take them, and 1e30 too).
 Replicas = Annotated[int, Strict(), Field(ge=1, le=names.INT32_MAX)]
 Percent = Annotated[int, Strict(), Field(ge=1, le=100)]
@@ -101,6 +105,13 @@ class AutoscalingModel(_Strict):
         return self
 
 
+class FileMountModel(_Strict):
+    """A ``files`` entry that mounts ``source`` (relative to the source) at ``destination``."""
+
+    source: FilePath
+    destination: FilePath
+
+
 class FunctionModel(_Strict):
     """A function as faas.yaml declares it (what decides its artifact and its manifests)."""
 
@@ -117,6 +128,11 @@ class FunctionModel(_Strict):
     executor: KubernetesName = DEFAULT_EXECUTOR
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     annotations: dict[LabelKey, Text] = Field(default_factory=dict)
+    timeout: Annotated[int, Strict(), Field(ge=1, le=3600)] | None = None
+    allowed_outbound_hosts: list[AllowedHost] = Field(default_factory=list, max_length=1000)
+    sqlite_databases: list[SqliteLabel] = Field(default_factory=list, max_length=100)
+    key_value_stores: list[StoreLabel] = Field(default_factory=list, max_length=100)
+    files: list[FilePath | FileMountModel] = Field(default_factory=list, max_length=1000)
 
     @model_validator(mode="after")
     def _settings_agree(self) -> FunctionModel:

@@ -10,6 +10,7 @@ scaffolder and deployer receive a project holding just the request's workspace.
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from faasops.builder_service.wire import (
     workspace_from_wire,
 )
 from faasops.errors import FaasopsError, PluginError
+from faasops.file_mounts import FileMountError, resolve_file_mounts
 from faasops.executor import EPOCH
 from faasops.model import Function, Project
 from faasops.plugin_manager import create_plugin_manager, create_provider
@@ -127,30 +129,50 @@ class BuilderService:
         """Validate the upload (nothing is stored when it is refused), then queue its build —
         and with ``push`` its push through the configured registry."""
         registry = self._registry(upload.project) if push else None
-        with tempfile.TemporaryDirectory(prefix="faasops-upload-") as scratch:
-            snapshot = validate_upload(upload.archive, upload.function["handler"], Path(scratch), self.limits)
-        if upload.source_digest and upload.source_digest != snapshot.digest:
-            raise UploadRejected(422, f"the uploaded source has digest {snapshot.digest}, "
-                                      f"not {upload.source_digest} as the request says")
-        function = function_from_wire(upload.function, self.project.root)
+        # The extracted upload stays until its task is done: the push reads the function's
+        # `files` from it (they become layers of the artifact).
+        scratch = Path(tempfile.mkdtemp(prefix="faasops-upload-"))
+        try:
+            snapshot = validate_upload(upload.archive, upload.function["handler"], scratch, self.limits)
+            if upload.source_digest and upload.source_digest != snapshot.digest:
+                raise UploadRejected(422, f"the uploaded source has digest {snapshot.digest}, "
+                                          f"not {upload.source_digest} as the request says")
+            function = function_from_wire(upload.function, scratch)
+            try:
+                resolve_file_mounts(scratch, function.files)
+            except FileMountError as exc:
+                raise UploadRejected(422, f"files: {exc}") from None
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
         created = upload.created or EPOCH
 
         def work() -> dict[str, Any]:
-            if self.sources is not None:
-                self.sources.upload(function, snapshot)
-            build = self.builder.build(function, snapshot)
-            result = self._build_result(build)
-            if registry is not None:
-                result["artifact"] = _artifact(registry.push(function, build, created))
-            return result
+            try:
+                if self.sources is not None:
+                    self.sources.upload(function, snapshot)
+                build = self.builder.build(function, snapshot)
+                result = self._build_result(build)
+                if registry is not None:
+                    result["artifact"] = _artifact(registry.push(function, build, created))
+                return result
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
 
-        return self.runner.submit(function.workspace, function.name, KIND_BUILD_AND_PUSH if push else KIND_BUILD, work)
+        try:
+            return self.runner.submit(function.workspace, function.name, KIND_BUILD_AND_PUSH if push else KIND_BUILD, work)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
 
     def submit_push(self, project: str, function_data: dict[str, Any], build_key: str, created: str | None) -> Task:
         """Queue the push of an earlier build of this builder, found by its key."""
         registry = self._registry(project)
         build = self.find_build(build_key)
         function = function_from_wire(function_data, self.project.root)
+        if function.files:
+            raise UploadRejected(422, "a function with files needs its source to be pushed (its files become "
+                                      "layers of the artifact): use POST /api/v1/build-and-push")
         return self.runner.submit(
             function.workspace, function.name, KIND_PUSH,
             lambda: {"build_key": build.build_key, "wasm_digest": build.wasm_digest,

@@ -15,6 +15,7 @@ from faasops.model import (
     DEFAULT_EXECUTOR,
     DEFAULT_HANDLER,
     Autoscaling,
+    FileMount,
     Function,
     Location,
     Resources,
@@ -65,6 +66,12 @@ def function_to_wire(function: Function) -> dict[str, Any]:
         "executor": function.executor,
         "labels": dict(function.labels),
         "annotations": dict(function.annotations),
+        # Spin settings written into the artifact's locked app (the cluster enforces them).
+        "timeout": function.timeout,
+        "allowed_outbound_hosts": list(function.allowed_outbound_hosts),
+        "sqlite_databases": list(function.sqlite_databases),
+        "key_value_stores": list(function.key_value_stores),
+        "files": [mount.as_spec() for mount in function.files],
     }
 
 
@@ -100,6 +107,14 @@ def function_from_wire(data: dict[str, Any], source_dir: Path) -> Function:
         executor=data.get("executor") or DEFAULT_EXECUTOR,
         labels=dict(data.get("labels") or {}),
         annotations=dict(data.get("annotations") or {}),
+        timeout=data.get("timeout"),
+        allowed_outbound_hosts=tuple(data.get("allowed_outbound_hosts") or ()),
+        sqlite_databases=tuple(data.get("sqlite_databases") or ()),
+        key_value_stores=tuple(data.get("key_value_stores") or ()),
+        files=tuple(
+            FileMount(entry) if isinstance(entry, str) else FileMount(entry["source"], entry["destination"])
+            for entry in data.get("files") or ()
+        ),
     )
 
 

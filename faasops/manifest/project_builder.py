@@ -295,6 +295,7 @@ class ProjectBuilder:
             timeout=_seconds(settings.get("timeout")),
             allowed_outbound_hosts=_string_list(settings.get("allowed_outbound_hosts")),
             sqlite_databases=_string_list(settings.get("sqlite_databases")),
+            key_value_stores=_string_list(settings.get("key_value_stores")),
             files=self.file_mounts(node, path, source),
         )
 

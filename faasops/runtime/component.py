@@ -33,7 +33,7 @@ from faasops.runtime.host import RequestState, link, set_current_request
 from faasops.runtime.http_trigger import NotUtf8Header, incoming_request
 from faasops.runtime.messages import HttpRequest, HttpResponse, ResponseSink
 from faasops.runtime.outbound_hosts import AllowedHosts, MalformedAllowedHost
-from faasops.runtime.spin import KeyValueDatabase
+from faasops.runtime.spin import DEFAULT_STORE, KeyValueDatabase, store_namespace
 from faasops.runtime.sqlite import SqliteDatabases
 from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
 
@@ -154,6 +154,7 @@ class ComponentRuntime:
     def load(self, wasm_path: Path, *, variables: Mapping[str, str] | None = None,
              env: Mapping[str, str] | None = None,
              kv_path: Path | None = None, kv_namespace: str = "",
+             key_value_stores: Sequence[str] = (DEFAULT_STORE,),
              timeout_s: float | None = None, memory_limit: int | None = None,
              allowed_outbound_hosts: Sequence[str] = (),
              sqlite_databases: Sequence[str] = (), sqlite_dir: Path | None = None,
@@ -162,8 +163,9 @@ class ComponentRuntime:
 
         ``variables`` are the app's Spin variables; ``env`` the component's environment
         variables (what Spin takes from the locked app's component ``environment``); ``kv_path`` is the SQLite file backing the
-        ``default`` key-value store (none: the store is denied, as in Spin without a store), and
-        ``kv_namespace`` keeps this app's keys apart from other apps' in that file.
+        key-value stores ``key_value_stores`` (Spin's labels the component may open; a label not
+        listed, or no ``kv_path``, is ``access-denied`` as in Spin), and ``kv_namespace`` keeps
+        this app's keys apart from other apps' in that file.
         ``timeout_s`` and ``memory_limit`` (bytes) override the runtime's limits for this app.
         ``allowed_outbound_hosts`` are the Spin patterns outbound HTTP may reach (none: every
         outbound request is denied, as in Spin).
@@ -185,7 +187,8 @@ class ComponentRuntime:
                 component, from_cache = self._component(wasm, digest, Path(wasm_path))
                 compiled = self._prepare(component, wasm_path)
                 self._compiled[digest] = compiled
-        kv = KeyValueDatabase(kv_path, kv_namespace) if kv_path is not None else None
+        kv = {label: KeyValueDatabase(kv_path, store_namespace(kv_namespace, label))
+              for label in dict.fromkeys(key_value_stores)} if kv_path is not None else {}
         app = LoadedApp(self, compiled, Path(wasm_path), digest, from_cache,
                         dict(variables or {}), kv, sorted((env or {}).items()))
         app.timeout_s = timeout_s or self.timeout_s
@@ -243,7 +246,7 @@ class LoadedApp:
 
     def __init__(self, runtime: ComponentRuntime, compiled: _Compiled, wasm_path: Path,
                  sha256: str, compiled_from_cache: bool, variables: dict[str, str],
-                 key_value: KeyValueDatabase | None, environment: list[tuple[str, str]] | None = None):
+                 key_value: dict[str, KeyValueDatabase], environment: list[tuple[str, str]] | None = None):
         self.wasm_path = wasm_path
         self.sha256 = sha256
         self.compiled_from_cache = compiled_from_cache

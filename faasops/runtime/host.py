@@ -80,7 +80,7 @@ class RequestState:
 
     variables: dict[str, str]
     environment: list[tuple[str, str]] = field(default_factory=list)  # the component's env
-    key_value: Any = None  # faasops.runtime.spin.KeyValueDatabase | None
+    key_value: Any = None  # label → faasops.runtime.spin.KeyValueDatabase; none: every store denied
     sqlite: Any = None  # faasops.runtime.sqlite.SqliteDatabases | None: no database allowed
     files: Any = None  # faasops.runtime.filesystem.MountedFiles | None: no preopened directory
     deadline: float = float("inf")  # time.monotonic() value after which blocking calls give up

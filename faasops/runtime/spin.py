@@ -1,8 +1,9 @@
 """Spin host APIs: ``fermyon:spin/key-value@2`` on SQLite, ``fermyon:spin/variables@2`` and
 ``wasi:config/store`` (the same variables, as newer SDKs read them).
 
-Key-value follows Spin's defaults: one store, labelled ``default``; a component without a store
-gets ``access-denied``. Every app gets its own namespace inside the shared SQLite file.
+Key-value follows Spin (factor-key-value): a component may open the store labels its
+``key_value_stores`` lists, anything else is ``access-denied``. Every app and label gets its own
+namespace inside the shared SQLite file.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ CREATE TABLE IF NOT EXISTS spin_key_value (
     PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID
 """
+
+
+def store_namespace(app_namespace: str, label: str) -> str:
+    """The namespace of one app's store ``label`` (``default`` keeps the app's own namespace, so
+    stores written before labels were told apart keep their keys)."""
+    return app_namespace if label == DEFAULT_STORE else f"{app_namespace}#{label}"
 
 
 class KeyValueDatabase:
@@ -104,11 +111,10 @@ def _kv(call: Any) -> WitResult:
 
 @HOST_API.func(KEY_VALUE, "[static]store.open")
 def _store_open(state: RequestState, label: str) -> WitResult:
-    if label != DEFAULT_STORE:
-        return ("err", "no-such-store")
-    if state.key_value is None:
+    store = (state.key_value or {}).get(label)
+    if store is None:  # not in the component's key_value_stores: Spin's `Error::AccessDenied`
         return ("err", "access-denied")
-    return ("ok", KeyValueStore(state.key_value))
+    return ("ok", KeyValueStore(store))
 
 
 @HOST_API.func(KEY_VALUE, "[method]store.get")

@@ -18,8 +18,9 @@ import pytest
 
 from cli_support import REPO, run_faasops
 
+from faasops.runtime.unsupported import postgres_not_permitted
+
 HANDLER = REPO / "tests" / "runtime" / "handlers" / "outbound" / "app.py"
-NOT_LOCAL = "the app gets the error Spin gives a component not allowed to use it"
 
 MANIFEST = """\
 apiVersion: faasops/v1
@@ -49,19 +50,25 @@ def test_unsupported_host_apis_raise_spins_errors_that_the_handler_catches(proje
     assert result.code == 0, result.output
     caught = json.loads(result.out)
     assert caught["redis"] == "Err(Error_InvalidAddress: )"
-    assert caught["mysql"].startswith(
-        "Err(Error_ConnectionFailed: address mysql://root@127.0.0.1/db is not permitted: "
-        "faasops' local runtime does not support outbound MySQL (fermyon:spin/mysql@2.0.0)")
-    assert caught["postgres"].startswith(
-        "Err(Error_ConnectionFailed: address host=127.0.0.1 user=me dbname=db is not permitted: "
-        "faasops' local runtime does not support outbound PostgreSQL (fermyon:spin/postgres@2.0.0)")
-    assert caught["mqtt"].startswith(
-        "Err(Error_ConnectionFailed: address mqtt://127.0.0.1:1883 is not permitted: "
-        "faasops' local runtime does not support outbound MQTT (fermyon:spin/mqtt@2.0.0)")
+    # Spin's own messages, byte for byte (factor-outbound-mysql/-mqtt/-pg, factor-llm).
+    assert caught["mysql"] == "Err(Error_ConnectionFailed: address mysql://root@127.0.0.1/db is not permitted)"
+    assert caught["postgres"] == "Err(Error_ConnectionFailed: address postgres://127.0.0.1 is not permitted)"
+    assert caught["mqtt"] == "Err(Error_ConnectionFailed: address mqtt://127.0.0.1:1883 is not permitted)"
     for name, model in (("llm", "llama2-chat"), ("embeddings", "all-minilm-l6-v2")):
-        assert caught[name].startswith(
-            f"Err(Error_InvalidInput: The component does not have access to use '{model}'. "), caught[name]
-    assert all(NOT_LOCAL in caught[name] for name in ("mysql", "postgres", "mqtt", "llm", "embeddings"))
+        assert caught[name] == (
+            f"Err(Error_InvalidInput: The component does not have access to use '{model}'. To give the component "
+            f"access, add '{model}' to the 'ai_models' key for the component in your spin.toml manifest)"), caught[name]
+
+
+@pytest.mark.parametrize("address, shown", [
+    ("postgres://user:secret@db.example.com:5433/app", "postgres://db.example.com:5433"),
+    ("postgresql://db.example.com/app?sslmode=require", "postgres://db.example.com"),
+    ("postgres://[::1]:5432/app", "postgres://::1:5432"),
+    ("host=db1,db2 port=6000,6001 user=me", "postgres://db1:6000"),
+])
+def test_postgres_denial_names_the_first_host_as_spin_does(address: str, shown: str) -> None:
+    error = postgres_not_permitted("fermyon:spin/postgres@2.0.0", address)
+    assert error == ("connection-failed", f"address {shown} is not permitted")
 
 
 def test_the_request_log_names_each_unsupported_interface(project: Path) -> None:

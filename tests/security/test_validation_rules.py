@@ -161,6 +161,7 @@ SAMPLES = {
     "QUANTITY": "128Mi", "MODULE_NAME": "app", "SECRET_KEY": "password", "SSM_PARAMETER": "/prod/key",
     "ENVIRONMENT": "prod", "ALLOWED_OUTBOUND_HOST": "https://*.example.com",
     "SQLITE_DATABASE": "user-data",
+    "KEY_VALUE_STORE": "user-data",
 }
 
 
