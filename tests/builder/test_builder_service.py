@@ -209,3 +209,45 @@ def test_scaffold_and_deploy_render_function_id_autoscaling_and_spot(local_build
 
     wrong_ws = local_builder.request("POST", "/api/v1/deploy", json_body={**request, "workspace": {"name": "other"}})
     assert wrong_ws.status == 422
+
+
+def test_build_and_push_locks_the_functions_spin_settings_and_files_into_the_artifact(
+        local_builder: BuilderServer, data_dir: Path, tmp_path: Path) -> None:
+    """What the cluster enforces comes from the locked app: a remote build must lock the same
+    timeout, outbound hosts, stores, databases and files as a local one."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "app.py").write_bytes((HELLO_SOURCE / "app.py").read_bytes())
+    (source / "static").mkdir()
+    page = b"<h1>served from a file layer</h1>\n" * 8  # over 128 bytes: a layer, not inlined
+    (source / "static" / "index.html").write_bytes(page)
+    snapshot = snapshot_directory(source)
+    settings = {"timeout": 45, "allowed_outbound_hosts": ["https://api.example.com"],
+                "key_value_stores": ["default"], "sqlite_databases": ["default"], "files": ["static"]}
+    spec = {"project": "shop", "function": function_spec("locked", **settings), "created": "2024-01-01T00:00:00Z"}
+    accepted = local_builder.upload("/api/v1/build-and-push", snapshot.archive, spec)
+    assert accepted.status == 202, accepted.data
+    task = local_builder.wait_task(json.loads(accepted.data)["task_id"])
+    assert task["status"] == "completed", task
+    reference = task["result"]["artifact"]["reference"]
+
+    blobs = data_dir / ".faasops" / "oci" / "blobs" / "sha256"
+    manifest = json.loads((blobs / reference.rsplit("@sha256:", 1)[1]).read_bytes())
+    locked = json.loads((blobs / manifest["layers"][-1]["digest"].removeprefix("sha256:")).read_bytes())
+    component = locked["components"][0]
+    assert component["metadata"]["allowed_outbound_hosts"] == ["https://api.example.com"]
+    assert component["metadata"]["key_value_stores"] == ["default"]
+    assert component["metadata"]["databases"] == ["default"]
+    assert component["metadata"]["faasops_request_timeout_s"] == 45
+    [mounted] = component["files"]
+    assert mounted["path"] == "static/index.html"
+    assert (blobs / mounted["digest"].removeprefix("sha256:")).read_bytes() == page
+
+    by_key = local_builder.request("POST", "/api/v1/push", json_body={
+        "project": "shop", "function": function_spec("locked", **settings),
+        "build_key": task["result"]["build_key"]})
+    assert by_key.status == 422 and "build-and-push" in json.loads(by_key.data)["detail"]
+
+    missing = local_builder.upload("/api/v1/build-and-push", snapshot.archive,
+                                   {**spec, "function": function_spec("locked", files=["nowhere"])})
+    assert missing.status == 422 and "nowhere" in json.loads(missing.data)["detail"]
