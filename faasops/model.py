@@ -123,6 +123,8 @@ class Function:
     timeout: int | None = None  # seconds one request may run locally; None: the runtime's default
     # Spin's allowed_outbound_hosts: where outbound HTTP may go (none: nowhere), in declared order.
     allowed_outbound_hosts: tuple[str, ...] = ()
+    # faas.yaml's `dependencies:`: requirement strings, each read as a requirements.txt line.
+    dependencies: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -151,6 +153,7 @@ class Function:
             **({"timeout": self.timeout} if self.timeout is not None else {}),
             **({"allowed_outbound_hosts": list(self.allowed_outbound_hosts)}
                if self.allowed_outbound_hosts else {}),
+            **({"dependencies": list(self.dependencies)} if self.dependencies else {}),
         }
 
 

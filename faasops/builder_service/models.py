@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from faasops import function_rules, names
+from faasops.dependencies import parse_dependency_list
 from faasops.model import DEFAULT_EXECUTOR, DEFAULT_HANDLER
 
 # For path parameters (FastAPI's Rust regex engine, where ``$`` is the very end of the text).
@@ -33,6 +34,15 @@ def _text(value: str) -> str:
     return value
 
 
+def _requirement(value: str) -> str:
+    """One entry of a function's ``dependencies``: read as a requirements.txt line, as
+    ``faasops validate`` reads faas.yaml's."""
+    _, problems = parse_dependency_list([value])
+    if problems:
+        raise ValueError(problems[0][1])
+    return value
+
+
 DnsName = Annotated[str, AfterValidator(names.DNS_LABEL.validated)]
 FunctionName = Annotated[str, AfterValidator(names.FUNCTION_NAME.validated)]
 KubernetesName = Annotated[str, AfterValidator(names.DNS_SUBDOMAIN.validated)]
@@ -44,6 +54,7 @@ LabelKey = Annotated[str, AfterValidator(names.LABEL_KEY.validated)]
 LabelValue = Annotated[str, AfterValidator(names.LABEL_VALUE.validated)]
 Quantity = Annotated[str, AfterValidator(names.QUANTITY.validated)]
 Text = Annotated[str, AfterValidator(_text)]
+RequirementLine = Annotated[str, Field(max_length=1000), AfterValidator(_text), AfterValidator(_requirement)]
 # Strict: 3.0, "3" and true are not whole numbers (lax pydantic would take them, and 1e30 too).
 Replicas = Annotated[int, Strict(), Field(ge=1, le=names.INT32_MAX)]
 Percent = Annotated[int, Strict(), Field(ge=1, le=100)]
@@ -117,6 +128,9 @@ class FunctionModel(_Strict):
     executor: KubernetesName = DEFAULT_EXECUTOR
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     annotations: dict[LabelKey, Text] = Field(default_factory=dict)
+    dependencies: list[RequirementLine] = Field(
+        default_factory=list, max_length=1000,
+        description="Requirements installed into the component, each read as a requirements.txt line.")
 
     @model_validator(mode="after")
     def _settings_agree(self) -> FunctionModel:

@@ -128,7 +128,8 @@ class BuilderService:
         and with ``push`` its push through the configured registry."""
         registry = self._registry(upload.project) if push else None
         with tempfile.TemporaryDirectory(prefix="faasops-upload-") as scratch:
-            snapshot = validate_upload(upload.archive, upload.function["handler"], Path(scratch), self.limits)
+            snapshot = validate_upload(upload.archive, upload.function["handler"], Path(scratch), self.limits,
+                                       tuple(upload.function.get("dependencies") or ()))
         if upload.source_digest and upload.source_digest != snapshot.digest:
             raise UploadRejected(422, f"the uploaded source has digest {snapshot.digest}, "
                                       f"not {upload.source_digest} as the request says")

@@ -65,6 +65,8 @@ def function_to_wire(function: Function) -> dict[str, Any]:
         "executor": function.executor,
         "labels": dict(function.labels),
         "annotations": dict(function.annotations),
+        # Only when declared, so a Builder service without the field still builds the others.
+        **({"dependencies": list(function.dependencies)} if function.dependencies else {}),
     }
 
 
@@ -100,6 +102,7 @@ def function_from_wire(data: dict[str, Any], source_dir: Path) -> Function:
         executor=data.get("executor") or DEFAULT_EXECUTOR,
         labels=dict(data.get("labels") or {}),
         annotations=dict(data.get("annotations") or {}),
+        dependencies=tuple(data.get("dependencies") or ()),
     )
 
 

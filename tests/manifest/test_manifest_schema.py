@@ -31,7 +31,9 @@ def test_package_resource_is_the_repository_schema():
 def test_defaults_accept_exactly_the_function_settings():
     defs = manifest_schema()["$defs"]
 
-    assert set(defs["defaults"]["properties"]) == set(defs["function"]["properties"]) - {"name", "source", "handler"}
+    # Like the handler, dependencies belong to one source directory (beside its requirements.txt).
+    per_source = {"name", "source", "handler", "dependencies"}
+    assert set(defs["defaults"]["properties"]) == set(defs["function"]["properties"]) - per_source
 
 
 def _properties(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
