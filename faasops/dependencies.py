@@ -14,6 +14,15 @@ Installs are cached by content: ``<cache>/deps/<key hex>/`` where the key covers
 requirements (as parsed) and the target interpreter, so an unchanged requirements file never
 reinstalls. The key is also part of the build key.
 
+A requirement with no wheel for the component gets what Spin users get from a host virtualenv:
+the CPython 3.12 wheel for the build host's platform, accepted when every compiled extension
+module in it has a pure-Python module of the same dotted name beside it (``http-router`` ships
+``router.py`` next to ``router.cpython-312-x86_64-linux-gnu.so``). The component's interpreter
+can never load the compiled files, so they are left out: the wheel is repacked as a pure wheel
+(same name, version and dist-info) into a scratch ``--find-links`` directory, and pip resolves
+again, its dependencies included. A native wheel without full fallbacks (numpy) is refused,
+naming the first compiled module that lacks one.
+
 ``spin-sdk`` and ``componentize-py`` lines (the http-py template lists both for the developer's
 virtualenv) are the builder's toolchain: they are not installed, and a ``spin-sdk`` version other
 than the toolchain's is refused.
@@ -21,6 +30,7 @@ than the toolchain's is refused.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -31,13 +41,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import parse_tag
+from packaging.tags import parse_tag, platform_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -46,6 +57,7 @@ from faasops.errors import Problem, ProviderError
 from faasops.oci import file_lock
 
 REQUIREMENTS_FILE = "requirements.txt"
+DEPENDENCIES_FIELD = "dependencies"  # faas.yaml's per-function list, read like requirements.txt lines
 CACHE_ENV = "FAASOPS_BUILD_CACHE"  # the build cache (plugins/componentize.py); installs go under deps/
 # The interpreter componentize-py 0.16 embeds (libpython3.12.so built for wasm32-wasi).
 TARGET_PYTHON = "3.12"
@@ -76,6 +88,8 @@ class DeclaredRequirement:
     name: str
     text: str
     specifier: str
+    hashes: tuple[str, ...] = ()
+    where: str = ""  # as messages show it: ``requirements.txt:2:1`` or ``dependencies[1]``
 
     @property
     def toolchain(self) -> bool:
@@ -84,7 +98,8 @@ class DeclaredRequirement:
 
 @dataclass(frozen=True)
 class Requirements:
-    """A parsed requirements file (``file`` as shown in messages)."""
+    """Parsed requirements: a requirements file, or faas.yaml's ``dependencies:`` list
+    (``file`` as shown in messages: ``requirements.txt`` or ``dependencies``)."""
 
     file: str
     declared: tuple[DeclaredRequirement, ...]
@@ -94,12 +109,13 @@ class Requirements:
         """What pip installs: everything but the builder's own toolchain."""
         return tuple(r for r in self.declared if not r.toolchain)
 
-    def pip_text(self) -> str:
+    def pip_text(self, extra_hashes: Mapping[str, list[str]] | None = None) -> str:
         """The file pip reads: each requirement on its own line number, so pip's ``(line N)``
-        points into the user's file."""
+        points into the user's file (``extra_hashes``: more ``--hash`` values by project name)."""
         lines = [""] * max((r.line for r in self.installable), default=0)
         for requirement in self.installable:
-            lines[requirement.line - 1] = requirement.text
+            extra = (extra_hashes or {}).get(requirement.name, [])
+            lines[requirement.line - 1] = requirement.text + "".join(f" --hash={h}" for h in extra)
         return "".join(line + "\n" for line in lines)
 
     def key(self) -> str | None:
@@ -126,42 +142,89 @@ def parse_requirements(text: str, display_file: str) -> tuple[Requirements, list
         line = _COMMENT.sub("", line).strip()
         if not line:
             continue
-
-        def problem(message: str) -> None:
-            problems.append(Problem(display_file, line_no, 1, "", message))
-
-        # As pip splits a line: the requirement runs up to the first word starting with `-`
-        # (markers keep their quotes); the options after it are shell words.
-        words = line.split()
-        first_option = next((i for i, word in enumerate(words) if word.startswith("-")), len(words))
-        requirement_text = " ".join(words[:first_option])
-        try:
-            options = shlex.split(" ".join(words[first_option:]))
-        except ValueError as exc:
-            problem(f"cannot read the options on this line: {exc}")
-            continue
-        if not requirement_text:
-            problem(_option_message(options[0]))
-            continue
-        hashes, bad_option = _hashes(options)
-        if bad_option is not None:
-            problem(_option_message(bad_option))
-            continue
-        try:
-            requirement = Requirement(requirement_text)
-        except InvalidRequirement as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else "invalid"
-            problem(f"{requirement_text!r} is not a requirement by name ({reason}); faasops installs wheels from an "
-                    "index: write `name==version`, and publish local code as a wheel or keep it in the source directory")
-            continue
-        if requirement.url:
-            problem(f"{requirement.name} @ {requirement.url}: direct URLs are not installed; publish a wheel on an "
-                    "index the build host's pip reads (PIP_INDEX_URL, PIP_FIND_LINKS) and require it by name")
-            continue
-        text_for_pip = str(requirement) + "".join(f" --hash={h}" for h in hashes)
-        declared.append(DeclaredRequirement(line_no, canonicalize_name(requirement.name), text_for_pip,
-                                            str(requirement.specifier)))
+        parsed = _parse_line(line, line_no, f"{display_file}:{line_no}:1")
+        if isinstance(parsed, str):
+            problems.append(Problem(display_file, line_no, 1, "", parsed))
+        else:
+            declared.append(parsed)
     return Requirements(display_file, tuple(declared)), problems
+
+
+def parse_dependency_list(entries: Sequence[str]) -> tuple[Requirements, list[tuple[int, str]]]:
+    """faas.yaml's ``dependencies:`` list: each entry is read as one requirements.txt line (the
+    same accepted and refused forms); the problems come as ``(index, message)``."""
+    declared: list[DeclaredRequirement] = []
+    problems: list[tuple[int, str]] = []
+    for index, entry in enumerate(entries):
+        line = _COMMENT.sub("", entry).strip()
+        if not line:
+            problems.append((index, "an empty requirement: write one requirement such as `requests==2.32.3`"))
+            continue
+        parsed = _parse_line(line, index + 1, f"{DEPENDENCIES_FIELD}[{index}]")
+        if isinstance(parsed, str):
+            problems.append((index, parsed))
+        else:
+            declared.append(parsed)
+    return Requirements(DEPENDENCIES_FIELD, tuple(declared)), problems
+
+
+def function_requirements(dependencies: Sequence[str], from_file: Requirements | None
+                          ) -> tuple[Requirements | None, list[Problem]]:
+    """What a function installs: faas.yaml's ``dependencies:`` when it lists any, else its
+    requirements file. Both at once is refused, unless the file lists only the builder's
+    toolchain (spin-sdk's http-py template writes ``spin-sdk`` and ``componentize-py``), whose
+    lines then still count (a spin-sdk version is checked)."""
+    if not dependencies:
+        return from_file, []
+    listed, entry_problems = parse_dependency_list(dependencies)
+    problems = [Problem(f"{DEPENDENCIES_FIELD}[{index}]", 0, 0, "", message) for index, message in entry_problems]
+    if from_file is not None and from_file.installable:
+        problems.append(Problem(DEPENDENCIES_FIELD, 0, 0, "", both_declared_message(from_file)))
+    toolchain = tuple(r for r in from_file.declared if r.toolchain) if from_file is not None else ()
+    return Requirements(listed.file, listed.declared + toolchain), problems
+
+
+def both_declared_message(from_file: Requirements) -> str:
+    """Why ``dependencies:`` and a requirements file can't both declare packages."""
+    names = ", ".join(r.name for r in from_file.installable)
+    return (f"the source directory's {from_file.file} declares dependencies too ({names}); declare them in one "
+            f"place: move them into `dependencies:` and delete {from_file.file} (or keep only spin-sdk/componentize-py "
+            f"lines in it), or drop `dependencies:`")
+
+
+def _parse_line(line: str, line_no: int, where: str) -> DeclaredRequirement | str:
+    """One requirement line (comment removed) as declared, or why it is refused.
+
+    Accepted: PEP 508 requirements by name (with extras, versions, markers) and ``--hash``
+    options. Refused, with what to do instead: editable installs, URLs and paths (faasops installs
+    wheels from an index), includes (``-r``/``-c``) and index or install options (the build host's
+    pip configuration decides those)."""
+    # As pip splits a line: the requirement runs up to the first word starting with `-`
+    # (markers keep their quotes); the options after it are shell words.
+    words = line.split()
+    first_option = next((i for i, word in enumerate(words) if word.startswith("-")), len(words))
+    requirement_text = " ".join(words[:first_option])
+    try:
+        options = shlex.split(" ".join(words[first_option:]))
+    except ValueError as exc:
+        return f"cannot read the options on this line: {exc}"
+    if not requirement_text:
+        return _option_message(options[0])
+    hashes, bad_option = _hashes(options)
+    if bad_option is not None:
+        return _option_message(bad_option)
+    try:
+        requirement = Requirement(requirement_text)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "invalid"
+        return (f"{requirement_text!r} is not a requirement by name ({reason}); faasops installs wheels from an "
+                "index: write `name==version`, and publish local code as a wheel or keep it in the source directory")
+    if requirement.url:
+        return (f"{requirement.name} @ {requirement.url}: direct URLs are not installed; publish a wheel on an "
+                "index the build host's pip reads (PIP_INDEX_URL, PIP_FIND_LINKS) and require it by name")
+    text_for_pip = str(requirement) + "".join(f" --hash={h}" for h in hashes)
+    return DeclaredRequirement(line_no, canonicalize_name(requirement.name), text_for_pip, str(requirement.specifier),
+                               tuple(hashes), where)
 
 
 def read_requirements(source_dir: Path, display_prefix: str = "") -> tuple[Requirements | None, list[Problem]]:
@@ -191,6 +254,15 @@ def requirements_in_archive(archive: bytes, files: tuple[str, ...]) -> tuple[Req
     return _parse_bytes(data, REQUIREMENTS_FILE)
 
 
+def declared_requirements(dependencies: Sequence[str], archive: bytes, files: tuple[str, ...]
+                          ) -> tuple[Requirements | None, list[Problem]]:
+    """What a build installs for a function: its ``dependencies:`` (from faas.yaml) or the
+    requirements file of its source snapshot (see :func:`function_requirements`)."""
+    from_file, problems = requirements_in_archive(archive, files)
+    requirements, more = function_requirements(dependencies, from_file)
+    return requirements, problems + more
+
+
 def toolchain_problems(requirements: Requirements, spin_sdk_version: str) -> list[Problem]:
     """A ``spin-sdk`` requirement that the builder's spin-sdk does not satisfy."""
     problems = []
@@ -202,7 +274,7 @@ def toolchain_problems(requirements: Requirements, spin_sdk_version: str) -> lis
         except InvalidVersion:
             continue
         if not satisfied:
-            problems.append(Problem(requirements.file, requirement.line, 1, "", (
+            problems.append(Problem(requirement.where, 0, 0, "", (
                 f"spin-sdk{requirement.specifier} is asked for, but this builder builds with spin-sdk "
                 f"{spin_sdk_version} (the spin-sdk 3.4.1 IncomingHandler API); require spin-sdk=={spin_sdk_version} "
                 "or drop the line")))
@@ -287,34 +359,175 @@ def pip_command(python: str, target: Path, requirements_file: Path) -> list[str]
 
 def _pip_install(requirements: Requirements, scratch: Path, site: Path, python: str, timeout_s: float,
                  address: str) -> None:
+    """pip's install into ``site``; each requirement without a wheel for the component is
+    retried once with its host wheel minus the compiled files, when it has pure fallbacks."""
     requirements_file = scratch / REQUIREMENTS_FILE
-    requirements_file.write_text(requirements.pip_text())
-    try:
-        proc = _run(pip_command(python, site, requirements_file), scratch, timeout_s)
-    except subprocess.TimeoutExpired:
-        raise DependencyError(f"{address}: installing {requirements.file} did not finish within {timeout_s:g} s") from None
-    if proc.returncode == 0:
-        return
-    output = proc.stdout + proc.stderr
-    missing = _NO_MATCH.search(output)
-    if missing:
-        line, message = _no_wheel_message(missing.group(1), requirements, python, scratch, timeout_s)
-        where = f"{requirements.file}:{line}:1" if line else requirements.file
+    fallbacks = scratch / "fallbacks"
+    extra_hashes: dict[str, list[str]] = {}
+    tried: set[str] = set()
+    while True:
+        requirements_file.write_text(requirements.pip_text(extra_hashes))
+        command = pip_command(python, site, requirements_file)
+        if tried:
+            command += ["--find-links", str(fallbacks)]
+        try:
+            proc = _run(command, scratch, timeout_s)
+        except subprocess.TimeoutExpired:
+            raise DependencyError(f"{address}: installing {requirements.file} did not finish within {timeout_s:g} s") from None
+        if proc.returncode == 0:
+            return
+        output = proc.stdout + proc.stderr
+        missing = _NO_MATCH.search(output)
+        if not missing:
+            shown = output.replace(str(requirements_file), requirements.file)
+            raise DependencyError(f"{address}: pip could not install {requirements.file}:\n{_tail(shown)}")
+        requirement_text = missing.group(1)
+        name = _project_name(requirement_text)
+        declared = next((r for r in requirements.declared if r.name == name), None)
+        where = declared.where if declared else requirements.file
+        if name not in tried:
+            tried.add(name)
+            wanted = declared.text.split(" --hash", 1)[0] if declared else requirement_text
+            try:
+                fallback = _fallback_wheel(wanted, python, scratch, fallbacks, timeout_s)
+            except NoFallback as exc:
+                raise DependencyError(f"{address}: {where}: {exc}") from None
+            if fallback is not None:
+                original, repacked = fallback
+                if declared is not None and declared.hashes:
+                    # Hash-checking mode: the host wheel must be the one the hashes name; pip then
+                    # gets the hash of its repacked copy as well.
+                    if file_hash(original) not in declared.hashes:
+                        raise DependencyError(f"{address}: {where}: {original.name} matches none of the hashes "
+                                              f"given for {name}")
+                    extra_hashes[name] = [file_hash(repacked)]
+                continue
+        declared, message = _no_wheel_message(requirement_text, requirements, python, scratch, timeout_s)
+        where = declared.where if declared else requirements.file
         raise DependencyError(f"{address}: {where}: {message}")
-    shown = output.replace(str(requirements_file), requirements.file)
-    raise DependencyError(f"{address}: pip could not install {requirements.file}:\n{_tail(shown)}")
+
+
+def host_platforms() -> list[str]:
+    """The build host's platform tags, most specific first (``manylinux_2_39_x86_64`` …
+    ``linux_x86_64``): the wheels its own CPython would take."""
+    return list(dict.fromkeys(platform_tags()))
+
+
+def _fallback_wheel(requirement_text: str, python: str, scratch: Path, fallbacks: Path,
+                    timeout_s: float) -> tuple[Path, Path] | None:
+    """The build host's CPython 3.12 wheel of ``requirement_text`` repacked without its compiled
+    files into ``fallbacks`` (``(original, repacked)``), or None when there is no such wheel.
+    Raises :class:`NoFallback` when a compiled module in it has no pure-Python fallback."""
+    downloads = scratch / "host-wheels"
+    command = [python, "-m", "pip", "download", "--disable-pip-version-check", "--no-input", "--no-deps",
+               "--only-binary", ":all:", "--python-version", TARGET_PYTHON, "--implementation", "cp",
+               "--dest", str(downloads)]
+    for platform in host_platforms():
+        command += ["--platform", platform]
+    before = set(downloads.glob("*.whl"))
+    try:
+        proc = _run(command + [requirement_text], scratch, timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+    got = sorted(set(downloads.glob("*.whl")) - before)
+    if proc.returncode != 0 or not got:
+        return None
+    return got[0], pure_fallback(got[0], fallbacks)
+
+
+class NoFallback(Exception):
+    """A native wheel with a compiled module that has no pure-Python module beside it."""
+
+
+def pure_fallback(wheel: Path, dest_dir: Path) -> Path:
+    """``wheel`` (a native one) as a ``py3-none-any`` wheel in ``dest_dir`` without its compiled
+    files, when every compiled extension module in it has a pure-Python sibling module of the
+    same dotted name (``pkg/router.py`` or ``pkg/router/__init__.py`` beside
+    ``pkg/router.cpython-312-x86_64-linux-gnu.so``). Other compiled files (vendored shared
+    libraries) only serve those modules and go too. Raises :class:`NoFallback` naming the first
+    module without one."""
+    name, version, _, tags = parse_wheel_filename(wheel.name)
+    with zipfile.ZipFile(wheel) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+    dist_info = next((path.split("/", 1)[0] for path in members
+                      if path.count("/") == 1 and path.endswith(".dist-info/WHEEL")), None)
+    if dist_info is None:
+        raise NoFallback(f"{wheel.name} is not a valid wheel: it has no .dist-info/WHEEL")
+    importable = {_importable_path(path) for path in members}
+    for path in sorted(members):
+        module = _extension_module(_importable_path(path))
+        if module is None:
+            continue
+        stem = module.replace(".", "/")
+        if f"{stem}.py" not in importable and f"{stem}/__init__.py" not in importable:
+            shown = ", ".join(sorted(str(t) for t in tags)[:2])
+            raise NoFallback(
+                f"{name} {version} has only native wheels ({shown}): its compiled module {module} ({path}) has no "
+                f"pure-Python fallback ({stem}.py) and can't run in the component's WebAssembly CPython "
+                f"{TARGET_PYTHON}; {WHAT_TO_DO_NATIVE}")
+    kept = {path: data for path, data in members.items()
+            if not _is_compiled(path) and path not in (f"{dist_info}/RECORD", f"{dist_info}/WHEEL")}
+    dropped = sorted(path for path in members if _is_compiled(path))
+    wheel_lines = [line for line in members[f"{dist_info}/WHEEL"].decode(errors="replace").splitlines()
+                   if line and not line.startswith(("Tag:", "Root-Is-Purelib:"))]
+    kept[f"{dist_info}/WHEEL"] = "\n".join(wheel_lines + ["Root-Is-Purelib: true", "Tag: py3-none-any", ""]).encode()
+    # Why this distribution has no compiled files in the component (kept in its dist-info).
+    kept[f"{dist_info}/FAASOPS_FALLBACK"] = "\n".join([f"from {wheel.name}, without:", *dropped, ""]).encode()
+    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in kept.items())
+    kept[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    out = dest_dir / f"{wheel.name.split('-', 1)[0]}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in kept.items():
+            archive.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+    return out
+
+
+def file_hash(path: Path) -> str:
+    """``sha256:<hex>`` of a file, as pip's ``--hash`` writes it."""
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_DATA_LIB = re.compile(r"^[^/]+\.data/(purelib|platlib)/")
+_COMPILED = re.compile(r"\.(so|pyd|dylib|dll)(\.[0-9]+)*$")
+
+
+def _importable_path(path: str) -> str:
+    """Where a wheel member lands relative to site-packages."""
+    return _DATA_LIB.sub("", path)
+
+
+def _is_compiled(path: str) -> bool:
+    return bool(_COMPILED.search(path))
+
+
+def _extension_module(path: str) -> str | None:
+    """The dotted name of the extension module at ``path`` (``pkg/router.cpython-312-….so`` →
+    ``pkg.router``), or None when ``path`` is not one (a shared library in ``pkg.libs/``)."""
+    if not path.endswith((".so", ".pyd")):
+        return None
+    *dirs, filename = path.split("/")
+    parts = [*dirs, filename.split(".", 1)[0]]
+    return ".".join(parts) if all(part.isidentifier() for part in parts) else None
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def _project_name(requirement_text: str) -> str:
+    try:
+        return canonicalize_name(Requirement(requirement_text).name)
+    except InvalidRequirement:
+        return requirement_text
 
 
 def _no_wheel_message(requirement_text: str, requirements: Requirements, python: str, scratch: Path,
-                      timeout_s: float) -> tuple[int, str]:
+                      timeout_s: float) -> tuple[DeclaredRequirement | None, str]:
     """Why pip found no wheel for the component: asks pip (without installing) which wheel it
     would take for the build host itself, to tell a native-only package from a missing one."""
-    try:
-        name = canonicalize_name(Requirement(requirement_text).name)
-    except InvalidRequirement:
-        name = requirement_text
+    name = _project_name(requirement_text)
     declared = next((r for r in requirements.declared if r.name == name), None)
-    line = declared.line if declared else 0
     needed = "" if declared else " (a dependency of a declared package)"
     host_wheel = _host_wheel(requirement_text, python, scratch, timeout_s)
     if host_wheel is not None:
@@ -325,9 +538,9 @@ def _no_wheel_message(requirement_text: str, requirements: Requirements, python:
             tags, version = frozenset(), None
         if tags and not any(_runs_in_component(tag.abi, tag.platform) for tag in tags):
             shown = ", ".join(sorted(str(t) for t in tags)[:2])
-            return line, (f"{name}{needed} {version} has only native wheels ({shown}): its compiled code can't run in the "
+            return declared, (f"{name}{needed} {version} has only native wheels ({shown}): its compiled code can't run in the "
                     f"component's WebAssembly CPython {TARGET_PYTHON}; {WHAT_TO_DO_NATIVE}")
-    return line, (f"no wheel of {name}{needed} for CPython {TARGET_PYTHON} could be found: faasops installs wheels only "
+    return declared, (f"no wheel of {name}{needed} for CPython {TARGET_PYTHON} could be found: faasops installs wheels only "
             "(no setup.py runs on the build host). Check the name and version; if the package publishes only a source "
             "distribution, build a pure-Python wheel and serve it from a --find-links directory (PIP_FIND_LINKS)")
 

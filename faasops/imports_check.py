@@ -4,7 +4,7 @@ The modules checked are those the handler module reaches: the handler module, th
 of the source directory it imports (absolute or relative), and so on — not tests or scripts lying
 next to them. An absolute import is satisfied by a module or package of the source directory, the
 standard library, the builder's toolchain (spin-sdk and the modules componentize-py generates)
-or the declared dependencies (``requirements.txt``).
+or the declared dependencies (``requirements.txt``, or faas.yaml's ``dependencies:``).
 
 Which modules a distribution provides is known only once it is installed (``PyYAML`` is imported
 as ``yaml``, and ``requests`` brings ``urllib3`` along). So ``faasops validate`` flags third-party
@@ -25,7 +25,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from faasops.dependencies import REQUIREMENTS_FILE, Requirements, installed_in, read_requirements
+from faasops.dependencies import (
+    DEPENDENCIES_FIELD,
+    REQUIREMENTS_FILE,
+    Requirements,
+    function_requirements,
+    installed_in,
+    read_requirements,
+)
 from faasops.errors import Problem
 from faasops.handler_contract import MAX_SOURCE_BYTES
 
@@ -65,11 +72,15 @@ class SourceImports:
 
 
 def check_function_imports(source_dir: Path, handler: str, display_prefix: str = "",
-                           build_caches: tuple[Path, ...] = ()) -> list[Problem]:
+                           build_caches: tuple[Path, ...] = (), dependencies: tuple[str, ...] = ()) -> list[Problem]:
     """``faasops validate``'s check of one function: its requirements file's problems, and the
-    imports nothing provides — when it declares dependencies, only if an earlier build installed
-    them into one of ``build_caches`` (see the module doc)."""
+    imports nothing provides — when it declares dependencies (requirements file, or faas.yaml's
+    ``dependencies``), only if an earlier build installed them into one of ``build_caches``
+    (see the module doc)."""
     requirements, problems = read_requirements(source_dir, display_prefix)
+    if problems:
+        return problems
+    requirements, problems = function_requirements(dependencies, requirements)
     if problems:
         return problems
     installed = installed_in(build_caches, requirements) if requirements is not None else None
@@ -95,20 +106,24 @@ def unresolved_imports(source_dir: Path, handler: str, requirements: Requirement
             continue
         if _local(source_dir, top):
             continue
-        problems.append(Problem(statement.file, statement.line, statement.col, "", _message(statement, installed)))
+        problems.append(Problem(statement.file, statement.line, statement.col, "",
+                                _message(statement, installed, requirements)))
     return problems
 
 
-def _message(statement: ImportStatement, installed: dict[str, str] | None) -> str:
+def _message(statement: ImportStatement, installed: dict[str, str] | None, requirements: Requirements | None) -> str:
     top = statement.top_level
+    listed = requirements is not None and requirements.file == DEPENDENCIES_FIELD
+    declared_in = "`dependencies:`" if listed else REQUIREMENTS_FILE
     if installed is None:
         where = f"the standard library or spin-sdk (no {REQUIREMENTS_FILE} declares dependencies)"
     else:
-        where = (f"the standard library, spin-sdk or what {REQUIREMENTS_FILE} installed "
+        where = (f"the standard library, spin-sdk or what {declared_in} installed "
                  f"({', '.join(sorted(set(installed.values()))) or 'nothing'})")
+    add_to = "the function's `dependencies:` in faas.yaml" if listed else f"{REQUIREMENTS_FILE} in the source directory"
     return (f"imports `{statement.module}`, but no module `{top}` is in the source directory, {where}; add the "
-            f"package that provides `{top}` to {REQUIREMENTS_FILE} in the source directory (its pure-Python wheel "
-            "goes into the component), or remove the import")
+            f"package that provides `{top}` to {add_to} (its pure-Python wheel goes into the component), or remove "
+            "the import")
 
 
 # ---------------------------------------------------------------------------------------- walking

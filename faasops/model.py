@@ -144,6 +144,8 @@ class Function:
     key_value_stores: tuple[str, ...] = ()
     # Spin's files: what is mounted read-only into the component (faasops.file_mounts).
     files: tuple[FileMount, ...] = ()
+    # faas.yaml's `dependencies:`: requirement strings, each read as a requirements.txt line.
+    dependencies: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -175,6 +177,7 @@ class Function:
             **({"sqlite_databases": list(self.sqlite_databases)} if self.sqlite_databases else {}),
             **({"key_value_stores": list(self.key_value_stores)} if self.key_value_stores else {}),
             **({"files": [m.as_spec() for m in self.files]} if self.files else {}),
+            **({"dependencies": list(self.dependencies)} if self.dependencies else {}),
         }
 
 

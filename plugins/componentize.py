@@ -46,8 +46,8 @@ from faasops.dependencies import (
     DependencyError,
     InstalledDependencies,
     copy_into,
+    declared_requirements,
     install,
-    requirements_in_archive,
     toolchain_problems,
 )
 from faasops.errors import Problem, ProviderError
@@ -126,10 +126,12 @@ class ComponentizePyBuilder:
 
     def build_key(self, function: Function, snapshot: SourceSnapshot) -> str:
         """``sha256:`` of the source digest, handler module, toolchain, interface names and — when
-        the source declares any — the dependencies' install key (pure)."""
+        the source declares any (requirements.txt or faas.yaml's ``dependencies``) — the
+        dependencies' install key (pure; equal requirements give equal keys wherever they are
+        declared)."""
         fields = {"source": snapshot.digest, "handler": function.handler, "toolchain": self.toolchain,
                   "interface_names": [f"{wit}={name}" for wit, name in IMPORT_INTERFACE_NAMES]}
-        requirements, _ = requirements_in_archive(snapshot.archive, snapshot.files)
+        requirements, _ = declared_requirements(function.dependencies, snapshot.archive, snapshot.files)
         dependencies = requirements.key() if requirements is not None else None
         if dependencies is not None:  # absent otherwise: keys of sources without dependencies stay as they were
             fields["dependencies"] = dependencies
@@ -201,11 +203,11 @@ class ComponentizePyBuilder:
         return BuildResult(build_key=key, wasm_path=wasm_path, wasm_digest=meta["wasm_digest"], cached=True)
 
     def _dependencies(self, function: Function, snapshot: SourceSnapshot, src: Path) -> InstalledDependencies | None:
-        """Install the source's ``requirements.txt`` (:mod:`faasops.dependencies`: wheels only,
-        for the component's CPython, cached by content under ``<cache_dir>/deps/``) and check the
-        imports the handler reaches against it (:mod:`faasops.imports_check`) — before
+        """Install the function's ``dependencies`` or its source's ``requirements.txt``
+        (:mod:`faasops.dependencies`: wheels only, for the component's CPython, cached by content
+        under ``<cache_dir>/deps/``) and check the imports the handler reaches against it (:mod:`faasops.imports_check`) — before
         componentize-py, so a missing module is a located error in seconds, not a traceback."""
-        requirements, problems = requirements_in_archive(snapshot.archive, snapshot.files)
+        requirements, problems = declared_requirements(function.dependencies, snapshot.archive, snapshot.files)
         if requirements is not None:
             problems += toolchain_problems(requirements, _spin_sdk_version())
         _raise(function, problems)

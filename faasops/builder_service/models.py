@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from faasops import function_rules, names
+from faasops.dependencies import parse_dependency_list
 from faasops.model import DEFAULT_EXECUTOR, DEFAULT_HANDLER
 
 # For path parameters (FastAPI's Rust regex engine, where ``$`` is the very end of the text).
@@ -33,6 +34,15 @@ def _text(value: str) -> str:
     return value
 
 
+def _requirement(value: str) -> str:
+    """One entry of a function's ``dependencies``: read as a requirements.txt line, as
+    ``faasops validate`` reads faas.yaml's."""
+    _, problems = parse_dependency_list([value])
+    if problems:
+        raise ValueError(problems[0][1])
+    return value
+
+
 DnsName = Annotated[str, AfterValidator(names.DNS_LABEL.validated)]
 FunctionName = Annotated[str, AfterValidator(names.FUNCTION_NAME.validated)]
 KubernetesName = Annotated[str, AfterValidator(names.DNS_SUBDOMAIN.validated)]
@@ -48,6 +58,7 @@ AllowedHost = Annotated[str, AfterValidator(names.ALLOWED_OUTBOUND_HOST.validate
 SqliteLabel = Annotated[str, AfterValidator(names.SQLITE_DATABASE.validated)]
 StoreLabel = Annotated[str, AfterValidator(names.KEY_VALUE_STORE.validated)]
 FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_text)]
+RequirementLine = Annotated[str, Field(max_length=1000), AfterValidator(_text), AfterValidator(_requirement)]
 # Strict: 3.0, "3" and true are not whole numbers (lax pydantic would take them, and 1e30 too).
 Replicas = Annotated[int, Strict(), Field(ge=1, le=names.INT32_MAX)]
 Percent = Annotated[int, Strict(), Field(ge=1, le=100)]
@@ -133,6 +144,9 @@ class FunctionModel(_Strict):
     sqlite_databases: list[SqliteLabel] = Field(default_factory=list, max_length=100)
     key_value_stores: list[StoreLabel] = Field(default_factory=list, max_length=100)
     files: list[FilePath | FileMountModel] = Field(default_factory=list, max_length=1000)
+    dependencies: list[RequirementLine] = Field(
+        default_factory=list, max_length=1000,
+        description="Requirements installed into the component, each read as a requirements.txt line.")
 
     @model_validator(mode="after")
     def _settings_agree(self) -> FunctionModel:

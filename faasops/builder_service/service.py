@@ -133,7 +133,8 @@ class BuilderService:
         # `files` from it (they become layers of the artifact).
         scratch = Path(tempfile.mkdtemp(prefix="faasops-upload-"))
         try:
-            snapshot = validate_upload(upload.archive, upload.function["handler"], scratch, self.limits)
+            snapshot = validate_upload(upload.archive, upload.function["handler"], scratch, self.limits,
+                                       tuple(upload.function.get("dependencies") or ()))
             if upload.source_digest and upload.source_digest != snapshot.digest:
                 raise UploadRejected(422, f"the uploaded source has digest {snapshot.digest}, "
                                           f"not {upload.source_digest} as the request says")

@@ -63,7 +63,8 @@ class UploadLimits:
     archive: ArchiveLimits
 
 
-def validate_upload(archive: bytes, handler: str, scratch: Path, limits: UploadLimits) -> SourceSnapshot:
+def validate_upload(archive: bytes, handler: str, scratch: Path, limits: UploadLimits,
+                    dependencies: tuple[str, ...] = ()) -> SourceSnapshot:
     """Check ``archive`` (steps 2 and 3 above) and return its snapshot, re-made from the
     extracted files so its digest is computed exactly as a client's ``faasops apply`` computes it."""
     try:
@@ -83,7 +84,7 @@ def validate_upload(archive: bytes, handler: str, scratch: Path, limits: UploadL
     if problems:
         raise UploadRejected(422, "the handler does not meet the Spin handler contract:\n"
                                   + "\n".join(f"  {problem}" for problem in problems))
-    problems = check_function_imports(scratch, handler)
+    problems = check_function_imports(scratch, handler, dependencies=dependencies)
     if problems:
         raise UploadRejected(422, "the source's requirements or imports can't work in a component:\n"
                                   + "\n".join(f"  {problem}" for problem in problems))

@@ -66,12 +66,15 @@ def function_to_wire(function: Function) -> dict[str, Any]:
         "executor": function.executor,
         "labels": dict(function.labels),
         "annotations": dict(function.annotations),
-        # Spin settings written into the artifact's locked app (the cluster enforces them).
-        "timeout": function.timeout,
-        "allowed_outbound_hosts": list(function.allowed_outbound_hosts),
-        "sqlite_databases": list(function.sqlite_databases),
-        "key_value_stores": list(function.key_value_stores),
-        "files": [mount.as_spec() for mount in function.files],
+        # The Spin settings the artifact's locked app carries (the cluster enforces them) and
+        # the dependencies — each only when set, so a Builder service that predates a field
+        # still builds every function that doesn't use it.
+        **({"timeout": function.timeout} if function.timeout is not None else {}),
+        **({"allowed_outbound_hosts": list(function.allowed_outbound_hosts)} if function.allowed_outbound_hosts else {}),
+        **({"sqlite_databases": list(function.sqlite_databases)} if function.sqlite_databases else {}),
+        **({"key_value_stores": list(function.key_value_stores)} if function.key_value_stores else {}),
+        **({"files": [mount.as_spec() for mount in function.files]} if function.files else {}),
+        **({"dependencies": list(function.dependencies)} if function.dependencies else {}),
     }
 
 
@@ -115,6 +118,7 @@ def function_from_wire(data: dict[str, Any], source_dir: Path) -> Function:
             FileMount(entry) if isinstance(entry, str) else FileMount(entry["source"], entry["destination"])
             for entry in data.get("files") or ()
         ),
+        dependencies=tuple(data.get("dependencies") or ()),
     )
 
 

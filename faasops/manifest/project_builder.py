@@ -23,7 +23,12 @@ from faasops import function_rules, names
 from faasops.errors import Problem
 from faasops.file_mounts import FileMountError, resolve_file_mounts
 from faasops.handler_contract import check_handler, keyword_in_module, module_file
-from faasops.dependencies import build_caches
+from faasops.dependencies import (
+    both_declared_message,
+    build_caches,
+    parse_dependency_list,
+    read_requirements,
+)
 from faasops.imports_check import check_function_imports
 from faasops.manifest.discovery import ManifestFile, inside
 from faasops.manifest.overlay import merge_defaults
@@ -98,7 +103,7 @@ class ProjectBuilder:
         # Large repositories point thousands of functions at a few directories and handlers:
         # each one is resolved and parsed once per load.
         self._directories: dict[tuple[str, str, str], tuple[str | None, ProjectDir | None]] = {}
-        self._handlers: dict[tuple[Path, str], tuple[str | None, list[Problem]]] = {}
+        self._handlers: dict[tuple[Path, str, tuple[str, ...] | None], tuple[str | None, list[Problem]]] = {}
         self._build_caches: tuple[Path, ...] = ()  # where builds left installed dependencies
 
     def problem(self, loc: Location, path: list[Any], message: str) -> None:
@@ -265,9 +270,10 @@ class ProjectBuilder:
             source = self.directory(node, "source", path + ["source"], "source directory")
             if source and not self.packageable(node, path + ["source"], source):
                 source = None
+        dependencies = self.dependencies(node, path, source) if source else None
         handler = node.get("handler", DEFAULT_HANDLER)
         if source and names.MODULE_NAME.accepts(handler):
-            self.handler(node, path, source, handler)
+            self.handler(node, path, source, handler, dependencies)
         name = _text(node.get("name"))
         if name is None or source is None or not isinstance(handler, str):
             return None
@@ -297,6 +303,7 @@ class ProjectBuilder:
             sqlite_databases=_string_list(settings.get("sqlite_databases")),
             key_value_stores=_string_list(settings.get("key_value_stores")),
             files=self.file_mounts(node, path, source),
+            dependencies=dependencies or (),
         )
 
     def file_mounts(self, node: YMap, path: list[Any], source: ProjectDir) -> tuple[FileMount, ...]:
@@ -463,7 +470,30 @@ class ProjectBuilder:
             return False
         return True
 
-    def handler(self, node: YMap, path: list[Any], source: ProjectDir, handler: str) -> None:
+    def dependencies(self, node: YMap, path: list[Any], source: ProjectDir) -> tuple[str, ...] | None:
+        """The function's ``dependencies:`` list (``()`` when absent), each entry checked as a
+        requirements.txt line, and not declared beside a requirements file that declares
+        packages too; None when any of that fails (then its imports are not checked)."""
+        entries = node.get("dependencies")
+        if not isinstance(entries, YSeq) or not entries:
+            return ()
+        at = path + ["dependencies"]
+        # Entries that are not strings, or empty, the schema reports.
+        checked = [index for index, entry in enumerate(entries) if isinstance(entry, str) and entry]
+        texts = tuple(entries[index] for index in checked)
+        _, problems = parse_dependency_list(texts)
+        for position, message in problems:
+            index = checked[position]
+            self.problem(entries.item_locs[index], at + [index], message)
+        prefix = "" if source.relative == "." else f"{source.relative}/"
+        from_file, _ = read_requirements(source.absolute, prefix)  # its own problems: check_function_imports
+        if from_file is not None and from_file.installable:
+            self.problem(node.value_locs["dependencies"], at, both_declared_message(from_file))
+            return None
+        return None if problems or len(texts) < len(entries) else texts
+
+    def handler(self, node: YMap, path: list[Any], source: ProjectDir, handler: str,
+                dependencies: tuple[str, ...] | None = ()) -> None:
         # Point at `handler:` when it is written, else at `source:` (the default module is missing).
         written = "handler" in node
         loc = node.value_locs["handler" if written else "source"]
@@ -474,9 +504,10 @@ class ProjectBuilder:
             return
         module = source.absolute / module_file(handler)
         display = module_file(handler) if source.relative == "." else f"{source.relative}/{module_file(handler)}"
-        if (module, display) not in self._handlers:
-            self._handlers[module, display] = self._handler_problems(module, display, source, handler)
-        problem, contract = self._handlers[module, display]
+        if (module, display, dependencies) not in self._handlers:
+            self._handlers[module, display, dependencies] = self._handler_problems(module, display, source, handler,
+                                                                                   dependencies)
+        problem, contract = self._handlers[module, display, dependencies]
         if problem == "missing":
             hint = "" if written else f" (handler defaults to {DEFAULT_HANDLER!r}; set handler: to the module's name)"
             self.problem(loc, at, f"the handler module {display} does not exist{hint}")
@@ -486,14 +517,17 @@ class ProjectBuilder:
             return
         self.problems += contract
 
-    def _handler_problems(self, module: Path, display: str, source: ProjectDir, handler: str) -> tuple[str | None, list[Problem]]:
+    def _handler_problems(self, module: Path, display: str, source: ProjectDir, handler: str,
+                          dependencies: tuple[str, ...] | None) -> tuple[str | None, list[Problem]]:
         if not module.is_file():
             return "missing", []
         if not inside(self.root, module):
             return "outside", []
         prefix = "" if source.relative == "." else f"{source.relative}/"
-        return None, (check_handler(module, display, source.absolute)
-                      or check_function_imports(source.absolute, handler, prefix, self._build_caches))
+        problems = check_handler(module, display, source.absolute)
+        if problems or dependencies is None:  # bad `dependencies:` are reported at their entries
+            return None, problems
+        return None, check_function_imports(source.absolute, handler, prefix, self._build_caches, dependencies)
 
 
 def _symlink_loop(path: Path) -> bool:

@@ -141,6 +141,7 @@ def test_zip_code_is_accepted(api_server: ApiServer) -> None:
 
 BAD_SYNTAX = b"from spin_sdk import http\n\nclass IncomingHandler(http.IncomingHandler)\n    pass\n"
 NO_HANDLER = b"def handle(request):\n    return None\n"
+UNKNOWN_IMPORT = HELLO_SOURCE.replace(b"from spin_sdk import http", b"import requests\nfrom spin_sdk import http", 1)
 
 
 @pytest.mark.parametrize(("body", "status", "needle"), [
@@ -151,6 +152,7 @@ NO_HANDLER = b"def handle(request):\n    return None\n"
     ({"name": "x", "code": b64(_tar_gz({"other.py": HELLO_SOURCE}))}, 422, "no app.py"),
     ({"name": "x", "code": b64(_zip({"app.py": BAD_SYNTAX}))}, 422, "app.py:3:"),
     ({"name": "x", "code": b64(b"\x1f\x8bnot gzip at all")}, 422, "code:"),
+    ({"name": "x", "code": b64(UNKNOWN_IMPORT)}, 422, "app.py:1:1: imports `requests`"),
     ({"name": "x", "code": b64(HELLO_SOURCE), "colour": "blue"}, 422, "unknown field(s) for a function: colour"),
     ({"name": "Bad_Name", "code": b64(HELLO_SOURCE)}, 422, "not a valid function name"),
     ({"code": b64(HELLO_SOURCE)}, 422, "needs a `name`"),

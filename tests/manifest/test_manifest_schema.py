@@ -31,8 +31,9 @@ def test_package_resource_is_the_repository_schema():
 def test_defaults_accept_exactly_the_function_settings():
     defs = manifest_schema()["$defs"]
 
-    # `files` are paths in one function's source directory, like its handler.
-    assert set(defs["defaults"]["properties"]) == set(defs["function"]["properties"]) - {"name", "source", "handler", "files"}
+    # Like the handler, `files` and `dependencies` belong to one source directory.
+    per_source = {"name", "source", "handler", "files", "dependencies"}
+    assert set(defs["defaults"]["properties"]) == set(defs["function"]["properties"]) - per_source
 
 
 def _properties(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
