@@ -263,21 +263,34 @@ def declared_requirements(dependencies: Sequence[str], archive: bytes, files: tu
     return requirements, problems + more
 
 
+# spin-sdk releases whose handler API (`http.IncomingHandler.handle_request`, sync) is the one
+# the builder's spin-sdk serves: a source pinning any of them builds unchanged, as the Spin
+# workshops' `spin-sdk == 2.0.0` apps do. 4.x is the async `HttpHandler` generation.
+_COMPATIBLE_CANDIDATES = tuple(Version(f"{major}.{minor}.{patch}")
+                               for major in (2, 3) for minor in range(30) for patch in range(30))
+
+
 def toolchain_problems(requirements: Requirements, spin_sdk_version: str) -> list[Problem]:
-    """A ``spin-sdk`` requirement that the builder's spin-sdk does not satisfy."""
+    """A ``spin-sdk`` requirement no release of the builder's handler API generation (2.x, 3.x)
+    satisfies. Other pins of that generation are the developer's virtualenv's business: faasops
+    builds with its own spin-sdk (``spin_sdk_version``), as a pinned toolchain does."""
     problems = []
     for requirement in requirements.declared:
         if requirement.name != "spin-sdk" or not requirement.specifier:
             continue
         try:
-            satisfied = Version(spin_sdk_version) in SpecifierSet(requirement.specifier)
+            wanted = SpecifierSet(requirement.specifier)
+            # Does the pin admit some 2.x/3.x release? Probed over X.Y.Z with Y, Z < 30 (spin-sdk
+            # is at 3.4.1), since a specifier set can't be intersected with a range directly.
+            compatible = Version(spin_sdk_version) in wanted or any(
+                candidate in wanted for candidate in _COMPATIBLE_CANDIDATES)
         except InvalidVersion:
             continue
-        if not satisfied:
+        if not compatible:
             problems.append(Problem(requirement.where, 0, 0, "", (
                 f"spin-sdk{requirement.specifier} is asked for, but this builder builds with spin-sdk "
-                f"{spin_sdk_version} (the spin-sdk 3.4.1 IncomingHandler API); require spin-sdk=={spin_sdk_version} "
-                "or drop the line")))
+                f"{spin_sdk_version} (the sync IncomingHandler API of spin-sdk 2.x and 3.x); require a 2.x or 3.x "
+                "spin-sdk, or drop the line")))
     return problems
 
 

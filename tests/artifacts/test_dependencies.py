@@ -177,7 +177,7 @@ def test_hashes_are_honoured(tmp_path, wheelhouse):
     assert "imports `greeting`" in accepted.err, accepted.output  # installed; the import check ran next
 
 
-def test_a_spin_sdk_other_than_the_builders_is_refused(tmp_path, wheelhouse):
+def test_a_spin_sdk_of_another_handler_api_generation_is_refused(tmp_path, wheelhouse):
     root = write_project(tmp_path / "p", "spin-sdk==4.0.0\ncomponentize-py==0.16.0\n",
                          app=GREETING_APP.replace("from greeting import greet\n", "greet = str\n"))
     cache = tmp_path / "cache"
@@ -185,7 +185,8 @@ def test_a_spin_sdk_other_than_the_builders_is_refused(tmp_path, wheelhouse):
     result = apply(root, pip_env(wheelhouse, cache))
 
     assert_failed_once_at_build_start(result, cache, "requirements.txt:1:1: spin-sdk==4.0.0 is asked for, but this "
-                                                     "builder builds with spin-sdk 3.4.1")
+                                                     "builder builds with spin-sdk 3.4.1 (the sync IncomingHandler API "
+                                                     "of spin-sdk 2.x and 3.x)")
 
 
 def test_the_install_key_joins_the_build_key_and_sources_without_dependencies_keep_theirs(tmp_path):
