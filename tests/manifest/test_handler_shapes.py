@@ -26,7 +26,7 @@ workspaces:
         source: fn
 """
 
-STREAMING_EXAMPLE = Path(__file__).parents[1] / "runtime" / "handlers" / "streaming" / "app.py"
+STREAMING_EXAMPLE = Path(__file__).parents[1] / "corpus" / "apps" / "sdk-streaming" / "src" / "app.py"
 
 ACCEPTED = {
     "handle-request": """\

@@ -14,6 +14,8 @@ from typing import Callable, Iterator
 
 import pytest
 
+from streaming_support import handler_source
+
 from faasops.model import Function, Location
 from faasops.plugins.componentize import ComponentizePyBuilder
 from faasops.runtime import ComponentRuntime, LoadedApp
@@ -30,7 +32,7 @@ def component(shared_build_cache: Path) -> Callable[[str], Path]:
 
     def get(name: str) -> Path:
         if name not in built:
-            source = HANDLERS / name
+            source = handler_source(name)
             function = Function(workspace="runtime-tests", name=name, source_dir=source,
                                 source=f"handlers/{name}", location=Location("tests/runtime"))
             built[name] = builder.build(function, snapshot_directory(source)).wasm_path

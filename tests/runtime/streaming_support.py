@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+HANDLERS = Path(__file__).parent / "handlers"
+# spin-sdk 3.4.1's own streaming example, vendored unchanged with the public-app corpus.
+STREAMING_EXAMPLE = Path(__file__).parents[1] / "corpus" / "apps" / "sdk-streaming" / "src"
+
+
+def handler_source(name: str) -> Path:
+    """The source directory of test handler ``name`` (``streaming``: spin-sdk's example)."""
+    return STREAMING_EXAMPLE if name == "streaming" else HANDLERS / name
+
 
 GATE_WAIT_S = 60
 """How long the gate holds a request the test never releases (a failing test, not a pass)."""

@@ -10,12 +10,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from cli_support import run_faasops
-from streaming_support import Gate, gate  # noqa: F401  (gate is a fixture)
+from streaming_support import Gate, gate, handler_source  # noqa: F401  (gate is a fixture)
 from up_support import running_up
 
 pytestmark = pytest.mark.slow
 
-HANDLERS = Path(__file__).parent / "handlers"
 
 MANIFEST = """\
 apiVersion: faasops/v1
@@ -35,7 +34,7 @@ workspaces:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("streaming-up")
     for name in ("chunks", "streaming"):
-        shutil.copytree(HANDLERS / name, root / "functions" / name)
+        shutil.copytree(handler_source(name), root / "functions" / name)
     (root / "faas.yaml").write_text(MANIFEST)
     applied = run_faasops("-C", str(root), "apply", "--auto-approve")
     assert applied.code == 0, applied.output
