@@ -13,8 +13,8 @@ traceback goes to stderr). Apps calling a host API faasops does not offer (LLM, 
 PostgreSQL, MQTT) get Spin's error value as a Python exception they could catch; these apps
 don't catch it, so they answer that 500, and the request's log names the interface.
 
-Apps that need items 2, 3 and 6 of the issue (dependencies, SQLite, streaming) are in
-test_public_apps_pending.py.
+Apps that use dependencies, SQLite and streaming are in
+test_public_apps_with_dependencies_sqlite_streaming.py.
 """
 
 from __future__ import annotations
