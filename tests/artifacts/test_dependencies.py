@@ -18,7 +18,7 @@ import pytest
 
 from build_support import make_function
 from cli_support import run_faasops
-from faasops.plugins.componentize import ComponentizePyBuilder
+from faasops.plugins.componentize import IMPORT_INTERFACE_NAMES, ComponentizePyBuilder
 from faasops.source import snapshot_directory
 from wheelhouse import file_hash, write_wheel
 
@@ -204,7 +204,8 @@ def test_the_install_key_joins_the_build_key_and_sources_without_dependencies_ke
         else:
             path.write_text(requirements)
         snapshot = snapshot_directory(source)
-        fields = {"source": snapshot.digest, "handler": function.handler, "toolchain": builder.toolchain}
+        fields = {"source": snapshot.digest, "handler": function.handler, "toolchain": builder.toolchain,
+                  "interface_names": [f"{wit}={name}" for wit, name in IMPORT_INTERFACE_NAMES]}
         material = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
         return builder.build_key(function, snapshot), "sha256:" + hashlib.sha256(material).hexdigest()
 
@@ -212,7 +213,7 @@ def test_the_install_key_joins_the_build_key_and_sources_without_dependencies_ke
     toolchain_only, toolchain_old = keys("spin-sdk==3.4.1\ncomponentize-py==0.16.0\n")
     pinned, pinned_old = keys("greeting-tools==1.0\n")
 
-    # Builds cached (and deployed) before dependencies existed keep their keys.
+    # Sources without dependencies keep the key formula they had before dependencies existed.
     assert without == old_formula and toolchain_only == toolchain_old
     assert pinned != pinned_old
 
