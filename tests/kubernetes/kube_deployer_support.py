@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from faasops.model import Function, Project
 from faasops.plugins.spinkube import SpinKubeScaffolder
+from faasops.testing.kubectl import KubectlRunner
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = "registry.example/x@sha256:" + "a" * 64
 OTHER_ARTIFACT = "registry.example/x@sha256:" + "b" * 64
-
-KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def kubectl_json(kubectl: KubectlRunner, *args: str) -> Any:
