@@ -16,12 +16,10 @@ after its SpinApp meets the same refusal it would meet on a cluster.
 
 from __future__ import annotations
 
-import heapq
-import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError
+from .scheduled import ScheduledWork
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -38,50 +36,23 @@ class SpinOperator:
     def __init__(self, cluster: Cluster, delay: float) -> None:
         self.cluster = cluster
         self.delay = delay
-        self._due: list[tuple[float, int, str, str]] = []  # heap of (when, sequence, namespace, name)
-        self._sequence = 0
-        self._changed = threading.Condition()
-        self._worker: threading.Thread | None = None
-        self._stopped = False
+        self._work: ScheduledWork[tuple[str, str]] = ScheduledWork(
+            lambda due: self._reconcile_if_there(*due), "kube-emulator-spin-operator")
 
     def spinapp_written(self, namespace: str, name: str) -> None:
         """Schedule a reconcile of SpinApp ``namespace/name``."""
-        with self._changed:
-            if self._stopped:
-                return
-            self._sequence += 1
-            heapq.heappush(self._due, (time.monotonic() + self.delay, self._sequence, namespace, name))
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="kube-emulator-spin-operator", daemon=True)
-                self._worker.start()
-            self._changed.notify()
+        self._work.schedule((namespace, name), self.delay)
 
     def stop(self) -> None:
         """Drop what is scheduled and end the worker (the emulator is stopping; a later write
         starts a new one)."""
-        with self._changed:
-            self._stopped = True
-            self._due.clear()
-            self._changed.notify()
-            worker, self._worker = self._worker, None
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(5)
-        with self._changed:
-            self._stopped = False
+        self._work.stop()
 
-    def _work(self) -> None:
-        me = threading.current_thread()
-        while True:
-            with self._changed:
-                while self._worker is me and (not self._due or self._due[0][0] > time.monotonic()):
-                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                if self._worker is not me:
-                    return
-                _, _, namespace, name = heapq.heappop(self._due)
-            try:
-                self.reconcile(namespace, name)
-            except ApiError:
-                pass  # the namespace went away meanwhile: nothing to reconcile, as on a cluster
+    def _reconcile_if_there(self, namespace: str, name: str) -> None:
+        try:
+            self.reconcile(namespace, name)
+        except ApiError:
+            pass  # the namespace went away meanwhile: nothing to reconcile, as on a cluster
 
     def reconcile(self, namespace: str, name: str) -> None:
         """Make the SpinApp's Deployment match it (nothing when the SpinApp or its executor is
