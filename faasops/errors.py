@@ -74,3 +74,12 @@ class ApplyError(FaasopsError):
 
 class Aborted(FaasopsError):
     """The user declined the confirmation prompt."""
+
+
+class RequestRefused(FaasopsError):
+    """A request to one of faasops' HTTP services refused; ``status`` is the HTTP status to
+    answer with, the message the ``detail``."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)

@@ -22,7 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from faasops.errors import FaasopsError
+from faasops.errors import RequestRefused
 from faasops.handler_contract import check_handler, check_handler_source, decode_utf8, module_file
 from faasops.source_archive import GZIP_MAGIC, ArchiveError, ArchiveLimits, extract_source_archive
 
@@ -32,12 +32,8 @@ MAX_CODE_BYTES = 10 * 1024 * 1024
 LIMITS = ArchiveLimits(max_source_bytes=4 * MAX_CODE_BYTES, max_files=2_000)
 
 
-class CodeRejected(FaasopsError):
+class CodeRejected(RequestRefused):
     """The ``code`` field is refused; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(message)
 
 
 @dataclass(frozen=True)

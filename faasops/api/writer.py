@@ -38,7 +38,7 @@ from faasops.api.context import ApiContext
 from faasops.api.git_repo import GitError, GitRepo
 from faasops.api.manifest_edit import EntryExists, EntryNotFound
 from faasops.engine import Engine
-from faasops.errors import FaasopsError, LockError, ManifestError
+from faasops.errors import FaasopsError, LockError, ManifestError, RequestRefused
 from faasops.executor import ApplyResult, utcnow
 from faasops.manifest import load_project
 from faasops.model import Function, Project
@@ -57,12 +57,8 @@ PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed
 Edit = Callable[[Project, Rollback], Change]
 
 
-class WriteFailed(FaasopsError):
+class WriteFailed(RequestRefused):
     """A write refused before its commit; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(message)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable
 
 from starlette.exceptions import HTTPException
 
-from faasops.errors import FaasopsError
+from faasops.errors import RequestRefused
 from faasops.handler_contract import check_handler, module_file
 from faasops.imports_check import check_function_imports
 from faasops.providers import SourceSnapshot
@@ -47,12 +47,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class UploadRejected(FaasopsError):
+class UploadRejected(RequestRefused):
     """An upload the service refuses; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
