@@ -44,12 +44,13 @@ from faasops import __version__, names
 from faasops.api import builder_routes, changes, observe_routes
 from faasops.api.access import TOKEN_ENV, Principal, TokenRegistry, authenticated, authorize, visible_workspaces
 from faasops.api.context import ApiContext
+from faasops.api.project_cache import ProjectCache
 from faasops.api.uploaded_code import MAX_CODE_BYTES, CodeRejected, UploadedCode, decode_code
 from faasops.api.writer import LOCK_WAIT_S, Write, WriteFailed, Writer
 from faasops.errors import FaasopsError
 from faasops.manifest import load_project
 from faasops.manifest.schema import manifest_schema
-from faasops.model import DEFAULT_HANDLER, Project
+from faasops.model import DEFAULT_HANDLER, Function, Project
 
 MAX_BODY_BYTES = (MAX_CODE_BYTES * 4) // 3 + 1024 * 1024
 TASKS_PATH = "/api/v1/tasks"
@@ -131,13 +132,16 @@ def create_app(ctx: ApiContext, writer: Writer | None = None) -> FastAPI:
 
     # ------------------------------------------------------------ reads
 
-    def declared() -> Project:
-        return load_project(ctx.project_dir, ctx.environment)
+    project_cache = ProjectCache(writer.repo.top if writer.repo else None,
+                                 lambda: load_project(ctx.project_dir, ctx.environment))
 
-    def function_view(project: Project, actual: Any, workspace: str, name: str) -> dict[str, Any]:
-        fn = next((f for ws in project.workspaces if ws.name == workspace for f in ws.functions if f.name == name), None)
-        record = actual.functions.get(f"{workspace}/{name}")
-        desired = writer.desired_spec(fn) if fn else None
+    def declared() -> Project:
+        return project_cache.get()
+
+    def function_view(workspace: str, name: str, fn: Function | None, record: Any,
+                      desired: dict[str, Any] | None) -> dict[str, Any]:
+        """One function's view: ``fn`` as declared (None: not declared), ``record`` as deployed
+        (None: not deployed) and ``desired``, ``fn``'s full desired spec."""
         if fn is None:
             state = "pending-delete"
         elif record is None:
@@ -158,7 +162,11 @@ def create_app(ctx: ApiContext, writer: Writer | None = None) -> FastAPI:
         record = actual.workspaces.get(name)
         fn_names = sorted({f.name for f in (ws.functions if ws else ())}
                           | {r.name for r in actual.functions.values() if r.workspace == name})
-        functions = [function_view(project, actual, name, f) for f in fn_names]
+        # One batched call: a source several functions share is digested once.
+        specs = writer.desired_specs(list(ws.functions)) if ws else {}
+        by_name = {f.name: f for f in (ws.functions if ws else ())}
+        functions = [function_view(name, f, by_name.get(f), actual.functions.get(f"{name}/{f}"),
+                                   specs.get(f"{name}/{f}")) for f in fn_names]
         if ws is None:
             state = "pending-delete"
         elif record is None:
@@ -222,10 +230,13 @@ def create_app(ctx: ApiContext, writer: Writer | None = None) -> FastAPI:
         project, actual = declared(), writer.state.read([workspace_id])
         if workspace_id not in known(project, actual):
             raise ApiError(404, f"workspace '{workspace_id}' not found")
-        if not any(f.address == f"{workspace_id}/{function_id}" for f in project.functions()) \
-                and f"{workspace_id}/{function_id}" not in actual.functions:
-            raise ApiError(404, f"function '{workspace_id}/{function_id}' not found")
-        view = function_view(project, actual, workspace_id, function_id)
+        address = f"{workspace_id}/{function_id}"
+        fn = next((f for f in project.functions() if f.address == address), None)
+        record = actual.functions.get(address)
+        if fn is None and record is None:
+            raise ApiError(404, f"function '{address}' not found")
+        view = function_view(workspace_id, function_id, fn, record,
+                             writer.desired_specs([fn])[address] if fn else None)
         return with_live(view, f"{workspace_id}/{function_id}") if refresh else view
 
     # ------------------------------------------------------------ writes

@@ -160,10 +160,10 @@ class Writer:
                 "unapplied_commits": [{"commit": sha, "targets": targets} for sha, targets in pending],
                 "recovery": self.recovery}
 
-    def desired_spec(self, function: Function) -> dict[str, Any]:
-        """``function``'s full desired spec (settings, source digest, toolchain), as the state
-        records it once applied."""
-        return self._lock_engine.desired_specs([function])[function.address]
+    def desired_specs(self, functions: list[Function]) -> dict[str, dict[str, Any]]:
+        """Each function's full desired spec (settings, source digest, toolchain) by address, as
+        the state records it once applied. One call for many: a shared source is digested once."""
+        return self._lock_engine.desired_specs(functions)
 
     def planned(self, target: str) -> dict[str, dict[str, Any]]:
         """What an apply of ``target`` would do now (live objects compared too), by address.
