@@ -27,6 +27,10 @@ from fastapi import HTTPException, Request
 from faasops.errors import FaasopsError
 
 TOKEN_ENV = "FAASOPS_API_TOKEN"
+#: ASGI scope key of the principal an in-process caller (the web console, acting for a signed-in
+#: session) has already authenticated. Only code in this process builds ASGI scopes, so no
+#: network client can set it.
+IN_PROCESS_PRINCIPAL = "faasops.principal"
 TOKEN_PREFIX = "fo_"
 MIN_TOKEN_LENGTH = 16
 ADMIN_SCOPE = "admin"
@@ -168,6 +172,10 @@ def _unauthorized(detail: str) -> HTTPException:
 def authenticated(request: Request) -> Principal:
     """FastAPI dependency: the caller's principal from ``Authorization: Bearer <token>``;
     401 without a valid token. The registry lives on ``app.state.tokens``."""
+    already = request.scope.get(IN_PROCESS_PRINCIPAL)
+    if isinstance(already, Principal):
+        request.state.principal = already
+        return already
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():

@@ -14,6 +14,7 @@ DELETE   ``/api/workspaces/{workspace_id}/functions/{fn}``      delete it
 GET      ``/api/status``                                        git head, last applied commit, recovery
 GET      ``/healthz``                                           liveness (no auth)
 GET      ``/docs``, ``/openapi.json``                           this API's documentation (no auth)
+GET      ``/``                                                  the web console (:mod:`faasops.console`)
 =======  =====================================================  ======================================
 
 plus the routers of :mod:`faasops.api.observe_routes` (invoke, logs, metrics) and
@@ -361,6 +362,9 @@ def create_app(ctx: ApiContext, writer: Writer | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(observe_routes.router(ctx))
     app.include_router(builder_routes.router(ctx))
+    from faasops.console import add_console  # the web console at `/`, on top of the routes above
+
+    add_console(app, ctx)
     return app
 
 
