@@ -61,8 +61,6 @@ def browser_session(console_server: tuple[ApiServer, dict[str, str]],
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-#: Where the browser test leaves its screenshots (git-ignored).
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 
 
 @pytest.fixture

@@ -4,11 +4,15 @@ and the CSRF token read from the page's forms."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+#: Where the browser test leaves its screenshots (git-ignored).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 
 
 class ConsoleClient:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from api_support import ADMIN_TOKEN, ApiServer, git
-from conftest import ARTIFACTS
+from console_support import ARTIFACTS
 
 # Printed by the handler, so its log line is ours; fixed text keeps the build cached.
 GREETING = "console-e2e greeting"
