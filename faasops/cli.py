@@ -14,6 +14,7 @@ import click
 from faasops import __version__
 from faasops.cli_api import api_group
 from faasops.cli_builder import builder_group
+from faasops.cli_reconcile import reconcile_command
 from faasops.cli_render import render_command, scaffold_command
 from faasops.cli_rollback import rollback_command
 from faasops.engine import Engine
@@ -695,6 +696,7 @@ cli.add_command(builder_group)
 cli.add_command(render_command)
 cli.add_command(scaffold_command)
 cli.add_command(rollback_command)
+cli.add_command(reconcile_command)
 cli.add_command(api_group)
 
 

@@ -85,21 +85,9 @@ class Interruption:
 
     @contextmanager
     def installed(self) -> Iterator["Interruption"]:
-        """Handle SIGINT and SIGTERM inside the block (main thread only; elsewhere a no-op).
-
-        Installed even when a signal was ignored at start (a background job in a script gets
-        SIGINT ignored): an explicit ``kill -INT`` to an apply must stop it safely."""
-        previous = {}
-        for sig in SIGNALS:
-            try:
-                previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: the embedding program owns signals
-                pass
-        try:
+        """Handle SIGINT and SIGTERM inside the block (see :func:`signals_handled`)."""
+        with signals_handled(self._handle):
             yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
         first = self.signum is None
@@ -153,6 +141,26 @@ class Interruption:
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
         return outcome["value"]  # type: ignore[return-value]
+
+
+@contextmanager
+def signals_handled(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``handler`` inside the block, then restore the previous
+    handlers (main thread only; elsewhere a no-op: the embedding program owns signals).
+
+    Installed even when a signal was ignored at start (a background job in a script gets
+    SIGINT ignored): an explicit ``kill -INT`` to an apply must stop it safely."""
+    previous = {}
+    for sig in SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, restored in previous.items():
+            signal.signal(sig, restored)
 
 
 def kill_child_processes() -> int:
