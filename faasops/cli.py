@@ -14,6 +14,7 @@ import click
 from faasops import __version__
 from faasops.cli_api import api_group
 from faasops.cli_builder import builder_group
+from faasops.cli_gc import gc_command, purge_after_destroy
 from faasops.cli_reconcile import reconcile_command
 from faasops.cli_render import render_command, scaffold_command
 from faasops.cli_rollback import rollback_command
@@ -356,10 +357,12 @@ def apply(ctx: Context, plan_file: Path | None, targets: tuple[str, ...], exclud
 
 @cli.command()
 @apply_options
+@click.option("--purge", is_flag=True, help="Then also remove the destroyed functions' images, repositories, "
+              "sources and builds (what `faasops gc` would keep for rollback).")
 @pass_ctx
 def destroy(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], changed_since: str | None,
             auto_approve: bool, parallelism: int, continue_on_error: bool, lock_timeout: float,
-            force_conflicts: bool) -> None:
+            force_conflicts: bool, purge: bool) -> None:
     """Delete every deployed function and workspace of the project (protected ones are kept).
 
     `-t WS/FN` deletes that function only: its workspace and the other functions in it stay.
@@ -370,9 +373,12 @@ def destroy(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], c
     Examples:
       faasops destroy --auto-approve -t demo
       faasops destroy --auto-approve -t demo/hello
+      faasops destroy --auto-approve --purge       # and the images, repositories, sources
     """
     _run_apply(ctx, lambda engine: _plan_options(engine, targets, excludes, changed_since, destroy=True),
                auto_approve, parallelism, continue_on_error, lock_timeout, "Destroy")
+    if purge:
+        purge_after_destroy(ctx, lock_timeout)
 
 
 @cli.command()
@@ -697,6 +703,7 @@ cli.add_command(render_command)
 cli.add_command(scaffold_command)
 cli.add_command(rollback_command)
 cli.add_command(reconcile_command)
+cli.add_command(gc_command)
 cli.add_command(api_group)
 
 

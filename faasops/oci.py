@@ -441,6 +441,49 @@ class OciLayout:
         refs = {_ref_name(m): m["digest"] for m in self._read_index() if _ref_name(m)}
         return dict(sorted(refs.items()))
 
+    # ------------------------------------------------------------------ garbage collection
+
+    def manifest_entries(self) -> list[tuple[str, str]]:
+        """``(ref name, manifest digest)`` of every manifest ``index.json`` lists."""
+        return [(_ref_name(m) or "", m["digest"]) for m in self._read_index()]
+
+    def stored_blobs(self) -> dict[str, int]:
+        """``{digest: size}`` of every complete blob (temporary files of writers left out)."""
+        if not self._blobs.is_dir():
+            return {}
+        return {f"sha256:{path.name}": path.stat().st_size for path in self._blobs.iterdir()
+                if path.is_file() and _DIGEST.fullmatch(f"sha256:{path.name}")}
+
+    def referenced_blobs(self, manifest_digests: Iterable[str]) -> set[str]:
+        """The blobs the manifests need: each manifest, its config and its layers (manifests
+        whose blob is gone are skipped)."""
+        needed: set[str] = set()
+        for digest in manifest_digests:
+            path = self.blob_path(digest)
+            if not path.is_file():
+                continue
+            manifest = json.loads(path.read_bytes())
+            needed.add(digest)
+            needed.update(d["digest"] for d in [manifest.get("config") or {}, *manifest.get("layers", [])] if "digest" in d)
+        return needed
+
+    def remove_entries(self, entries: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Drop these ``(ref name, digest)`` entries from ``index.json``; return those that
+        were there. Their blobs stay (other entries may share them)."""
+        wanted = set(entries)
+        with file_lock(self._lock):
+            manifests = self._read_index()
+            gone = [(_ref_name(m) or "", m["digest"]) for m in manifests if ((_ref_name(m) or ""), m["digest"]) in wanted]
+            if gone:
+                self._write_index([m for m in manifests if ((_ref_name(m) or ""), m["digest"]) not in wanted])
+        return gone
+
+    @contextmanager
+    def index_locked(self) -> Iterator[None]:
+        """Hold the index lock: no artifact is added to the layout meanwhile."""
+        with file_lock(self._lock):
+            yield
+
     # ---------------------------------------------------------------------------------- index
 
     def _read_index(self) -> list[dict[str, Any]]:

@@ -250,6 +250,74 @@ class Deployer(Protocol):
 
 
 # --------------------------------------------------------------------------------------------
+# Garbage collection (optional): what a source store, builder or registry keeps, and removing it
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """One thing a provider keeps on the project's behalf, as ``faasops gc`` reports it.
+
+    ``kind`` says what it is (``image``, ``blob``, ``source``, ``build``, ``compiled``,
+    ``repository`` …); ``name`` is how its store names it (a digest, an object key,
+    ``repository@sha256:…``); ``size`` the bytes removing it frees (0 when nothing measurable
+    goes with it, such as an index entry whose blobs are counted on their own)."""
+
+    kind: str
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Retained:
+    """What garbage collection must keep, computed from the state and its task history.
+
+    ``artifacts`` are the image references (``[host/]repository@sha256:…``) recorded functions
+    run or may roll back to; compare them by repository and digest (hosts differ between an
+    ECR endpoint and its ``registry_url``). ``sources`` are the source digests (``sha256:…``)
+    of those artifacts. ``recorded`` holds every reference this project's history ever
+    pushed, for registries that cannot list untagged images. With ``purge``, containers
+    (repositories) that no retained artifact uses go too."""
+
+    artifacts: frozenset[str] = frozenset()
+    sources: frozenset[str] = frozenset()
+    recorded: frozenset[str] = frozenset()
+    purge: bool = False
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """What one store holds for the project that :class:`Retained` does not name.
+
+    ``store`` names the store for the report (``S3 bucket 'b' sources/shop/``); ``notes`` say
+    what it left alone and why (a cache shared with other projects …)."""
+
+    store: str
+    items: tuple[StoredItem, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class StoredArtifacts(Protocol):
+    """Optional capability of a source store, builder or registry: ``faasops gc`` and ``faasops
+    destroy --purge`` collect what it keeps for the project.
+
+    A provider only ever considers what is this project's for sure: objects under the
+    project's own prefix, repositories named for the project, caches inside the project's
+    ``.faasops`` directory. What is shared with other projects (a content-addressed cache
+    outside the project, another project's prefix) is never listed, only mentioned in
+    ``notes``. gc calls both methods holding the state lock, so no apply of this project runs
+    meanwhile; anything written outside that lock must be left alone."""
+
+    def garbage(self, retained: Retained) -> Garbage:
+        """What the store holds for the project and ``retained`` does not name. Reads only."""
+
+    def collect(self, garbage: Garbage) -> Garbage:
+        """Remove ``garbage`` (from :meth:`garbage` of this provider); return what was removed
+        (an item already gone is left out). An item that turned out to be in use again is kept."""
+
+
+# --------------------------------------------------------------------------------------------
 # Day-2 operations: logs, metrics, invoke
 # --------------------------------------------------------------------------------------------
 

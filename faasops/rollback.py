@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from faasops.diff import ROLLBACK_KEY, deployed_fingerprint, live_fingerprint
 from faasops.errors import FaasopsError
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from faasops.providers import StateBackend
 
 HISTORY_TASKS = 100_000  # tasks read per workspace to find a function's deploys
+COLLECTED_KIND = "gc"  # the task `faasops gc` records per function: the references it removed
 _ALREADY_PRESENT = " (already present)"
 
 
@@ -49,12 +50,25 @@ class RollbackResult:
 
 def artifact_history(state: StateBackend, workspace: str, function: str) -> list[Deployed]:
     """The distinct artifacts runs deployed for ``workspace/function``, newest first."""
+    return history_of(state.list_tasks(workspace, limit=HISTORY_TASKS), function)
+
+
+def history_of(tasks: Iterable[Task], function: str) -> list[Deployed]:
+    """:func:`artifact_history` from the tasks of the function's workspace: the distinct
+    artifacts deployed, newest first, less those ``faasops gc`` removed since (a completed
+    :data:`COLLECTED_KIND` task lists them, space-separated), which can no longer be run."""
     runs: dict[str, dict[str, Task]] = {}
-    for task in state.list_tasks(workspace, limit=HISTORY_TASKS):
-        if task.function == function and task.status == "completed" and task.kind in ("snapshot", "push", "deploy"):
+    collected: dict[str, str] = {}  # reference → when gc removed it
+    for task in tasks:
+        if task.function != function or task.status != "completed":
+            continue
+        if task.kind == COLLECTED_KIND:
+            for reference in task.message.split():
+                collected[reference] = max(collected.get(reference, ""), task.updated_at)
+        elif task.kind in ("snapshot", "push", "deploy"):
             runs.setdefault(task.run_id, {}).setdefault(task.kind, task)
     deployed = [
-        Deployed(steps["push"].message.removesuffix(_ALREADY_PRESENT), steps["snapshot"].message,
+        Deployed(pushed_reference(steps["push"]), steps["snapshot"].message,
                  steps["deploy"].updated_at, run_id)
         for run_id, steps in runs.items() if {"snapshot", "push", "deploy"} <= steps.keys()
     ]
@@ -62,7 +76,13 @@ def artifact_history(state: StateBackend, workspace: str, function: str) -> list
     for entry in sorted(deployed, key=lambda d: d.deployed_at, reverse=True):
         if all(entry.reference != seen.reference for seen in history):
             history.append(entry)
-    return history
+    # Deployed again after gc removed it: pushed again, so it is there.
+    return [entry for entry in history if collected.get(entry.reference, "") <= entry.deployed_at]
+
+
+def pushed_reference(task: Task) -> str:
+    """The image reference a ``push`` task's message records."""
+    return task.message.removesuffix(_ALREADY_PRESENT)
 
 
 def choose(history: list[Deployed], current: str, to: str | None, steps: int) -> Deployed:

@@ -106,10 +106,12 @@ faasops.plugins.aws table-definition TABLE)"``.
 S3 layout
 =========
 
-``s3://<bucket>/<prefix><sha256 hex of the source tree>.tar.gz``, written with server-side
-encryption (``AES256`` or ``aws:kms``), ``Content-Type: application/gzip`` and metadata
-``workspace``/``function``/``digest``. Objects are content-addressed, so an upload first HEADs
-the key and skips the PUT when it is there.
+``s3://<bucket>/<prefix><project>/<sha256 hex of the source tree>.tar.gz``, written with
+server-side encryption (``AES256`` or ``aws:kms``), ``Content-Type: application/gzip`` and
+metadata ``workspace``/``function``/``digest``. Objects are content-addressed, so an upload first
+HEADs the key and skips the PUT when it is there. The project's folder keeps projects sharing a
+bucket apart: ``faasops gc`` lists and deletes under ``<prefix><project>/`` only. (Sources
+written before keys carried the project sit directly under ``<prefix>``; gc never touches them.)
 """
 
 from __future__ import annotations
@@ -130,7 +132,17 @@ from faasops.errors import FaasopsError, LockError, ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.lock import DEFAULT_LEASE_S, INTERRUPTED_MESSAGE, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig
-from faasops.providers import ActualState, FunctionRecord, LockInfo, SourceSnapshot, Task, WorkspaceRecord
+from faasops.providers import (
+    ActualState,
+    FunctionRecord,
+    Garbage,
+    LockInfo,
+    Retained,
+    SourceSnapshot,
+    StoredItem,
+    Task,
+    WorkspaceRecord,
+)
 from faasops.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -146,6 +158,7 @@ CONNECT_TIMEOUT_S = 5.0
 # serial item is hot, so conflicts are retried longer than botocore would.
 TRANSACTION_CONFLICT_RETRY = RetryPolicy(max_attempts=8, max_seconds=10.0, base_delay_s=0.05, max_delay_s=1.0)
 DEFAULT_PREFIX = "sources/"
+_SOURCE_NAME = re.compile(r"[0-9a-f]{64}\.tar\.gz")  # a source archive's name under the project prefix
 SSE_MODES = ("AES256", "aws:kms")
 
 SERIAL_SK = "META#SERIAL"  # the other state items: WS#<workspace> and WS#<workspace>#FN#<function>
@@ -896,11 +909,13 @@ class S3SourceStore(_AwsService):
     def __init__(self, bucket: str, *, prefix: str = DEFAULT_PREFIX, region: str | None = None,
                  endpoint_url: str | None = None, sse: str = "AES256", kms_key_id: str | None = None,
                  create_bucket: bool = False, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-                 timeout_s: float = DEFAULT_TIMEOUT_S):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, project: str = ""):
         super().__init__(region=region, endpoint_url=endpoint_url, max_attempts=max_attempts, timeout_s=timeout_s)
         self.bucket = bucket
         prefix = prefix.lstrip("/")
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        # The project's own folder: what gc may clean without touching other projects' sources.
+        self.project_prefix = f"{self.prefix}{project}/" if project else ""
         self.sse = sse
         self.kms_key_id = kms_key_id
         self.create_bucket = create_bucket
@@ -912,7 +927,41 @@ class S3SourceStore(_AwsService):
                          "`create_bucket: true` under providers.sources in faas.yaml")
 
     def key_for(self, snapshot: SourceSnapshot) -> str:
-        return f"{self.prefix}{snapshot.digest.removeprefix('sha256:')}.tar.gz"
+        return f"{self.project_prefix or self.prefix}{snapshot.digest.removeprefix('sha256:')}.tar.gz"
+
+    def garbage(self, retained: Retained) -> Garbage:
+        """Archives under the project's own prefix whose source no retained artifact was built
+        from (:class:`faasops.providers.StoredArtifacts`). Keys outside it — other projects',
+        and those written before keys carried the project — are never listed."""
+        store = f"S3 bucket {self.bucket!r} {self.project_prefix}"
+        if not self.project_prefix:
+            return Garbage(store, notes=("no project prefix: sources are shared, left alone",))
+        items = []
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.project_prefix}
+        while True:
+            page = self._call("list_objects_v2", **request)
+            for entry in page.get("Contents", []):
+                name = entry["Key"][len(self.project_prefix):]
+                if _SOURCE_NAME.fullmatch(name) and f"sha256:{name.removesuffix('.tar.gz')}" not in retained.sources:
+                    items.append(StoredItem("source", entry["Key"], int(entry.get("Size", 0))))
+            if not page.get("IsTruncated"):
+                break
+            request["ContinuationToken"] = page["NextContinuationToken"]
+        return Garbage(store, tuple(items))
+
+    def collect(self, garbage: Garbage) -> Garbage:
+        by_key = {item.name: item for item in garbage.items}
+        keys = sorted(by_key)
+        removed = []
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes up to 1000 keys
+            answer = self._call("delete_objects", Bucket=self.bucket,
+                                Delete={"Objects": [{"Key": key} for key in keys[start:start + 1000]]})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise ProviderError(f"{self.display}: DeleteObjects failed for {len(answer['Errors'])} key(s), "
+                                    f"e.g. {first.get('Key')}: {first.get('Code')}")
+            removed += [by_key[d["Key"]] for d in answer.get("Deleted", []) if d.get("Key") in by_key]
+        return Garbage(garbage.store, tuple(removed), garbage.notes)
 
     def upload(self, function: Function, snapshot: SourceSnapshot) -> str:
         key = self.key_for(snapshot)
@@ -1040,7 +1089,7 @@ def faasops_source_store(config: ProviderConfig, project: Project) -> S3SourceSt
         endpoint_url=options.get("endpoint_url"), sse=sse, kms_key_id=options.get("kms_key_id"),
         create_bucket=options.get("create_bucket", False),
         max_attempts=_attempts(options, "providers.sources (s3)"),
-        timeout_s=_timeout(options, "providers.sources (s3)"),
+        timeout_s=_timeout(options, "providers.sources (s3)"), project=project.name,
     )
 
 

@@ -51,12 +51,13 @@ from faasops.dependencies import (
     toolchain_problems,
 )
 from faasops.errors import Problem, ProviderError
+from faasops.garbage_files import file_size, is_temporary, owned_by, remove_files, shared_note
 from faasops.hookspecs import hookimpl
 from faasops.imports_check import unresolved_imports
 from faasops.lock import pid_alive
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import file_lock, write_atomic
-from faasops.providers import BuildResult, SourceSnapshot
+from faasops.providers import BuildResult, Garbage, Retained, SourceSnapshot, StoredItem
 from faasops.source_archive import ArchiveError, extract_source_archive
 
 TYPE = "componentize-py"
@@ -108,11 +109,13 @@ class ComponentizePyBuilder:
     else ``<project>/.faasops/builds``) and ``timeout_s`` (default 600).
     """
 
-    def __init__(self, cache_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S, python: str | None = None):
+    def __init__(self, cache_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S, python: str | None = None,
+                 project: Project | None = None):
         self.cache_dir = Path(cache_dir)
         self.timeout_s = timeout_s
         self.python = python or sys.executable
         self.toolchain = toolchain_version()
+        self.project = project  # whose .faasops decides whether gc may clean the cache
 
     @classmethod
     def from_config(cls, config: ProviderConfig, project: Project) -> ComponentizePyBuilder:
@@ -120,7 +123,7 @@ class ComponentizePyBuilder:
         path = Path(cache_dir) if cache_dir else project.state_dir / "builds"
         if not path.is_absolute():
             path = project.root / path
-        return cls(path, timeout_s=float(config.options.get("timeout_s", DEFAULT_TIMEOUT_S)))
+        return cls(path, timeout_s=float(config.options.get("timeout_s", DEFAULT_TIMEOUT_S)), project=project)
 
     # ---------------------------------------------------------------------------------------- key
 
@@ -191,6 +194,37 @@ class ComponentizePyBuilder:
                 ).encode(),
             )
         return BuildResult(build_key=key, wasm_path=wasm_path, wasm_digest=digest, cached=False)
+
+    # ------------------------------------------------------------------------ garbage collection
+
+    def garbage(self, retained: Retained) -> Garbage:
+        """Cached builds of sources no retained artifact was built from, and components whose
+        sidecar never got written (:class:`faasops.providers.StoredArtifacts`). Installed
+        dependencies (``deps/``) stay: builds of any source share them by content."""
+        store = f"build cache {self.cache_dir}"
+        if self.project is None or not owned_by(self.project, self.cache_dir):
+            return Garbage(store, notes=(shared_note(self.cache_dir, "the build cache"),))
+        items: list[StoredItem] = []
+        for wasm in sorted(self.cache_dir.glob("*.wasm")) if self.cache_dir.is_dir() else []:
+            if is_temporary(wasm):
+                continue
+            sidecar = wasm.with_suffix(".json")
+            try:
+                source = json.loads(sidecar.read_text()).get("source_digest")
+            except (OSError, ValueError):
+                source = None  # no valid sidecar: not an entry a build can reuse
+            if source not in retained.sources:
+                items.append(StoredItem("build", wasm.stem, file_size(wasm) + file_size(sidecar)))
+        return Garbage(store, tuple(items))
+
+    def collect(self, garbage: Garbage) -> Garbage:
+        removed = []
+        for item in garbage.items:
+            # The sidecar first: without it the entry is invalid, never half there.
+            paths = [self.cache_dir / f"{item.name}.json", self.cache_dir / f"{item.name}.wasm",
+                     self.cache_dir / "locks" / f"{item.name}.lock"]
+            removed.append(remove_files(item, paths))
+        return Garbage(garbage.store, tuple(item for item in removed if item is not None), garbage.notes)
 
     def _cached(self, key: str, wasm_path: Path, sidecar_path: Path) -> BuildResult | None:
         try:

@@ -110,7 +110,7 @@ from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
 from faasops.names import repository_name
 from faasops.oci import MANIFEST_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, Blob, function_artifact
-from faasops.providers import Artifact, BuildResult
+from faasops.providers import Artifact, BuildResult, Garbage, Retained, StoredItem
 from faasops.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, TransientError, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ _UPLOAD_BLOCK = 1024 * 1024
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 # ECR's repository name rule (also valid for the distribution spec).
 _REPOSITORY = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AUTH_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -941,6 +942,46 @@ class DistributionClient:
             raise ProviderError(f"registry {self.host} stored the manifest of {repository} as {stored}, expected {digest}")
         return True
 
+    def listing(self, path: str, key: str, scopes: Iterable[str]) -> list[str] | None:
+        """A paginated list (``/v2/_catalog``'s ``repositories``, ``/tags/list``'s ``tags``),
+        following ``Link: <…>; rel="next"``; None when the registry refuses or lacks it."""
+        found: list[str] = []
+        url: str | None = path
+        while url:
+            response = self.request("GET", url, key, scopes)
+            if response.status in (401, 403, 404, 405):
+                return None
+            if response.status != 200:
+                raise self.failure(response, f"GET {path}", path)
+            found += json.loads(response.data).get(key) or []
+            link = _NEXT_LINK.search(response.headers.get("Link", ""))
+            url = link.group(1) if link else None
+        return found
+
+    def tags(self, repository: str) -> list[str]:
+        """The repository's tags (none when it does not exist)."""
+        return self.listing(f"/v2/{repository}/tags/list", "tags", self._scopes(repository)) or []
+
+    def manifest(self, repository: str, digest: str) -> dict[str, Any] | None:
+        """The image manifest ``digest`` of ``repository``, or None when it is not there."""
+        response = self.request("GET", f"/v2/{repository}/manifests/{digest}", "manifest", self._scopes(repository),
+                                headers={"Accept": MANIFEST_MEDIA_TYPE})
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise self.failure(response, f"GET manifest {digest}", repository)
+        return json.loads(response.data)
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """``DELETE`` a manifest by digest (its tags go with it); False when it was not there."""
+        response = self.request("DELETE", f"/v2/{repository}/manifests/{digest}", "manifest",
+                                (f"repository:{repository}:pull,push,delete",))
+        if response.status == 404:
+            return False
+        if response.status not in (200, 202):
+            raise self.failure(response, f"DELETE manifest {digest}", repository)
+        return True
+
     def close(self) -> None:
         self._pool.clear()
 
@@ -1146,11 +1187,102 @@ class DistributionRegistry:
                 self.calls.add("blob.upload restarted")
                 log.debug("restarting the upload of %s to %s: %s", blob.digest, repository, exc)
 
+    # ------------------------------------------------------------------------ garbage collection
+
+    @property
+    def project_prefix(self) -> str:
+        """``<repository_prefix><project>/``: every repository of this project, and nothing else."""
+        return repository_name(self.project.name, "", "", self.options.repository_prefix).removesuffix("/")
+
+    def _repositories(self) -> list[str] | None:
+        """This project's repositories, or None when the registry cannot list them."""
+        client = self.client()
+        try:
+            catalog = client.listing("/v2/_catalog?n=1000", "repositories", ("registry:catalog:*",))
+        except ProviderError:  # a token service that grants no catalog scope: the history still names them
+            return None
+        return None if catalog is None else [r for r in catalog if r.startswith(self.project_prefix)]
+
+    def garbage(self, retained: Retained) -> Garbage:
+        """Images of this project's repositories that ``retained`` does not name (found by their
+        tags and by the pushes the history records: untagged images cannot be listed), and with
+        ``retained.purge`` the repositories left with none (:class:`StoredArtifacts`). An image's
+        size counts the blobs that no kept image of its repository shares and no image listed
+        before it counted (the repository releases them; the registry's storage frees them once
+        no other repository links them either)."""
+        client = self.client()
+        store = f"registry {client.host} {self.project_prefix}"
+        keep, recorded = _by_repository(retained.artifacts), _by_repository(retained.recorded)
+        listed = self._repositories()
+        notes: list[str] = []
+        if listed is None:
+            notes.append("the registry does not list repositories: only those the history records were looked at")
+        repositories = sorted(r for r in {*(listed or []), *recorded, *keep} if r.startswith(self.project_prefix))
+        items: list[StoredItem] = []
+        for repository in repositories:
+            digests = set(recorded.get(repository, ()))
+            for tag in client.tags(repository):
+                digest = client.manifest_digest(repository, tag)
+                if digest:
+                    digests.add(digest)
+            kept = keep.get(repository, set())
+            # Blobs kept images need, or already counted for an earlier image of this list.
+            counted = {blob for digest in kept for blob in _blobs(client.manifest(repository, digest))}
+            for digest in sorted(digests - kept):
+                manifest = client.manifest(repository, digest)
+                if manifest is None:
+                    continue  # recorded once, gone since
+                sizes = _blob_sizes(manifest)
+                items.append(StoredItem("image", f"{client.host}/{repository}@{digest}",
+                                        sum(n for blob, n in sizes.items() if blob not in counted)))
+                counted.update(sizes)
+            if retained.purge and not kept and self._deletes_repositories:
+                items.append(StoredItem("repository", repository, 0))
+        return Garbage(store, tuple(items), tuple(notes))
+
+    #: Whether :meth:`_delete_repository` can remove a repository (a plain OCI registry cannot).
+    _deletes_repositories = False
+
+    def _delete_repository(self, repository: str) -> bool:
+        raise NotImplementedError
+
+    def collect(self, garbage: Garbage) -> Garbage:
+        client = self.client()
+        removed: list[StoredItem] = []
+        for item in garbage.items:
+            if item.kind == "image":
+                name, _, digest = item.name.rpartition("@")
+                if client.delete_manifest(name.partition("/")[2], digest):
+                    removed.append(item)
+        for item in garbage.items:  # repositories once their images are gone
+            if item.kind == "repository" and self._delete_repository(item.name):
+                removed.append(item)
+        return Garbage(garbage.store, tuple(removed), garbage.notes)
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _by_repository(references: Iterable[str]) -> dict[str, set[str]]:
+    """``{repository: {digest}}`` of image references ``host/repository@sha256:…``."""
+    found: dict[str, set[str]] = {}
+    for reference in references:
+        name, _, digest = reference.rpartition("@")
+        if name and digest.startswith("sha256:"):
+            found.setdefault(name.partition("/")[2], set()).add(digest)
+    return found
+
+
+def _blob_sizes(manifest: dict[str, Any]) -> dict[str, int]:
+    return {d["digest"]: int(d.get("size", 0)) for d in [manifest.get("config") or {}, *manifest.get("layers", [])]
+            if "digest" in d}
+
+
+def _blobs(manifest: dict[str, Any] | None) -> set[str]:
+    return set(_blob_sizes(manifest)) if manifest else set()
 
 
 class EcrRegistry(DistributionRegistry):
@@ -1177,6 +1309,33 @@ class EcrRegistry(DistributionRegistry):
     def _ensure_repository(self, repository: str) -> None:
         if self.options.create_repositories:
             self.ecr.ensure_repository(repository)
+
+    _deletes_repositories = True
+
+    def _repositories(self) -> list[str]:
+        """This project's repositories, from ``ecr:DescribeRepositories`` (ECR has no catalog)."""
+        ids = {"registryId": self.options.registry_id} if self.options.registry_id else {}
+        found: list[str] = []
+        request: dict[str, Any] = {"maxResults": 1000, **ids}
+        while True:
+            answer = self.ecr.call("DescribeRepositories", **request)
+            found += [r["repositoryName"] for r in answer.get("repositories", [])
+                      if r["repositoryName"].startswith(self.project_prefix)]
+            if not answer.get("nextToken"):
+                return found
+            request["nextToken"] = answer["nextToken"]
+
+    def _delete_repository(self, repository: str) -> bool:
+        """``ecr:DeleteRepository`` (``force``: images pushed meanwhile by hand go with it)."""
+        from botocore.exceptions import ClientError
+
+        ids = {"registryId": self.options.registry_id} if self.options.registry_id else {}
+        try:
+            self.ecr.call("DeleteRepository", tolerate=("RepositoryNotFoundException",), repositoryName=repository,
+                          force=True, **ids)
+        except ClientError:
+            return False
+        return True
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any, Iterable
 import yaml
 
 from faasops.errors import LockError, ProviderError
+from faasops.garbage_files import file_size, is_temporary, owned_by, remove_files, shared_note
 from faasops.hookspecs import hookimpl
 from faasops.lock import DEFAULT_LEASE_S, INTERRUPTED_MESSAGE, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig, Workspace
@@ -38,15 +39,19 @@ from faasops.providers import (
     Artifact,
     BuildResult,
     FunctionRecord,
+    Garbage,
     LiveObject,
     LockInfo,
+    Retained,
     SourceSnapshot,
+    StoredItem,
     Task,
     WorkspaceRecord,
 )
 from faasops.template_sandbox import read_rendered
 
 LOCK_LEASE_S = DEFAULT_LEASE_S
+RUNTIME_CACHE_ENV = "FAASOPS_RUNTIME_CACHE"  # read by faasops.serving, which compiles into it
 # Temporary names of atomic writes: ".index.json.<pid>.<tid>.tmp", "<hex>.tar.tmp<pid>.<tid>" …
 _TEMP_NAME = re.compile(r"\.tmp(\d+(\.\d+)?)?$|\.tmp\d")
 
@@ -299,8 +304,9 @@ class LocalState:
 class LocalSourceStore:
     """Source archives on disk, addressed by their content digest."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, project: Project | None = None):
         self.root = root
+        self.project = project  # whose .faasops decides whether gc may clean ``root``
 
     def upload(self, function: Function, snapshot: SourceSnapshot) -> str:
         path = self.root / "sha256" / f"{snapshot.digest.removeprefix('sha256:')}.tar.gz"
@@ -310,6 +316,21 @@ class LocalSourceStore:
             tmp.write_bytes(snapshot.archive)
             os.replace(tmp, path)
         return path.as_uri()
+
+    def garbage(self, retained: Retained) -> Garbage:
+        """Archives of sources no retained artifact was built from (:class:`StoredArtifacts`)."""
+        store = f"local sources {self.root}"
+        if self.project is None or not owned_by(self.project, self.root):
+            return Garbage(store, notes=(shared_note(self.root, "the source store"),))
+        directory = self.root / "sha256"
+        paths = sorted(directory.glob("*.tar.gz")) if directory.is_dir() else []
+        return Garbage(store, tuple(
+            StoredItem("source", path.name, file_size(path)) for path in paths
+            if not is_temporary(path) and f"sha256:{path.name.removesuffix('.tar.gz')}" not in retained.sources))
+
+    def collect(self, garbage: Garbage) -> Garbage:
+        removed = [remove_files(item, [self.root / "sha256" / item.name]) for item in garbage.items]
+        return Garbage(garbage.store, tuple(item for item in removed if item is not None), garbage.notes)
 
 
 class LocalRegistry:
@@ -332,6 +353,57 @@ class LocalRegistry:
         digest = self.layout.put_artifact(artifact, f"{repository}:{build.build_key.removeprefix('sha256:')[:16]}")
         return Artifact(reference=f"local/{repository}@{digest}", digest=digest, pushed=not present)
 
+
+    # -------------------------------------------------------------- garbage collection
+
+    @property
+    def runtime_cache(self) -> Path:
+        """Where the local runtime keeps components compiled from this registry's artifacts
+        (as :mod:`faasops.serving` picks it)."""
+        return Path(os.environ.get(RUNTIME_CACHE_ENV) or self.project.state_dir / "runtime-cache")
+
+    def garbage(self, retained: Retained) -> Garbage:
+        """Index entries of this project's images that are not retained, the blobs no remaining
+        manifest needs, and compiled components of no remaining artifact (:class:`StoredArtifacts`)."""
+        store = f"local registry {self.root}"
+        if not owned_by(self.project, self.root):
+            return Garbage(store, notes=(shared_note(self.root, "the OCI layout"),))
+        if not (self.root / "index.json").is_file():
+            return Garbage(store)
+        layout = self.layout
+        keep = {reference.rpartition("@")[2] for reference in retained.artifacts}
+        own = repository_name(self.project.name, "", "").removesuffix("/")  # "<project>/": this project's repositories
+        entries = layout.manifest_entries()
+        drop = [(ref, digest) for ref, digest in entries if ref.startswith(own) and digest not in keep]
+        remaining = {digest for ref, digest in entries if (ref, digest) not in drop}
+        # A retained artifact whose tag moved on to a newer push has no index entry but stays.
+        needed = layout.referenced_blobs(remaining | keep)
+        items = [StoredItem("image", f"local/{ref}@{digest}", 0) for ref, digest in drop]
+        items += [StoredItem("blob", digest, size) for digest, size in sorted(layout.stored_blobs().items())
+                  if digest not in needed]
+        notes: list[str] = []
+        cache = self.runtime_cache
+        if not owned_by(self.project, cache):
+            notes.append(shared_note(cache, "the runtime cache"))
+        elif cache.is_dir():
+            wasm = {digest.removeprefix("sha256:") for digest in needed}
+            items += [StoredItem("compiled", path.name, file_size(path)) for path in sorted(cache.glob("*.cwasm"))
+                      if path.name.split("-", 1)[0] not in wasm]
+        return Garbage(store, tuple(items), tuple(notes))
+
+    def collect(self, garbage: Garbage) -> Garbage:
+        layout = self.layout
+        images = {(item.name.removeprefix("local/").rpartition("@")[0], item.name.rpartition("@")[2]): item
+                  for item in garbage.items if item.kind == "image"}
+        removed = [images[entry] for entry in layout.remove_entries(images)]
+        with layout.index_locked():
+            # Looked at again under the index lock: a blob a manifest listed since needs stays.
+            needed = layout.referenced_blobs({digest for _, digest in layout.manifest_entries()})
+            removed += [remove_files(item, [layout.blob_path(item.name)]) for item in garbage.items
+                        if item.kind == "blob" and item.name not in needed]
+        removed += [remove_files(item, [self.runtime_cache / item.name]) for item in garbage.items
+                    if item.kind == "compiled"]
+        return Garbage(garbage.store, tuple(item for item in removed if item is not None), garbage.notes)
 
     def _digest(self, reference: str) -> str:
         _, _, digest = reference.partition("@")
@@ -467,7 +539,7 @@ def faasops_state_backend(config: ProviderConfig, project: Project) -> LocalStat
 
 @hookimpl
 def faasops_source_store(config: ProviderConfig, project: Project) -> LocalSourceStore | None:
-    return LocalSourceStore(_dir(config, project, "sources")) if config.type == "local" else None
+    return LocalSourceStore(_dir(config, project, "sources"), project) if config.type == "local" else None
 
 
 @hookimpl

@@ -373,6 +373,10 @@ class RemoteBuilder:
 
     # Same formula as the built-in builder, so the keys — and plans — match a local build's.
     build_key = ComponentizePyBuilder.build_key
+    # The local cache has the built-in builder's layout: gc cleans it the same way. What the
+    # service keeps on its side (its sources, its caches) is the service's to clean.
+    garbage = ComponentizePyBuilder.garbage
+    collect = ComponentizePyBuilder.collect
 
     def build(self, function: Function, snapshot: SourceSnapshot) -> BuildResult:
         key = self.build_key(function, snapshot)

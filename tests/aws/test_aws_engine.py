@@ -93,7 +93,7 @@ def test_apply_then_plan_records_state_in_dynamodb_and_sources_in_s3(tmp_path: P
     assert set(items) == {"META#SERIAL", "WS#demo", "WS#demo#FN#hello"}
     spec = json.loads(items["WS#demo#FN#hello"]["spec"]["S"])
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
-    assert keys == [f"sources/{spec['source_hash'].removeprefix('sha256:')}.tar.gz"]
+    assert keys == [f"sources/hello/{spec['source_hash'].removeprefix('sha256:')}.tar.gz"]  # the project's folder
     assert not (project / ".faasops" / "state.db").exists()
     assert not (project / ".faasops" / "sources").exists()
 
