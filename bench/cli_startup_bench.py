@@ -3,11 +3,13 @@ interpreter's own start-up in the same run, and which heavy libraries each one i
 
 A CI job runs ``faasops`` many times (validate, plan, apply, invoke …), so start-up is paid on
 every step. The baseline is ``python -c pass`` (the floor) and ``python -c "import click"`` (the
-CLI framework alone); the figure that matters is what faasops adds on top. ``-X importtime``
-tells whether boto3, kubernetes, wasmtime or jinja2 — the heavy ones — load for a command that
-needs none of them.
+CLI framework alone); the figure that matters is what faasops adds on top. A third baseline
+imports what ``faasops/cli.py`` imported eagerly before its imports moved into the commands (the
+engine, executor, plan and plan renderer): what a command that needs them pays on top.
+``-X importtime`` tells whether boto3, kubernetes, wasmtime or jinja2 — the heavy ones — load for
+a command that needs none of them, and which of faasops' own modules cost most.
 
-    .venv/bin/python bench/cli_startup_bench.py [--runs 10]
+    .venv/bin/python bench/cli_startup_bench.py [--runs 10] [--top 12]
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import time
 from pathlib import Path
 
 HEAVY = ("boto3", "botocore", "kubernetes", "wasmtime", "jinja2", "fastapi", "uvicorn")
+# What faasops/cli.py imported at its top until its imports became lazy.
+EAGER = ("faasops.cli", "faasops.engine", "faasops.executor", "faasops.plan", "faasops.plan_render",
+         "faasops.names", "faasops.providers", "faasops.hookspecs")
 
 
 def faasops_command() -> list[str]:
@@ -38,23 +43,29 @@ def wall_times(command: list[str], runs: int) -> list[float]:
     return times
 
 
-def heavy_imports(args: list[str]) -> dict[str, float]:
-    """Cumulative import time (ms) of each heavy top-level package ``faasops ARGS`` imports."""
+def import_times(args: list[str]) -> dict[str, tuple[float, float]]:
+    """Every module ``faasops ARGS`` imports, as (self ms, cumulative ms) from ``-X importtime``."""
     code = "import sys; from faasops.cli import main; sys.argv = ['faasops', *sys.argv[1:]]; main()"
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], capture_output=True, text=True)
-    found: dict[str, float] = {}
+    found: dict[str, tuple[float, float]] = {}
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:"):
             continue
-        _, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
-        if name in HEAVY and cumulative.isdigit():
-            found[name] = int(cumulative) / 1000
+        own, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        if own.isdigit() and cumulative.isdigit():
+            found[name.strip()] = (int(own) / 1000, int(cumulative) / 1000)
     return found
+
+
+def heavy_imports(args: list[str]) -> dict[str, float]:
+    """Cumulative import time (ms) of each heavy top-level package ``faasops ARGS`` imports."""
+    return {name: cumulative for name, (_, cumulative) in import_times(args).items() if name in HEAVY}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="timed runs per command (default 10)")
+    parser.add_argument("--top", type=int, default=12, help="modules listed per command (default 12)")
     args = parser.parse_args(argv)
 
     cases = [
@@ -62,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ("python -c 'import click' (baseline)", [sys.executable, "-c", "import click"]),
         ("faasops --version", [*faasops_command(), "--version"]),
         ("faasops --help", [*faasops_command(), "--help"]),
+        ("eager imports of the old cli.py (baseline)", [sys.executable, "-c", "import " + ", ".join(EAGER)]),
     ]
     print(f"| command | runs | median s | min s | max s |\n|---|---|---|---|---|")
     medians = {}
@@ -74,9 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label}: {medians[label] - baseline:.3f} s over the click baseline "
               f"({medians[label] / baseline:.1f}×)")
     for command in (["--version"], ["--help"]):
-        loaded = heavy_imports(command)
+        times = import_times(command)
+        loaded = {name: cumulative for name, (_, cumulative) in times.items() if name in HEAVY}
         shown = ", ".join(f"{name} {ms:.0f} ms" for name, ms in sorted(loaded.items())) or "none"
         print(f"heavy libraries imported by `faasops {command[0]}`: {shown}")
+        print(f"\nimport time of `faasops {command[0]}` ({len(times)} modules, "
+              f"{sum(own for own, _ in times.values()):.0f} ms in all), faasops' own modules and the "
+              f"{args.top} costliest others, by self time:\n")
+        print("| module | self ms | cumulative ms |\n|---|---|---|")
+        own = sorted((item for item in times.items() if item[0].split(".")[0] == "faasops"),
+                     key=lambda item: -item[1][0])
+        others = sorted((item for item in times.items() if item[0].split(".")[0] != "faasops"),
+                        key=lambda item: -item[1][0])[:args.top]
+        for name, (self_ms, cumulative) in [*own, *others]:
+            print(f"| {name} | {self_ms:.1f} | {cumulative:.1f} |")
+        print()
     return 0
 
 

@@ -1,12 +1,26 @@
 """faasops: GitOps for Spin (WebAssembly) functions on Kubernetes."""
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("faasops")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
-
-from faasops.hookspecs import hookimpl  # noqa: E402  (the one import a plugin needs)
+from typing import Any
 
 __all__ = ["__version__", "hookimpl"]
+
+
+def __getattr__(name: str) -> Any:
+    """``__version__`` and ``hookimpl`` (the one import a plugin needs), resolved on first use:
+    importlib.metadata and pluggy cost every ``faasops`` start-up that needs neither
+    (``faasops --help``)."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("faasops")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            value = "0.0.0+unknown"
+    elif name == "hookimpl":
+        from faasops.hookspecs import hookimpl as value
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

@@ -1,4 +1,9 @@
-"""The ``faasops`` command line. Commands are thin: parse, call the engine, render, exit."""
+"""The ``faasops`` command line. Commands are thin: parse, call the engine, render, exit.
+
+Start-up is paid by every CI step, so this module and the ``cli_*`` modules it registers import
+only click and faasops' small modules (errors, interruption): the engine, the plan and what they
+pull in are imported inside the commands that use them (``bench/cli_startup_bench.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,32 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import click
 
-from faasops import __version__
 from faasops.cli_api import api_group
 from faasops.cli_builder import builder_group
 from faasops.cli_gc import gc_command, purge_after_destroy
 from faasops.cli_reconcile import reconcile_command
 from faasops.cli_render import render_command, scaffold_command
 from faasops.cli_rollback import rollback_command
-from faasops.engine import Engine
 from faasops.errors import Aborted, ApplyError, FaasopsError, ManifestError
-from faasops.executor import ApplyResult
 from faasops.gc_tuning import relax_for_process
 from faasops.interruption import ABORT_GRACE_S, RunAbandoned, RunInterrupted, exit_code, signal_name
-from faasops.names import canonical_address, split_address
-from faasops.plan import Plan, PlanOptions, Selection
-from faasops.providers import LockInfo
-from faasops.plan_render import RENDERERS, render_text
+
+if TYPE_CHECKING:
+    from faasops.engine import Engine
+    from faasops.executor import ApplyResult
+    from faasops.plan import Plan, PlanOptions
+    from faasops.providers import LockInfo
 
 EXIT_CHANGES = 2
 EXIT_HTTP_ERROR = 22  # `faasops invoke` on a 5xx (or 4xx with --fail): curl -f's code
 TASK_SCAN_LIMIT = 10_000  # `faasops tasks WS/FN`: the newest tasks of WS searched for FN's
+# The keys of faasops.plan_render.RENDERERS, spelled out so `--help` needs no plan import
+# (tests/test_cli_startup.py checks they agree).
+PLAN_FORMATS = ("json", "markdown", "text")
 
 
 class Context:
@@ -39,6 +46,8 @@ class Context:
         self.environment = environment
 
     def engine(self) -> Engine:
+        from faasops.engine import Engine
+
         return Engine.load(self.directory, self.environment)
 
 
@@ -50,7 +59,7 @@ pass_ctx = click.make_pass_decorator(Context)
               show_default=True, help="Project directory (the one holding the root faas.yaml).")
 @click.option("-e", "--env", "environment", metavar="NAME",
               help="Environment overlay: merge faas.NAME.yaml over each faas.yaml.")
-@click.version_option(__version__, prog_name="faasops")
+@click.version_option(package_name="faasops", prog_name="faasops")
 @click.pass_context
 def cli(ctx: click.Context, directory: Path, environment: str | None) -> None:
     """GitOps for Spin (WebAssembly) functions.
@@ -83,6 +92,9 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _plan_options(engine: Engine, targets: tuple[str, ...], excludes: tuple[str, ...],
                   changed_since: str | None, prune: bool = False, destroy: bool = False,
                   refresh: bool = True) -> PlanOptions:
+    from faasops.names import canonical_address
+    from faasops.plan import PlanOptions, Selection
+
     changed = None
     if changed_since:
         from faasops.git_changes import changed_functions
@@ -161,6 +173,8 @@ def _plan_and_apply(engine: Engine, make_options: Callable[[Engine], PlanOptions
                     auto_approve: bool, parallelism: int, continue_on_error: bool, verb: str) -> ApplyResult | None:
     """Under the lock: plan (or load the saved plan), show it, confirm, apply. None when there
     is nothing to change."""
+    from faasops.plan_render import render_text
+
     if saved_plan is not None:
         # A saved plan was reviewed when it was made: apply exactly it, or refuse.
         plan = load_plan_file(saved_plan)
@@ -208,6 +222,8 @@ def _exit_abandoned(exc: RunAbandoned, verb: str, lock: LockInfo | None) -> NoRe
 
 
 def load_plan_file(path: Path) -> Plan:
+    from faasops.plan import Plan
+
     try:
         return Plan.from_dict(json.loads(path.read_text()))
     except FileNotFoundError as exc:
@@ -275,7 +291,7 @@ def validate(ctx: Context) -> None:
 
 @cli.command()
 @selection_options
-@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(PLAN_FORMATS), default="text", show_default=True,
               help="text for people, json for tools (versioned, see README), markdown for PR comments.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Also save the plan to FILE, for `faasops apply FILE` (holds no secret values).")
@@ -297,6 +313,8 @@ def plan(ctx: Context, targets: tuple[str, ...], excludes: tuple[str, ...], chan
       faasops plan --out plan.json && faasops apply plan.json
       faasops plan --changed-since origin/main --detailed-exitcode
     """
+    from faasops.plan_render import RENDERERS
+
     with ctx.engine() as engine:
         result = engine.plan(_plan_options(engine, targets, excludes, changed_since, prune, destroy, refresh))
     if out is not None:
@@ -493,6 +511,8 @@ def force_unlock(ctx: Context, lock_id: str) -> None:
 
 def _split_address(address: str, function: str | None = None) -> tuple[str, str | None]:
     """``WS``, ``WS/FN`` or the bare function id ``WS.FN``, or ``WS FN`` as two arguments."""
+    from faasops.names import split_address
+
     workspace, fn = split_address(address)
     return workspace, (fn or function or None)
 
@@ -515,7 +535,8 @@ def up(ctx: Context, host: str, port: int, no_apply: bool, parallelism: int, con
 
     Functions answer at http://HOST:PORT/<workspace>/<function>/… . Like `docker compose up`,
     it applies without asking. Leave it running: a later `faasops apply` (in another terminal)
-    swaps in new versions without dropping requests. Stop with Ctrl-C or SIGTERM.
+    swaps in new versions without dropping requests, one line each (`Swapped WS/FN sha256:OLD →
+    sha256:NEW`); apply compiled them already. Stop with Ctrl-C or SIGTERM.
 
     A request runs for at most its function's `timeout` (default 30s) within the function's
     `resources.limits.memory` (default --memory-limit); beyond either it gets a 500.
@@ -525,6 +546,7 @@ def up(ctx: Context, host: str, port: int, no_apply: bool, parallelism: int, con
       faasops up --port 8080 &
       curl http://127.0.0.1:8080/demo/hello/
     """
+    from faasops.plan import PlanOptions
     from faasops.serving import LocalServer, open_local, parse_size, restore_interrupt
     from faasops.runtime.server import ServerLimits
 

@@ -23,7 +23,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -33,7 +33,7 @@ from faasops.invocation_log import InvocationLog
 from faasops.model import Project
 from faasops.oci import ALLOWED_HOSTS_METADATA, DATABASES_METADATA, KEY_VALUE_STORES_METADATA, TIMEOUT_METADATA
 from faasops.runtime import ComponentRuntime, HttpRequest, HttpResponse, LoadedApp
-from faasops.runtime.component import DEFAULT_MEMORY_LIMIT
+from faasops.runtime.component import DEFAULT_MEMORY_LIMIT, default_cache_dir
 from faasops.runtime.http_syntax import is_field_value, is_token
 from faasops.runtime.server import InvocationRecord, RuntimeServer, ServerLimits
 
@@ -51,6 +51,42 @@ class Deployed:
     manifest_path: Path
     mtime_ns: int
     memory_limit: str | None = None  # the SpinApp's resources.limits.memory, as written
+
+
+@dataclass(frozen=True)
+class Swap:
+    """One change to what ``faasops up`` serves: a function's new version (or settings), a new
+    function, or a removed one."""
+
+    address: str
+    before: str | None
+    """The image (``…@sha256:…``) served until now; None for a new function."""
+    after: str | None
+    """The image served from now on; None for a removed function."""
+    load_s: float = 0.0
+    """How long loading the new version took."""
+    compiled: bool = False
+    """Whether loading it compiled the component (no precompiled artifact in the cache)."""
+
+    def line(self) -> str:
+        """``Swapped demo/hello sha256:0a1b2c3d4e5f → sha256:6a7b8c9d0e1f (ready in 40 ms)``."""
+        before, after = short_digest(self.before), short_digest(self.after)
+        if self.after is None:
+            return f"Removed {self.address} {before}"
+        ready = (f"compiled in {self.load_s:.1f} s: no precompiled artifact" if self.compiled
+                 else f"ready in {self.load_s * 1000:.0f} ms")
+        if self.before is None:
+            return f"Added {self.address} → {after} ({ready})"
+        return f"Swapped {self.address} {before} → {after} ({ready})"
+
+
+def short_digest(image: str | None) -> str:
+    """``local/p-demo-hello@sha256:0a1b…`` → ``sha256:0a1b2c3d4e5f`` (12 hex digits, as docker)."""
+    if image is None:
+        return "-"
+    digest = image.rpartition("@")[2]
+    algorithm, _, value = digest.partition(":")
+    return f"{algorithm}:{value[:12]}" if value else digest[:19]
 
 
 def _spinapps(deploy_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -94,14 +130,15 @@ class LocalFunctions:
         self._apps: dict[str, tuple[Deployed, LoadedApp]] = {}
         self._lock = threading.Lock()
 
-    def refresh(self) -> list[str]:
-        """Load new and changed deployments, drop removed ones; returns the changed addresses."""
+    def refresh(self) -> list[Swap]:
+        """Load new and changed deployments, drop removed ones; returns what changed."""
         deployed = read_deployed(self.deploy_root)
         changed = []
         for address, item in deployed.items():
             current = self._apps.get(address)
             if current and _same_version(current[0], item):
                 continue
+            started = time.perf_counter()
             component = self.registry.locked_component(item.image)
             metadata = component.get("metadata") or {}
             timeout = metadata.get(TIMEOUT_METADATA)
@@ -121,11 +158,12 @@ class LocalFunctions:
             )
             with self._lock:
                 self._apps[address] = (item, app)
-            changed.append(address)
-        for address in set(self._apps) - set(deployed):
+            changed.append(Swap(address, current[0].image if current else None, item.image,
+                                time.perf_counter() - started, not app.compiled_from_cache))
+        for address in sorted(set(self._apps) - set(deployed)):
             with self._lock:
-                del self._apps[address]
-            changed.append(address)
+                removed, _ = self._apps.pop(address)
+            changed.append(Swap(address, removed.image, None))
         return changed
 
     def resolve(self, workspace: str, function: str) -> LoadedApp | None:
@@ -207,10 +245,14 @@ class LocalServer:
     """``faasops up``: the HTTP server plus a watcher that hot-swaps new deployments."""
 
     def __init__(self, functions: LocalFunctions, log: InvocationLog, host: str = "127.0.0.1",
-                 port: int = 0, poll_s: float = 0.5, limits: ServerLimits = ServerLimits()):
+                 port: int = 0, poll_s: float = 0.5, limits: ServerLimits = ServerLimits(),
+                 on_swap: Callable[[Swap], None] | None = None):
+        """``on_swap`` hears of every change the watcher serves once it serves it (default:
+        its :meth:`Swap.line` on stdout)."""
         self.functions = functions
         self.log = log
         self.poll_s = poll_s
+        self.on_swap = on_swap or (lambda swap: print(swap.line(), flush=True))
         functions.refresh()
         self.server = RuntimeServer(host, port, functions.resolve, log.record, limits)
         self._stop = threading.Event()
@@ -241,9 +283,12 @@ class LocalServer:
             if signature != self._signature:
                 self._signature = signature
                 try:
-                    self.functions.refresh()
+                    swaps = self.functions.refresh()
                 except Exception as exc:  # keep serving the versions we have
                     print(f"faasops up: could not load a new deployment: {exc}", file=sys.stderr, flush=True)
+                    continue
+                for swap in swaps:
+                    self.on_swap(swap)
 
     def wait_for_stop_signal(self) -> str:
         """Serve until SIGINT, SIGTERM or SIGHUP arrives (or :meth:`stop`); return the signal's
@@ -302,9 +347,7 @@ def open_local(engine: Any, memory_limit: int | None = None) -> Iterator[tuple[L
     """
     registry, deployer = _local_providers(engine)
     state_dir = engine.project.state_dir
-    # Compiled components are keyed by content, so a cache shared between projects is safe.
-    cache = Path(os.environ.get("FAASOPS_RUNTIME_CACHE") or state_dir / "runtime-cache")
-    runtime = ComponentRuntime(cache, memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT)
+    runtime = ComponentRuntime(default_cache_dir(state_dir), memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT)
     log = InvocationLog(state_dir / "invocations.db")
     try:
         yield LocalFunctions(engine.project, registry, deployer.root, runtime), log

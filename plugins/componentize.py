@@ -57,6 +57,7 @@ from faasops.imports_check import unresolved_imports
 from faasops.lock import pid_alive
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import file_lock, write_atomic
+from faasops.progress import report_activity
 from faasops.providers import BuildResult, Garbage, Retained, SourceSnapshot, StoredItem
 from faasops.source_archive import ArchiveError, extract_source_archive
 
@@ -159,6 +160,7 @@ class ComponentizePyBuilder:
         cached = self._cached(key, wasm_path, sidecar_path)
         if cached:
             return cached
+        report_activity(function.address, "waiting for the same build elsewhere")
         with file_lock(self.cache_dir / "locks" / f"{hex_key}.lock"):
             # Another thread or process may have finished this key while we waited.
             cached = self._cached(key, wasm_path, sidecar_path)
@@ -247,6 +249,7 @@ class ComponentizePyBuilder:
         _raise(function, problems)
         installed = None
         if requirements is not None:
+            report_activity(function.address, "installing dependencies")
             installed = install(requirements, self.cache_dir, self.python, self.timeout_s, function.address)
         _raise(function, unresolved_imports(src, function.handler, requirements,
                                             installed.modules if installed else None))
@@ -271,6 +274,7 @@ class ComponentizePyBuilder:
                  for arg in ("--import-interface-name", f"{wit}={name}")]
         command = [self.python, "-I", "-c", _RUNNER, *names, "-w", WIT_WORLD, "componentize", *paths,
                    function.handler, "-o", str(out)]
+        report_activity(function.address, "componentize-py")
         try:
             proc = subprocess.run(
                 command,

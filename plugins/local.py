@@ -8,7 +8,9 @@
   them on a cluster, the SpinAppExecutor each SpinApp names
   (``.faasops/deploy/<namespace>/_executors/<name>.yaml``; options ``create_executors``,
   ``runtime_class``, ``spot_runtime_class`` as for the kubernetes deployer). Files starting
-  with ``_`` are the namespace's, not a function's.
+  with ``_`` are the namespace's, not a function's. With the local registry, a deploy first
+  compiles the SpinApp's component into the local runtime's cache (option ``precompile``,
+  default true), so a running ``faasops up`` swaps the new version in without compiling it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from faasops.hookspecs import hookimpl
 from faasops.lock import DEFAULT_LEASE_S, INTERRUPTED_MESSAGE, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig, Workspace
 from faasops.names import repository_name
+from faasops.progress import report_activity
 from faasops.oci import OciLayout, function_artifact, mounted_files
 from faasops.plugins.spinkube import DEFAULT_RUNTIME_CLASS, DEFAULT_SPOT_RUNTIME_CLASS, ExecutorTemplate
 from faasops.providers import (
@@ -430,14 +433,24 @@ class LocalRegistry:
 
 
 class LocalDeployer:
-    """"Deploys" by writing the rendered manifests per namespace; ``faasops up`` serves them."""
+    """"Deploys" by writing the rendered manifests per namespace; ``faasops up`` serves them.
 
-    def __init__(self, root: Path, options: dict[str, Any] | None = None):
+    Given the local ``registry``, a deploy compiles the SpinApp's component into the local
+    runtime's cache before it writes the manifest: the compile (seconds for a componentize-py
+    component) is part of apply, and ``faasops up`` only loads the compiled artifact.
+    """
+
+    def __init__(self, root: Path, options: dict[str, Any] | None = None,
+                 registry: LocalRegistry | None = None):
         self.root = root
         options = dict(options or {})
         create = options.get("create_executors", True)
         if not isinstance(create, bool):
             raise ProviderError(f"providers.deployer.create_executors must be true or false, not {create!r}")
+        precompile = options.get("precompile", True)
+        if not isinstance(precompile, bool):
+            raise ProviderError(f"providers.deployer.precompile must be true or false, not {precompile!r}")
+        self.registry = registry if precompile else None
         self.executors = ExecutorTemplate(
             str(options.get("runtime_class") or DEFAULT_RUNTIME_CLASS),
             str(options.get("spot_runtime_class") or DEFAULT_SPOT_RUNTIME_CLASS),
@@ -481,6 +494,8 @@ class LocalDeployer:
         """Write the manifests; returns them as :meth:`observe` will read them back."""
         namespace = manifests[0]["metadata"]["namespace"]
         spinapp = next((m for m in manifests if m.get("kind") == "SpinApp"), None)
+        if spinapp is not None:
+            self._precompile(project, function, str(spinapp["spec"]["image"]))
         if spinapp is not None and self.executors is not None:
             executor = self.executors.render(project, function, spinapp)
             if executor is not None:
@@ -495,6 +510,23 @@ class LocalDeployer:
 
     def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None:
         (self._ns_dir(namespace) / f"{name}.yaml").unlink(missing_ok=True)
+
+    def _precompile(self, project: Project, function: Function, image: str) -> None:
+        """Compile ``image``'s component into the runtime cache (a no-op when it is there)."""
+        if self.registry is None:
+            return
+        try:
+            wasm_path = self.registry.component_path(image)
+        except ProviderError:
+            return  # an image from elsewhere (the Builder service deploys any image): nothing to serve here
+        # Imported here: wasmtime loads only for a deploy that compiles.
+        from faasops.runtime.component import ComponentLoadError, default_cache_dir, precompile
+
+        report_activity(function.address, "compiling for the local runtime")
+        try:
+            precompile(wasm_path, default_cache_dir(project.state_dir))
+        except ComponentLoadError as exc:
+            raise ProviderError(f"{function.address}: the local runtime cannot run {image}: {exc}") from None
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -549,4 +581,9 @@ def faasops_registry(config: ProviderConfig, project: Project) -> LocalRegistry 
 
 @hookimpl
 def faasops_deployer(config: ProviderConfig, project: Project) -> LocalDeployer | None:
-    return LocalDeployer(_dir(config, project, "deploy"), config.options) if config.type == "local" else None
+    if config.type != "local":
+        return None
+    registry = project.providers.get("registry")
+    local_registry = (LocalRegistry(_dir(registry, project, "oci"), project)
+                      if registry is not None and registry.type == "local" else None)
+    return LocalDeployer(_dir(config, project, "deploy"), config.options, local_registry)

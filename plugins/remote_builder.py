@@ -85,6 +85,7 @@ from faasops.executor import source_date
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import file_lock, write_atomic
+from faasops.progress import report_activity
 from faasops.providers import Artifact, BuildResult, SourceSnapshot
 
 log = logging.getLogger(__name__)
@@ -275,6 +276,7 @@ class BuilderClient:
         while True:
             task = self.json("GET", f"{API_PREFIX}/tasks/{task_id}", what=f"polling {what} task {task_id[:12]}")
             status = str(task.get("status", ""))
+            report_activity(address, f"remote {what} task {task_id[:12]} {status}")
             elapsed = time.monotonic() - started
             if status in SUCCESS_STATUSES:
                 self._progress(address, f"{what} task {task_id[:12]} {status} in {elapsed:.0f} s")
@@ -383,6 +385,7 @@ class RemoteBuilder:
         spec = {"project": self.project.name, "function": function_to_wire(function), "source_digest": snapshot.digest}
         if self.push_remotely:
             created = source_date(function.source_dir)
+            report_activity(function.address, "uploading the source to the builder")
             accepted = self.client.upload(f"{API_PREFIX}/build-and-push", snapshot.archive, {**spec, "created": created},
                                           what=f"{function.address}: uploading the source")
             result = self.client.wait(accepted, function.address, "build-and-push")
@@ -409,6 +412,7 @@ class RemoteBuilder:
             cached = cached_build(self.cache_dir, key)
             if cached:
                 return cached
+            report_activity(function.address, "uploading the source to the builder")
             accepted = self.client.upload(f"{API_PREFIX}/build", snapshot.archive, spec,
                                           what=f"{function.address}: uploading the source")
             result = self.client.wait(accepted, function.address, "build")
@@ -418,6 +422,7 @@ class RemoteBuilder:
                 return BuildResult(key, shared.wasm_path, shared.wasm_digest, cached=bool(result.get("cached")))
             digest = str(result.get("wasm_digest", ""))
             sidecar.unlink(missing_ok=True)  # an entry is valid only once its wasm is complete
+            report_activity(function.address, "downloading the component")
             self.client.download(key, wasm, digest, what=f"{function.address}: downloading the component")
             write_sidecar(self.cache_dir, key, digest, function.handler, snapshot.digest, self.toolchain)
         return BuildResult(build_key=key, wasm_path=wasm, wasm_digest=digest, cached=bool(result.get("cached")))

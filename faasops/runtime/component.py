@@ -38,6 +38,7 @@ from faasops.runtime.sqlite import SqliteDatabases
 from faasops.runtime.wasi_http import IncomingRequest, ResponseOutparam
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+CACHE_ENV = "FAASOPS_RUNTIME_CACHE"
 HANDLER_INTERFACE = "wasi:http/incoming-handler@0.2"
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_CONCURRENCY = 32
@@ -98,6 +99,61 @@ def _engine(max_instances: int, memory_limit: int) -> wasmtime.Engine:
     finally:
         ffi.wasmtime_pooling_allocation_config_delete(pool)
     return wasmtime.Engine(config)
+
+
+def default_cache_dir(state_dir: Path) -> Path:
+    """The compiled-component cache of a project whose state is in ``state_dir``:
+    ``$FAASOPS_RUNTIME_CACHE``, else ``<state_dir>/runtime-cache``. Artifacts are keyed by
+    content, so a cache shared between projects is safe."""
+    return Path(os.environ.get(CACHE_ENV) or state_dir / "runtime-cache")
+
+
+def cache_path(cache_dir: Path, digest: str) -> Path:
+    """Where the compiled artifact of the wasm with sha256 ``digest`` is cached in ``cache_dir``."""
+    return cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}-{ENGINE_SETTINGS}.cwasm"
+
+
+def _compile_into(engine: wasmtime.Engine, wasm: bytes, wasm_path: Path, cached: Path) -> wc.Component:
+    """Compile ``wasm`` and write its serialised artifact to ``cached``."""
+    try:
+        component = wc.Component(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        raise ComponentLoadError(f"cannot compile {wasm_path}: {exc}") from None
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename, so a concurrent reader never sees half an artifact.
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(component.serialize())
+        os.replace(tmp, cached)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return component
+
+
+# One compile at a time per process: wasmtime already spreads one compile over every core, and
+# each holds hundreds of MB while it runs.
+_PRECOMPILE_LOCK = threading.Lock()
+
+
+def precompile(wasm_path: Path, cache_dir: Path) -> Path | None:
+    """Compile the component at ``wasm_path`` into ``cache_dir`` unless its artifact is already
+    there, so the runtime that serves it next (``faasops up``) only deserialises it; returns the
+    artifact written, or None when there was one. Raises :class:`ComponentLoadError` for a file
+    wasmtime can't compile."""
+    wasm = Path(wasm_path).read_bytes()
+    digest = hashlib.sha256(wasm).hexdigest()
+    cached = cache_path(Path(cache_dir), digest)
+    if cached.is_file():
+        return None
+    with _PRECOMPILE_LOCK:
+        if cached.is_file():  # another thread compiled it while we waited
+            return None
+        # Same settings as a serving runtime's engine (the artifact's compatibility depends on
+        # them, not on the pool's size), with the smallest pool.
+        _compile_into(_engine(1, MAX_MEMORY_LIMIT), wasm, Path(wasm_path), cached)
+    return cached
 
 
 def _tick(engine_ref: "weakref.ReferenceType[wasmtime.Engine]", stop: threading.Event) -> None:
@@ -183,10 +239,13 @@ class ComponentRuntime:
         with self._lock:
             compiled = self._compiled.get(digest)
             from_cache = True
+            fresh = compiled is None
             if compiled is None:
                 component, from_cache = self._component(wasm, digest, Path(wasm_path))
                 compiled = self._prepare(component, wasm_path)
                 self._compiled[digest] = compiled
+        if fresh:
+            self._warm(compiled)
         kv = {label: KeyValueDatabase(kv_path, store_namespace(kv_namespace, label))
               for label in dict.fromkeys(key_value_stores)} if kv_path is not None else {}
         app = LoadedApp(self, compiled, Path(wasm_path), digest, from_cache,
@@ -201,7 +260,7 @@ class ComponentRuntime:
 
     def cache_path(self, digest: str) -> Path:
         """Where the compiled artifact of the wasm with sha256 ``digest`` is cached."""
-        return self.cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}-{ENGINE_SETTINGS}.cwasm"
+        return cache_path(self.cache_dir, digest)
 
     def _component(self, wasm: bytes, digest: str, wasm_path: Path) -> tuple[wc.Component, bool]:
         cached = self.cache_path(digest)
@@ -210,22 +269,26 @@ class ComponentRuntime:
                 return wc.Component.deserialize_file(self.engine, str(cached)), True
             except wasmtime.WasmtimeError:
                 pass  # stale or foreign artifact (other CPU features…): compile again
-        try:
-            component = wc.Component(self.engine, wasm)
-        except wasmtime.WasmtimeError as exc:
-            raise ComponentLoadError(f"cannot compile {wasm_path}: {exc}") from None
+        component = _compile_into(self.engine, wasm, wasm_path, cached)
         self.compile_count += 1
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a concurrent reader never sees half an artifact.
-        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(component.serialize())
-            os.replace(tmp, cached)
-        except BaseException:
-            os.unlink(tmp)
-            raise
         return component, False
+
+    def _warm(self, compiled: _Compiled) -> None:
+        """Instantiate the component once, without a request: wasmtime builds the component's
+        initial memory image (CPython's pre-initialised heap, tens of MB) at its first
+        instantiation, which would otherwise slow the first request down (by ~30–50 ms)."""
+        if not self._slots.acquire(timeout=self.queue_wait_s):
+            return  # every slot serves requests: the first one pays instead
+        store = wasmtime.Store(self.engine)
+        try:
+            store.set_limits(memory_size=self.memory_limit)
+            store.set_epoch_deadline(math.ceil(self.timeout_s / EPOCH_TICK_S) + 1)
+            compiled.linker.instantiate(store, compiled.component)
+        except wasmtime.WasmtimeError:
+            pass  # the first request meets the same failure and reports it
+        finally:
+            store.close()
+            self._slots.release()
 
     def _prepare(self, component: wc.Component, wasm_path: Path) -> _Compiled:
         exports = component.type.exports(self.engine)
