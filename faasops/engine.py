@@ -32,7 +32,7 @@ from faasops.model import Function, Project, ProviderConfig
 from faasops.plan import Action, Plan, PlanOptions
 from faasops.plugin_manager import create_plugin_manager, create_provider
 from faasops.progress import Reporter, reporter_for
-from faasops.providers import ActualState, LockInfo
+from faasops.providers import ActualState, LockInfo, SupportsRenderDigest, SupportsSerial, SupportsSnapshot
 from faasops.source import digest_directory
 
 DEFAULT_LOCK_TIMEOUT_S = 0.0
@@ -159,10 +159,10 @@ class Engine:
         return plan
 
     def _render_digest(self) -> Callable[[Function, str], str] | None:
-        digest = getattr(self.providers.scaffolder, "render_digest", None)
-        if digest is None:
+        scaffolder = self.providers.scaffolder
+        if not isinstance(scaffolder, SupportsRenderDigest):
             return None
-        return lambda fn, artifact: digest(self.project, fn, artifact)
+        return lambda fn, artifact: scaffolder.render_digest(self.project, fn, artifact)
 
     def inputs_digest(self, options: PlanOptions, specs: dict[str, dict[str, Any]] | None = None) -> str:
         """A fingerprint of everything on the desired side a plan was computed from: the covered
@@ -237,7 +237,7 @@ class Engine:
 
     def check_fresh(self, plan: Plan) -> None:
         """Refuse a plan made against another state than the current one."""
-        serial = self.state.serial() if hasattr(self.state, "serial") else self.state.read().serial
+        serial = self.state.serial() if isinstance(self.state, SupportsSerial) else self.state.read().serial
         if serial != plan.state_serial:
             raise StalePlanError(
                 f"the plan is stale: the state changed since it was made (serial {plan.state_serial} → "
@@ -286,11 +286,10 @@ class Engine:
     def _write_snapshot(self) -> None:
         """Let the state backend write a snapshot for quicker plans, if it keeps one. It only
         ever speeds reads up: when it can't be written, plans read the records."""
-        write = getattr(self.state, "write_snapshot", None)
-        if write is None:
+        if not isinstance(self.state, SupportsSnapshot):
             return
         try:
-            write()
+            self.state.write_snapshot()
         except FaasopsError:
             pass
 

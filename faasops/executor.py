@@ -37,6 +37,8 @@ from faasops.providers import (
     Scaffolder,
     SourceStore,
     StateBackend,
+    SupportsDeployNote,
+    SupportsRenderDigest,
     Task,
     WorkspaceRecord,
 )
@@ -325,16 +327,16 @@ class Executor:
 
     def _deployed(self, fn: Function, artifact: str, live: Any) -> str:
         """The record's fingerprint of this deploy, when the providers can give one."""
-        render_digest = getattr(self.p.scaffolder, "render_digest", None)
-        if render_digest is None or not isinstance(live, list):
+        scaffolder = self.p.scaffolder
+        if not isinstance(scaffolder, SupportsRenderDigest) or not isinstance(live, list):
             return ""
-        return deployed_fingerprint(render_digest(self.project, fn, artifact), live_fingerprint(live))
+        return deployed_fingerprint(scaffolder.render_digest(self.project, fn, artifact), live_fingerprint(live))
 
     def _deployer_note(self, address: str) -> str:
         """What the deployer says its last change of ``address`` did, for the task message (a
         deployer may offer ``deploy_note(address)``: the gitops one names its commit)."""
-        note = getattr(self.p.deployer, "deploy_note", None)
-        return note(address) if note is not None else ""
+        deployer = self.p.deployer
+        return deployer.deploy_note(address) if isinstance(deployer, SupportsDeployNote) else ""
 
     def _delete_function(self, change: ResourceChange, namespace: str) -> None:
         if self._stop.is_set():

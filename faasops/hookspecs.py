@@ -17,6 +17,14 @@ slot's factory hook and the first plugin that recognises the type returns a prov
 (see :mod:`faasops.providers` for the protocols). A plugin that does not serve that type
 returns ``None``. Plugins advertise the types they serve through :func:`faasops_provider_types`
 so ``faasops plugins`` and error messages can list them.
+
+Factory hooks are called in the main thread, once per command and slot, before anything is read;
+they should check the options and return quickly (connect on first use). Options a provider
+can't use are a :class:`~faasops.errors.ProviderError` naming ``providers.<slot>.<option>``.
+Lifecycle hooks say below which thread calls them. Optional provider capabilities are small
+protocols in :mod:`faasops.providers` (``SupportsSerial``, ``SupportsSnapshot``,
+``SupportsRenderDigest``, ``SupportsDeployNote``), and :mod:`faasops.conformance` holds the
+behavioural tests a provider of each slot must pass.
 """
 
 from __future__ import annotations

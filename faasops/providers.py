@@ -148,70 +148,151 @@ class LockInfo:
 
 @runtime_checkable
 class StateBackend(Protocol):
-    """Where faasops records what it applied, and the task history."""
+    """Where faasops records what it applied, and the task history.
+
+    Every method may be called from the executor's worker threads at the same time (record and
+    task writes of different functions run in parallel): a backend serialises what its store
+    needs serialised. Several processes may use one store at once (two applies, ``faasops up``,
+    the Platform API); the lock decides which of them writes records. Failures of the store are
+    :class:`~faasops.errors.ProviderError`; lock refusals are :class:`~faasops.errors.LockError`.
+    :mod:`faasops.conformance` holds the behavioural tests of this contract.
+    """
 
     def read(self, workspaces: Iterable[str] | None = None) -> ActualState:
         """All records (or those of ``workspaces``), in as few reads as the store allows.
 
-        A backend may also offer ``serial() -> int``: ``read().serial`` in one small read
-        (apply checks a plan's freshness with it)."""
+        Returns the records as last written by any client of the store (read-after-write: a
+        record put by one client is seen by the next ``read`` of any other) and the current
+        ``serial``. A store that was never written reads as an empty ``ActualState()`` with
+        serial 0 and is not created by reading. Never writes. Thread-safe.
 
-    def put_workspace(self, record: WorkspaceRecord) -> None: ...
+        A backend may also offer ``serial() -> int`` (:class:`SupportsSerial`)."""
 
-    def delete_workspace(self, name: str) -> None: ...
+    def put_workspace(self, record: WorkspaceRecord) -> None:
+        """Insert or replace the record of workspace ``record.name``; grows the serial by at
+        least one. While this client holds the lock, a backend that can fence writes refuses
+        (``LockError``) once the lock was taken over. Thread-safe."""
+
+    def delete_workspace(self, name: str) -> None:
+        """Remove the workspace's record (its functions' records are deleted on their own
+        first); grows the serial. Deleting an absent record is not an error. Thread-safe."""
 
     def put_function(self, record: FunctionRecord) -> None:
-        """Record a function as applied. Called only after its deploy succeeded."""
+        """Insert or replace the record of ``record.address``. Called only after its deploy
+        succeeded. Grows the serial; fenced like :meth:`put_workspace`. Thread-safe."""
 
-    def delete_function(self, workspace: str, name: str) -> None: ...
+    def delete_function(self, workspace: str, name: str) -> None:
+        """Remove the function's record; grows the serial. Deleting an absent record is not an
+        error. Thread-safe."""
 
     def put_task(self, task: Task) -> None:
-        """Insert or update a task (tasks are keyed by ``id``)."""
+        """Insert or update a task (tasks are keyed by ``id``; the writer always passes the whole
+        task with its id, run and creation time unchanged). Tasks are history, not records: the
+        serial does not change. Called from worker threads, several times per step."""
 
     def list_tasks(
         self, workspace: str | None = None, task_id: str | None = None, limit: int = 50
     ) -> list[Task]:
-        """Newest first."""
+        """At most ``limit`` tasks, newest first (by ``created_at``), of one workspace or all;
+        ``task_id`` matches a whole id or a prefix of one. Never writes."""
 
     def acquire_lock(self, info: LockInfo, timeout_s: float) -> LockInfo:
-        """Take the state lock or raise :class:`faasops.errors.LockError` naming the holder."""
+        """Take the state lock for the run ``info`` describes, waiting up to ``timeout_s``
+        seconds (0: one look), or raise :class:`faasops.errors.LockError` naming the holder
+        (:func:`faasops.lock.locked_error`).
 
-    def release_lock(self, lock_id: str) -> None: ...
+        Returns ``info`` with ``expires_at`` set to the end of the lease. The lock is exclusive
+        across every client of the store; a held lock is taken over when it is stale
+        (:func:`faasops.lock.is_stale`: its lease expired, or its holder ran on this host and
+        its process is gone). While held, the backend renews the lease (a heartbeat every
+        lease/3) until :meth:`release_lock` or :meth:`close`. Taking the lock marks every task
+        still ``pending`` or ``running`` as failed with
+        :data:`faasops.lock.INTERRUPTED_MESSAGE` (their run is gone)."""
 
-    def force_unlock(self, lock_id: str) -> None: ...
+    def release_lock(self, lock_id: str) -> None:
+        """Stop renewing and free the lock if it still carries ``lock_id``; a lock that is gone
+        or was taken over is left alone (no error)."""
 
-    def close(self) -> None: ...
+    def force_unlock(self, lock_id: str) -> None:
+        """Free the lock held by another run (``faasops force-unlock``). Raises ``LockError``
+        when the state is not locked or the lock carries another id."""
+
+    def close(self) -> None:
+        """Stop renewing a held lock (without releasing it: a run that ends without releasing
+        is stale once its lease expires) and free connections. Called once per command."""
+
+
+@runtime_checkable
+class SupportsSerial(Protocol):
+    """A state backend capability: the serial without reading every record."""
+
+    def serial(self) -> int:
+        """``read().serial`` in one small read (apply checks a saved plan's freshness with it).
+        Never writes; 0 for a store that was never written."""
+
+
+@runtime_checkable
+class SupportsSnapshot(Protocol):
+    """A state backend capability: a snapshot of the records that makes later reads cheaper."""
+
+    def write_snapshot(self) -> bool:
+        """Write a snapshot of the current records (called after an apply, with the lock held).
+        Returns whether one was written. It only ever speeds reads up: a ``FaasopsError`` is
+        ignored, and plans then read the records."""
 
 
 @runtime_checkable
 class SourceStore(Protocol):
-    """Keeps validated source archives, content-addressed."""
+    """Keeps validated source archives, content-addressed. Called from worker threads."""
 
     def upload(self, function: Function, snapshot: SourceSnapshot) -> str:
-        """Store the archive (idempotent: an existing digest is not written again); return its URI."""
+        """Store ``snapshot.archive`` under ``snapshot.digest`` and return its URI.
+
+        Idempotent: an archive whose digest is already stored is not written again, and the same
+        digest always gives the same URI (different digests, different URIs), whichever function
+        uploads it. Errors: ``ProviderError``. Thread-safe (two functions may upload the same
+        digest at once)."""
 
 
 @runtime_checkable
 class Builder(Protocol):
-    """Turns a source snapshot into a Spin component."""
+    """Turns a source snapshot into a Spin component. Called from worker threads."""
 
     #: Identifies the toolchain; part of the build key, so a toolchain change rebuilds.
     toolchain: str
 
     def build_key(self, function: Function, snapshot: SourceSnapshot) -> str:
-        """The content hash that decides whether a build can be reused (pure, no I/O)."""
+        """The content hash (``sha256:…``) that decides whether a build can be reused: equal for
+        equal inputs (snapshot digest, the function's build settings, :attr:`toolchain`). Pure,
+        no I/O."""
 
     def build(self, function: Function, snapshot: SourceSnapshot) -> BuildResult:
-        """Build, or reuse a cached build with the same key."""
+        """Build, or reuse a cached build with the same key (``cached=True``). A build error in
+        the user's code is a ``FaasopsError`` whose message says what to fix. Thread-safe."""
+
+
+@runtime_checkable
+class SupportsBuildCache(Protocol):
+    """A builder capability: its builds, kept by key in the componentize-py cache layout
+    (:mod:`faasops.builder_service.build_cache`), which the Builder service finds earlier
+    builds in."""
+
+    #: The cache's root directory.
+    cache_dir: Path
 
 
 @runtime_checkable
 class Registry(Protocol):
-    """Stores components as Spin OCI artifacts."""
+    """Stores components as Spin OCI artifacts. Called from worker threads."""
 
     def push(self, function: Function, build: BuildResult, created: str) -> Artifact:
-        """Push (skipping blobs and manifests the registry already has). ``created`` pins the
-        ``org.opencontainers.image.created`` annotation so equal sources give equal digests."""
+        """Push the component (skipping blobs and manifests the registry already has) and return
+        the artifact: ``reference`` is ``repository@digest``, ``pushed`` False when the registry
+        already had that digest.
+
+        ``created`` pins the ``org.opencontainers.image.created`` annotation, so equal inputs
+        give equal digests (pushing twice is idempotent); another component gives another
+        digest. Errors: ``ProviderError`` (credentials never in the message). Thread-safe."""
 
 
 @runtime_checkable
@@ -219,34 +300,77 @@ class Scaffolder(Protocol):
     """Renders the Kubernetes manifests of a function (SpinApp, HPA/ScaledObject …)."""
 
     def render(self, project: Project, function: Function, artifact: str) -> list[dict[str, Any]]:
-        """Pure: the manifests for ``function`` running image ``artifact``.
+        """Pure: the manifests for ``function`` running image ``artifact``, each with
+        ``metadata.namespace`` set (the first one's namespace is where the function lives).
+        A broken user template is a located ``FaasopsError``. Thread-safe.
 
-        A scaffolder may also offer ``render_digest(project, function, artifact) -> str``: a
-        digest that changes whenever the rendered manifests would, cheaper than rendering them.
+        A scaffolder may also offer ``render_digest`` (:class:`SupportsRenderDigest`)."""
+
+
+@runtime_checkable
+class SupportsRenderDigest(Protocol):
+    """A scaffolder capability: what a render would give, digested without rendering."""
+
+    def render_digest(self, project: Project, function: Function, artifact: str) -> str:
+        """A digest that changes whenever :meth:`Scaffolder.render` of the same arguments would.
         Plans use it to skip rendering for the drift check of functions whose live objects are
-        exactly as their last deploy left them."""
+        exactly as their last deploy left them. Pure, thread-safe."""
 
 
 @runtime_checkable
 class Deployer(Protocol):
-    """Makes rendered manifests live, and observes what is live."""
+    """Makes rendered manifests live, and observes what is live.
+
+    Every method may run in worker threads at the same time, for different functions. Cluster
+    errors are ``ProviderError`` (a conflict with another field manager says how to resolve it).
+    """
 
     def observe(self, project: Project, workspaces: Iterable[Workspace | str]) -> dict[str, LiveObject]:
-        """What is live per function address, in batches (one list per namespace and kind)."""
+        """What is live per function address (``workspace/function``), in batches (one list per
+        namespace and kind). A workspace given by name lives in the namespace of that name.
+        Functions with nothing live are absent; a workspace that does not exist is no error.
+        Never writes."""
 
-    def ensure_workspace(self, project: Project, workspace: Workspace) -> None: ...
+    def ensure_workspace(self, project: Project, workspace: Workspace) -> None:
+        """Create or update the workspace's namespace (labels included). Idempotent."""
 
-    def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None: ...
+    def delete_workspace(self, project: Project, workspace: str, namespace: str) -> None:
+        """Delete ``namespace`` with everything in it. Deleting a missing one is not an error."""
 
     def deploy(self, project: Project, function: Function, manifests: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        """Make ``manifests`` live. May return the objects as live right after (as
-        :meth:`observe` would show them), which lets later plans skip re-rendering them for the
-        drift check while they stay that way; ``None`` always works."""
+        """Make ``manifests`` live (create or update; idempotent), and remove the function's
+        objects that are no longer rendered (an autoscaler switched off). Afterwards
+        :meth:`observe` shows the function with objects holding every field of ``manifests``
+        (:func:`faasops.diff.manifest_drift` finds nothing).
+
+        May return the objects as live right after (as :meth:`observe` would show them), which
+        lets later plans skip re-rendering them for the drift check while they stay that way;
+        ``None`` always works."""
 
     def undeploy(self, project: Project, workspace: str, namespace: str, name: str) -> None:
-        """Remove the function's objects. A deployer may also offer ``deploy_note(address) ->
-        str``: what its last change of a workspace or function did (the gitops deployer's
-        commit), which the executor records as the step's task message."""
+        """Remove the function's objects from ``namespace``; afterwards :meth:`observe` does not
+        list it. Removing a function that is not live is not an error.
+
+        A deployer may also offer ``deploy_note`` (:class:`SupportsDeployNote`)."""
+
+
+@runtime_checkable
+class SupportsDeployNote(Protocol):
+    """A deployer capability: a note on what its last change did, for the step's task."""
+
+    def deploy_note(self, address: str) -> str:
+        """What the last change of workspace or function ``address`` did (the gitops deployer's
+        commit), which the executor records as the step's task message; "" when nothing to say.
+        Called right after that change, in the same worker thread."""
+
+
+@runtime_checkable
+class SupportsClose(Protocol):
+    """A capability of any provider besides the state backend (which always has ``close``):
+    connections or sessions to free when its user is done with it."""
+
+    def close(self) -> None:
+        """Free connections; the provider is not used afterwards. Idempotent."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,7 +498,10 @@ class MetricsSource(Protocol):
     """Where ``faasops metrics`` reads (the local invocation log, Prometheus …)."""
 
     def query(self, workspace: str, function: str, *, since: float, until: float,
-              step_s: float) -> list[MetricSeries]: ...
+              step_s: float) -> list[MetricSeries]:
+        """The function's series between ``since`` and ``until`` (seconds since the epoch), one
+        point per ``step_s``; series the source does not have are absent. Never writes; errors
+        are ``ProviderError`` (an unreachable service named with its URL, no credentials)."""
 
 
 @dataclass(frozen=True)
@@ -401,4 +528,7 @@ class InvokeResponse:
 class Invoker(Protocol):
     """How ``faasops invoke`` reaches a deployed function."""
 
-    def invoke(self, workspace: str, function: str, request: InvokeRequest) -> InvokeResponse: ...
+    def invoke(self, workspace: str, function: str, request: InvokeRequest) -> InvokeResponse:
+        """Send ``request`` to the deployed function and return its answer, whatever its status
+        (a 500 is a response, not an error). A function that failed sets ``error``; a function
+        that cannot be reached is a ``ProviderError`` saying why."""

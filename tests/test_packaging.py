@@ -45,7 +45,8 @@ def test_wheel_carries_plugins_templates_and_schema_under_the_faasops_package(wh
     top_level = {n.split("/")[0] for n in names if not n.startswith("faasops-")}
     assert top_level == {"faasops"}  # no top-level `plugins` or `templates`
     for required in ("faasops/plugins/local.py", "faasops/templates/spinapp.yaml.j2", "faasops/faas.yaml.schema",
-                     "faasops/console/templates/function.html", "faasops/console/static/console.js"):
+                     "faasops/console/templates/function.html", "faasops/console/static/console.js",
+                     "faasops/conformance/state.py", "faasops/conformance/fakes.py"):
         assert required in names
     schema = json.loads(zipfile.ZipFile(wheel).read("faasops/faas.yaml.schema"))
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"

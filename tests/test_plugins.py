@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-from cli_support import run_faasops
+from cli_support import EXAMPLES, run_faasops
 
 VETO = '''
 from faasops import hookimpl
@@ -55,3 +57,16 @@ def test_unknown_provider_type_lists_the_available_ones(hello_project: Path) -> 
     result = run_faasops("-C", str(hello_project), "plan")
     assert result.code == 1
     assert "no installed plugin provides registry type 'quay' (available registry types: ecr, local, oci" in result.err
+
+
+def test_the_example_plugin_runs_the_conformance_kit_against_its_source_store(tmp_path: Path) -> None:
+    """examples/plugin-audit/tests is what a plugin author writes: one class, two fixtures."""
+    plugin = EXAMPLES / "plugin-audit"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "t"), "-rA"],
+        cwd=plugin, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": f"{plugin}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED tests/test_conformance.py::TestArchiveSourceStore::test_an_upload_is_idempotent_and_keeps_the_archive" in result.stdout
+    assert "3 passed in" in result.stdout and "skipped" not in result.stdout

@@ -43,7 +43,7 @@ from faasops.file_mounts import FileMountError, resolve_file_mounts
 from faasops.executor import EPOCH
 from faasops.model import Function, Project
 from faasops.plugin_manager import create_plugin_manager, create_provider
-from faasops.providers import Artifact, BuildResult, Registry, Task
+from faasops.providers import Artifact, BuildResult, Registry, SupportsBuildCache, SupportsClose, Task
 
 _BUILD_KEY = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -185,7 +185,7 @@ class BuilderService:
         :mod:`faasops.builder_service.build_cache`)."""
         if not _BUILD_KEY.fullmatch(build_key):
             raise NotFound(f"{build_key!r} is not a build key (sha256:<64 hex digits>)")
-        cache_dir = getattr(self.builder, "cache_dir", None)
+        cache_dir = self.builder.cache_dir if isinstance(self.builder, SupportsBuildCache) else None
         found = cached_build(Path(cache_dir), build_key) if cache_dir is not None else None
         if found is None:
             raise NotFound(f"this builder has no build {build_key}; build it first (POST /api/v1/build)")
@@ -238,9 +238,8 @@ class BuilderService:
     def close(self) -> None:
         self.runner.close()
         for registry in self._registries.values():
-            close = getattr(registry, "close", None)
-            if close:
-                close()
+            if isinstance(registry, SupportsClose):
+                registry.close()
         self.state.close()
 
 

@@ -22,6 +22,8 @@ from faasops.plugins.componentize import IMPORT_INTERFACE_NAMES, ComponentizePyB
 from faasops.source import snapshot_directory
 from wheelhouse import file_hash, write_wheel
 
+pytestmark = pytest.mark.slow  # installs wheels and builds real components
+
 MANIFEST = """\
 apiVersion: faasops/v1
 project: deps

@@ -18,6 +18,8 @@ from faasops.dependencies import host_platforms
 from test_dependencies import GREETING_APP, assert_failed_once_at_build_start, apply, pip_env, write_project
 from wheelhouse import file_hash, write_wheel
 
+pytestmark = pytest.mark.slow  # installs wheels and builds real components
+
 HOST_TAG = f"cp312-cp312-{host_platforms()[0]}"
 EXTENSION = ".cpython-312-x86_64-linux-gnu.so"
 

@@ -28,6 +28,8 @@ from builder_support import (  # noqa: E402
     BuilderServer, faasops, function_spec, local_service_config, remote_project,
 )
 
+pytestmark = pytest.mark.slow  # installs wheels and builds real components
+
 MANIFEST = DEPS_MANIFEST + "        dependencies:\n{entries}"
 
 # greeting-tools provides `greeting`; nothing provides `missing_module`: the build stops right

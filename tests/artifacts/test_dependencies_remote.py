@@ -19,6 +19,8 @@ from builder_support import BuilderServer, faasops, function_spec, local_service
 from test_dependencies import GREETING_APP, pip_env  # noqa: E402
 from wheelhouse import write_wheel  # noqa: E402
 
+pytestmark = pytest.mark.slow  # builds real components on a Builder service
+
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory) -> Path:

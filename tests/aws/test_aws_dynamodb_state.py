@@ -112,6 +112,7 @@ def fill(state: DynamoDBState, workspaces: int, per_workspace: int) -> None:
             state.put_function(fn_record(f"ws{w}", f"fn{f:03d}", w * 1000 + f))
 
 
+@pytest.mark.slow  # 300 functions written to moto
 def test_reading_300_functions_in_10_workspaces_is_one_query(make_state: StateFactory) -> None:
     small, large = make_state("small"), make_state("large")
     fill(small, workspaces=3, per_workspace=10)
@@ -144,6 +145,7 @@ def snapshot_items(dynamodb: Any, project: str = "shop") -> list[str]:
     return sorted(item["sk"]["S"] for item in found["Items"])
 
 
+@pytest.mark.slow  # thousands of records written to moto
 def test_a_snapshot_replaces_the_other_query_pages_while_the_serial_holds(make_state: StateFactory, dynamodb: Any) -> None:
     state = make_state()
     state.put_workspace(WorkspaceRecord("ws0", {"namespace": "ws0"}))

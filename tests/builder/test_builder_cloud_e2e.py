@@ -25,6 +25,8 @@ from faasops.testing.kubeapi import KubeEmulator
 from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
 from faasops.testing.registry import OciRegistry, RegistryUnavailable
 
+pytestmark = pytest.mark.slow  # the cloud example end to end with a remote builder
+
 REGION = "eu-west-1"
 PINNED = {"SOURCE_DATE_EPOCH": "1700000000"}  # both runs: equal sources → equal artifact digests
 BUILDER_TABLE = "faasops-builder"

@@ -71,6 +71,7 @@ def test_a_source_over_the_services_upload_limit_is_refused_before_uploading(loc
     assert len(local_builder.workspace_tasks("demo")) == before
 
 
+@pytest.mark.slow  # a real (failing) componentize-py build
 def test_a_failing_build_fails_the_step_with_the_servers_log_excerpt(local_builder: BuilderServer, tmp_path: Path) -> None:
     project = remote_project(tmp_path, local_builder.url, handler_source=IMPORT_ERROR_HANDLER)
     assert faasops(project, "validate").code == 0  # the contract holds; only the build can tell

@@ -65,6 +65,7 @@ def test_broken_project_is_rejected_with_a_located_message(case: str):
     assert (snapshot(root), snapshot(OUTSIDE)) == before, "loading a project must not write anything"
 
 
+@pytest.mark.slow  # every broken project of the corpus through the real CLI
 def test_every_broken_project_fails_the_real_cli_with_located_messages_and_writes_nothing():
     """The whole corpus through `faasops apply --auto-approve` — the command with the most to
     lose (validate and plan load manifests the same way): exit 1, the expected located line on

@@ -14,6 +14,8 @@ from fault_support import FaultyCloud
 
 from faasops.lock import pid_alive
 
+pytestmark = pytest.mark.slow  # kills cloud applies at every step
+
 
 @pytest.fixture(scope="module")
 def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -33,6 +33,8 @@ from crash_sweep_support import (
     write_plugin,
 )
 
+pytestmark = pytest.mark.slow  # kills real applies at every step, one real build
+
 # -p 1: steps run one after another, so "after X" means nothing else is running.
 SEQUENTIAL_POINTS = [
     KillPoint(WORKSPACE, "", "pre-apply"),

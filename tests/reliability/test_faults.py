@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fault_support import FaultyCloud
 
 from faasops.testing.faultproxy import (
@@ -28,6 +30,8 @@ from faasops.testing.faultproxy import (
     reset_mid_body,
     s3_slow_down,
 )
+
+pytestmark = pytest.mark.slow  # whole applies through fault-injecting proxies
 
 DYNAMODB_500 = ('{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",'
                 '"message":"Internal server error"}')

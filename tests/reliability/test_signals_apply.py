@@ -32,6 +32,8 @@ from signals_support import (
 
 from faasops.lock import pid_alive
 
+pytestmark = pytest.mark.slow  # signals real applies, one during a real build
+
 COUNT = 12
 RACE_TIMEOUT = "240"
 

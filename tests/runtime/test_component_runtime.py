@@ -157,6 +157,7 @@ def test_concurrent_requests_from_threads_get_their_own_answers(app: AppFactory)
         assert stdout == f"echo POST /ws/echo/{i} ({len(body)} bytes)\n"
 
 
+@pytest.mark.slow  # compiles a real component with wasmtime
 def test_second_runtime_reuses_the_compiled_artifact(
         component: Callable[[str], Path], tmp_path: Path) -> None:
     wasm = component("hello")

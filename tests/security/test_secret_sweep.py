@@ -114,6 +114,7 @@ def _assert_clean(secrets: Secrets, where: str, text: str) -> None:
 # ------------------------------------------------------------------------------------- sinks
 
 
+@pytest.mark.slow  # every command against a whole cloud setup
 def test_no_secret_in_any_command_output(cloud: SecureCloud, secrets: Secrets, swept: Path) -> None:
     assert len(cloud.outputs) >= 20
     for command, output in cloud.outputs:

@@ -8,6 +8,9 @@
   approval must reach the apply job too (examples/ci/github-actions.yml).
 - ``faasops_step_finished`` / ``faasops_post_apply``: an audit log, one JSON line per apply
   step, in ``.faasops/audit.jsonl`` (or ``$FAASOPS_AUDIT_LOG``).
+- ``faasops_source_store``: sources type ``audit-archive`` (:mod:`faasops_audit.archive`), which
+  keeps every deployed source archive; ``tests/test_conformance.py`` runs faasops' provider
+  conformance kit against it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from faasops import hookimpl
+
+from faasops_audit import archive
 
 _lock = threading.Lock()
 
@@ -52,3 +57,13 @@ def faasops_step_finished(project, address, step, status, message):
 @hookimpl
 def faasops_post_apply(plan, project, result):
     _write(project, {"event": "apply-finished", "applied": sorted(result.applied), "failed": sorted(result.failed)})
+
+
+@hookimpl
+def faasops_provider_types():
+    return [("sources", archive.TYPE, "every deployed source archive, kept in a directory for audits")]
+
+
+@hookimpl
+def faasops_source_store(config, project):
+    return archive.from_options(config.options, project) if config.type == archive.TYPE else None
