@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faasops.conformance.samples import sample_build, sample_function, sample_project, sample_workspace
+from faasops.conformance.samples import sample_build, two_function_project
 from faasops.model import Project
 from faasops.providers import Registry
 
@@ -34,10 +34,7 @@ class RegistryContract:
 
     @pytest.fixture
     def conformance_project(self, tmp_path: Path) -> Project:
-        root = tmp_path / "conformance_project"
-        root.mkdir()
-        functions = [sample_function(root, "demo", "hello"), sample_function(root, "demo", "bye")]
-        return sample_project(root, sample_workspace("demo", functions))
+        return two_function_project(tmp_path)
 
     @pytest.fixture
     def conformance_builds(self, tmp_path: Path) -> Path:

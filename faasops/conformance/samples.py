@@ -70,6 +70,15 @@ def sample_project(
     return Project(name=name, root=root, providers=configs, workspaces=tuple(workspaces))
 
 
+def two_function_project(tmp_path: Path) -> Project:
+    """A project in ``tmp_path/conformance_project`` with one workspace ``demo`` holding the
+    functions ``hello`` and ``bye`` (the source store and registry contracts' default)."""
+    root = tmp_path / "conformance_project"
+    root.mkdir()
+    functions = [sample_function(root, "demo", "hello"), sample_function(root, "demo", "bye")]
+    return sample_project(root, sample_workspace("demo", functions))
+
+
 def sample_build(directory: Path, function: Function, content: bytes = b"") -> BuildResult:
     """A fake component for ``function`` (the WebAssembly header, then ``content``) written to
     ``directory``: enough for a registry, which stores a component without running it."""

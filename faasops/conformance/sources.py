@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faasops.conformance.samples import sample_function, sample_project
+from faasops.conformance.samples import two_function_project
 from faasops.model import Project
 from faasops.providers import SourceSnapshot, SourceStore
 from faasops.source import snapshot_directory
@@ -43,12 +43,7 @@ class SourceStoreContract:
 
     @pytest.fixture
     def conformance_project(self, tmp_path: Path) -> Project:
-        from faasops.conformance.samples import sample_workspace
-
-        root = tmp_path / "conformance_project"
-        root.mkdir()
-        functions = [sample_function(root, "demo", "hello"), sample_function(root, "demo", "bye")]
-        return sample_project(root, sample_workspace("demo", functions))
+        return two_function_project(tmp_path)
 
     def _snapshots(self, conformance_project: Project) -> tuple[SourceSnapshot, SourceSnapshot]:
         hello, bye = conformance_project.functions()
