@@ -2,8 +2,8 @@
 every AWS API call (botocore), every registry request (the OCI distribution API, which ECR
 authorises as ``ecr:*`` actions) and every Kubernetes request (the emulator's audit-style
 counters), turn each into the permission it needs on the resource it touched, and evaluate that
-against the examples — ``Allow`` statements with ``*`` wildcards and the few ``StringEquals``
-conditions the examples use."""
+against the examples — ``Allow`` statements with ``*`` wildcards and the few ``StringEquals`` and
+``StringLike`` conditions the examples use."""
 
 from __future__ import annotations
 
@@ -97,6 +97,8 @@ _TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "Delete
 _S3_ACTIONS = {"HeadObject": "GetObject", "GetObject": "GetObject", "PutObject": "PutObject",
                "CreateBucket": "CreateBucket", "PutPublicAccessBlock": "PutBucketPublicAccessBlock",
                "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket"}
+# Listing repositories without naming them is authorised on every repository of the registry.
+_ALL_REPOSITORIES = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/*"
 
 
 def aws_needs(service: str, operation: str, params: dict[str, Any]) -> list[Need]:
@@ -107,6 +109,11 @@ def aws_needs(service: str, operation: str, params: dict[str, Any]) -> list[Need
                     for item in params["TransactItems"] for kind, body in item.items()]
         return [Need(f"dynamodb:{operation}", _table(params["TableName"], params.get("IndexName")))]
     if service == "s3":
+        if operation == "DeleteObjects":  # a multi-object delete is authorised per key as s3:DeleteObject
+            return [Need("s3:DeleteObject", f"arn:aws:s3:::{params['Bucket']}/{entry['Key']}")
+                    for entry in params["Delete"]["Objects"]]
+        if operation == "ListObjectsV2":  # on the bucket; the prefix listed is the s3:prefix condition key
+            return [Need("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", (("s3:prefix", params.get("Prefix", "")),))]
         action = f"s3:{_S3_ACTIONS[operation]}"
         resource = f"arn:aws:s3:::{params['Bucket']}" + (f"/{params['Key']}" if "Key" in params else "")
         context = (("s3:x-amz-server-side-encryption", params["ServerSideEncryption"]),) \
@@ -115,6 +122,8 @@ def aws_needs(service: str, operation: str, params: dict[str, Any]) -> list[Need
     if service == "api.ecr":
         if operation == "GetAuthorizationToken":
             return [Need("ecr:GetAuthorizationToken", "*")]
+        if operation == "DescribeRepositories" and not params.get("repositoryNames"):
+            return [Need("ecr:DescribeRepositories", _ALL_REPOSITORIES)]
         names = params.get("repositoryNames") or [params["repositoryName"]]
         tags = tuple((f"aws:RequestTag/{tag['Key']}", tag["Value"]) for tag in params.get("tags", ()))
         needs = [Need(f"ecr:{operation}", _repository(name), tags) for name in names]
@@ -124,7 +133,7 @@ def aws_needs(service: str, operation: str, params: dict[str, Any]) -> list[Need
     raise AssertionError(f"unexpected AWS service {service} ({operation})")
 
 
-_REGISTRY_PATH = re.compile(r"^/v2/(?P<repository>.+)/(?P<kind>blobs/uploads|blobs|manifests)(?:/(?P<rest>.*))?$")
+_REGISTRY_PATH = re.compile(r"^/v2/(?P<repository>.+)/(?P<kind>blobs/uploads|blobs|manifests|tags/list)(?:/(?P<rest>.*))?$")
 
 
 def registry_needs(method: str, url: str) -> list[Need]:
@@ -134,8 +143,12 @@ def registry_needs(method: str, url: str) -> list[Need]:
     if match is None:  # `GET /v2/` and the token flow: authenticated by the login alone
         return []
     repository, kind = _repository(match["repository"]), match["kind"]
+    if kind == "tags/list":  # the tags of a repository: its image list
+        return [Need("ecr:ListImages", repository)]
     if kind == "manifests":
-        return [Need("ecr:PutImage" if method == "PUT" else "ecr:BatchGetImage", repository)]
+        # DELETE of a manifest by digest removes the image: ECR's one image-deleting action.
+        action = {"PUT": "ecr:PutImage", "DELETE": "ecr:BatchDeleteImage"}.get(method, "ecr:BatchGetImage")
+        return [Need(action, repository)]
     if kind == "blobs":
         return [Need("ecr:GetDownloadUrlForLayer" if method == "GET" else "ecr:BatchCheckLayerAvailability", repository)]
     query = parse_qs(parts.query)
@@ -166,8 +179,11 @@ def policy_allows(policy: dict[str, Any], need: Need) -> bool:
         if not any(fnmatch.fnmatchcase(need.resource, r) for r in resources):
             continue
         conditions = statement.get("Condition", {})
-        assert set(conditions) <= {"StringEquals"}, conditions
-        if all(context.get(key) == value for key, value in conditions.get("StringEquals", {}).items()):
+        assert set(conditions) <= {"StringEquals", "StringLike"}, conditions
+        # A key the request does not carry matches no condition on it (IAM's missing-key rule).
+        if all(context.get(key) == value for key, value in conditions.get("StringEquals", {}).items()) and \
+                all(key in context and fnmatch.fnmatchcase(context[key], value)
+                    for key, value in conditions.get("StringLike", {}).items()):
             return True
     return False
 

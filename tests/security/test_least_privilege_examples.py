@@ -1,8 +1,9 @@
 """The least-privilege examples SECURITY.md points to (``examples/security/``) are well formed,
 and they are enough: every AWS call, registry request and Kubernetes request faasops makes while
-planning (read-only identity) and while applying, destroying and invoking (deployer identity) is
-allowed by them — checked by recording the calls against the cloud example on moto, the registry
-and the Kubernetes emulator, and evaluating them against the policies and roles.
+planning (read-only identity), while applying, destroying and invoking (deployer identity) and
+while collecting garbage (``gc`` and ``destroy --purge``: the maintenance identity) is allowed by
+them — checked by recording the calls against the cloud example on moto, the registry and the
+Kubernetes emulator, and evaluating them against the policies and roles.
 
 The Kubernetes emulator serves no ``rbac.authorization.k8s.io`` group, so the RBAC documents are
 checked for structure here (and for coverage below), not applied; the Namespace and
@@ -16,6 +17,9 @@ from typing import Iterator
 
 import pytest
 import yaml
+from click.testing import CliRunner
+
+from faasops.cli import cli
 
 from faasops.engine import Engine
 from faasops.errors import ProviderError
@@ -37,7 +41,7 @@ from least_privilege_support import (
     rules_allow,
 )
 
-POLICIES = ("iam-plan-policy.json", "iam-apply-policy.json")
+POLICIES = ("iam-plan-policy.json", "iam-apply-policy.json", "iam-gc-policy.json")
 
 
 @pytest.mark.parametrize("name", POLICIES)
@@ -154,6 +158,79 @@ def test_examples_allow_every_call_faasops_makes(cloud: SecureCloud, tmp_path: P
     assert sorted(n for n in read_kube if not rules_allow(plan_rules, *n)) == []
     assert sorted(n for n in read_kube | apply_kube if not rules_allow(apply_rules, *n)) == []
     assert sorted(n for n in invoke_kube if not rules_allow(invoke_rules, *n)) == []
+
+
+@pytest.mark.slow  # the changed function is built for real (a shared-cache hit after the first run)
+def test_gc_policy_allows_every_call_of_gc_and_destroy_purge(cloud: SecureCloud, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in cloud.env.items():
+        monkeypatch.setenv(name, value)
+    project = cloud.copy_example(tmp_path)
+    cloud.overlay(project, registry={"username": None, "password_env": None})  # credentials from GetAuthorizationToken
+    # Garbage, made by the deploy identity (not recorded): an apply, a source change, an apply.
+    handler = project / "functions" / "hello" / "app.py"
+    for text in (None, "Hello from the maintenance job!"):
+        if text is not None:
+            handler.write_text(handler.read_text().replace("Hello from Blue FaaS!", text))
+        with Engine(load_project(project, "local")) as e, e.locked("faasops apply"):
+            result = e.apply(e.plan())
+            assert result.ok, result.failed
+
+    def faasops(*args: str) -> dict:
+        run = CliRunner().invoke(cli, ["-C", str(project), "-e", "local", *args], catch_exceptions=False)
+        assert run.exit_code == 0, run.output
+        return json.loads(run.output) if "--format" in args else {}
+
+    assert cloud.kube is not None
+    with recording(monkeypatch) as calls:
+        cloud.kube.reset_stats()
+        freed = faasops("gc", "--keep", "0", "--format", "json")
+        gc_needs, gc_kube = calls.needs(), kube_needs(cloud.kube.stats())
+        calls.clear()
+        cloud.kube.reset_stats()
+        faasops("destroy", "--auto-approve", "--purge")
+        purge_needs, purge_kube = calls.needs(), kube_needs(cloud.kube.stats())
+
+    # The run removed something of every kind the policy is for: a source archive, an image, then
+    # (purge) the repositories; otherwise the recording proves nothing about deleting.
+    assert freed["kinds"]["source"]["count"] >= 1 and freed["kinds"]["image"]["count"] >= 1, freed
+    assert {n.action for n in gc_needs} >= {"s3:ListBucket", "s3:DeleteObject", "ecr:BatchDeleteImage",
+                                            "ecr:DescribeRepositories", "dynamodb:PutItem"}
+    assert "ecr:DeleteRepository" in {n.action for n in purge_needs}
+    print("AWS permissions used (gc):", sorted({n.action for n in gc_needs}))
+    print("AWS permissions used (destroy --purge):", sorted({n.action for n in purge_needs}))
+    print("Kubernetes (gc):", sorted(gc_kube), "(destroy --purge):", sorted(purge_kube))
+    gc_policy = load_policy("iam-gc-policy.json")
+    assert [str(n) for n in sorted(gc_needs | purge_needs, key=str) if not policy_allows(gc_policy, n)] == []
+    # Least privilege: every action the policy grants is one these runs used.
+    assert {a for s in gc_policy["Statement"] for a in s["Action"]} == {n.action for n in gc_needs | purge_needs}
+    # The read-only identity can do none of the deleting (nor the listing and locking before it).
+    plan_policy = load_policy("iam-plan-policy.json")
+    writes = {n for n in gc_needs | purge_needs if n.action.split(":")[1].startswith(("Delete", "BatchDelete", "Put"))}
+    assert writes and [str(n) for n in sorted(writes, key=str) if policy_allows(plan_policy, n)] == []
+    assert [str(n) for n in sorted(gc_needs | purge_needs, key=str)
+            if n.action.startswith(("s3:", "ecr:")) and policy_allows(plan_policy, n)] == []
+    # gc never talks to the cluster; the destroy before the purge is the deployer's RBAC role.
+    assert gc_kube == set()
+    assert purge_kube and sorted(n for n in purge_kube if not rules_allow(role_rules("faasops-apply"), *n)) == []
+
+
+def test_gc_policy_deletes_only_below_the_sources_prefix_and_in_faasops_repositories() -> None:
+    from least_privilege_support import Need, _repository
+
+    policy = load_policy("iam-gc-policy.json")
+    bucket = "arn:aws:s3:::acme-faasops-sources"
+    assert policy_allows(policy, Need("s3:DeleteObject", f"{bucket}/sources/shop/{'0' * 64}.tar.gz"))
+    assert not policy_allows(policy, Need("s3:DeleteObject", f"{bucket}/backups/state.json"))
+    assert policy_allows(policy, Need("s3:ListBucket", bucket, (("s3:prefix", "sources/shop/"),)))
+    assert not policy_allows(policy, Need("s3:ListBucket", bucket, (("s3:prefix", ""),)))
+    assert not policy_allows(policy, Need("s3:ListBucket", bucket))  # no prefix: the whole bucket
+    assert policy_allows(policy, Need("ecr:BatchDeleteImage", _repository("faasops/shop/storefront/hello")))
+    assert not policy_allows(policy, Need("ecr:BatchDeleteImage", _repository("other-team/app")))
+    assert not policy_allows(policy, Need("ecr:DeleteRepository", _repository("other-team/app")))
+    # The maintenance identity pushes nothing and creates nothing.
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert not actions & {"ecr:PutImage", "ecr:CreateRepository", "s3:PutObject", "dynamodb:CreateTable"}
 
 
 def test_namespace_and_service_account_of_the_rbac_example_apply_with_kubectl(cloud: SecureCloud, tmp_path: Path) -> None:
