@@ -1246,14 +1246,22 @@ class DistributionRegistry:
     def _delete_repository(self, repository: str) -> bool:
         raise NotImplementedError
 
-    def collect(self, garbage: Garbage) -> Garbage:
+    def _delete_images(self, repository: str, digests: list[str]) -> set[str]:
+        """Delete the images ``digests`` of ``repository``; the digests that were there and went.
+        The registry API's manifest ``DELETE`` (its tags go with it)."""
         client = self.client()
+        return {digest for digest in digests if client.delete_manifest(repository, digest)}
+
+    def collect(self, garbage: Garbage) -> Garbage:
         removed: list[StoredItem] = []
+        images: dict[str, list[StoredItem]] = {}
         for item in garbage.items:
             if item.kind == "image":
                 name, _, digest = item.name.rpartition("@")
-                if client.delete_manifest(name.partition("/")[2], digest):
-                    removed.append(item)
+                images.setdefault(name.partition("/")[2], []).append(item)
+        for repository, items in images.items():
+            gone = self._delete_images(repository, [item.name.rpartition("@")[2] for item in items])
+            removed += [item for item in items if item.name.rpartition("@")[2] in gone]
         for item in garbage.items:  # repositories once their images are gone
             if item.kind == "repository" and self._delete_repository(item.name):
                 removed.append(item)
@@ -1311,6 +1319,22 @@ class EcrRegistry(DistributionRegistry):
             self.ecr.ensure_repository(repository)
 
     _deletes_repositories = True
+
+    def _delete_images(self, repository: str, digests: list[str]) -> set[str]:
+        """``ecr:BatchDeleteImage``, 100 digests a call: ECR's documented way to delete images.
+        An image ECR's API does not know lives only behind ``registry_url`` (a registry endpoint
+        apart from the ECR API): it is deleted there through the registry API."""
+        ids = {"registryId": self.options.registry_id} if self.options.registry_id else {}
+        gone: set[str] = set()
+        elsewhere: list[str] = []
+        for start in range(0, len(digests), 100):
+            chunk = digests[start:start + 100]
+            answer = self.ecr.call("BatchDeleteImage", repositoryName=repository,
+                                   imageIds=[{"imageDigest": d} for d in chunk], **ids)
+            gone |= {i["imageDigest"] for i in answer.get("imageIds", []) if "imageDigest" in i}
+            elsewhere += [f["imageId"]["imageDigest"] for f in answer.get("failures", [])
+                          if f.get("failureCode") == "ImageNotFound" and "imageDigest" in f.get("imageId", {})]
+        return gone | (super()._delete_images(repository, elsewhere) if elsewhere else set())
 
     def _repositories(self) -> list[str]:
         """This project's repositories, from ``ecr:DescribeRepositories`` (ECR has no catalog)."""
