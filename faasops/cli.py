@@ -48,7 +48,10 @@ class Context:
     def engine(self) -> Engine:
         from faasops.engine import Engine
 
-        return Engine.load(self.directory, self.environment)
+        engine = Engine.load(self.directory, self.environment)
+        for warning in engine.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        return engine
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -150,10 +153,13 @@ def _run_apply(ctx: Context, make_options: Callable[[Engine], PlanOptions] | Non
                parallelism: int, continue_on_error: bool, lock_timeout: float, verb: str,
                saved_plan: Path | None = None, force_conflicts: bool = False, wait: bool = False) -> None:
     with ctx.engine() as engine:
-        if force_conflicts:
-            engine.override_options("deployer", force_conflicts=True)
-        if wait:
-            engine.override_options("deployer", wait=True)
+        # A flag for an option the configured deployer doesn't declare does nothing, and says so:
+        # one CI script applies every environment, with a cluster deployer or a gitops/local one.
+        flags = {"force_conflicts": force_conflicts, "wait": wait}
+        for name in engine.override_options("deployer", **{name: True for name, on in flags.items() if on}):
+            deployer = engine.project.provider("deployer").type
+            click.echo(f"note: --{name.replace('_', '-')} does nothing here: deployer type {deployer!r} has no "
+                       f"'{name}' option", err=True)
         result: ApplyResult | None = None
         held: LockInfo | None = None
         try:
@@ -272,7 +278,8 @@ def schema() -> None:
 def validate(ctx: Context) -> None:
     """Check every faas.yaml and function source without changing anything.
 
-    Checks the schema, names (DNS-1123), uniqueness, that source directories exist inside the
+    Checks the schema, each providers.* block against the options its type declares (see
+    `faasops plugins`), names (DNS-1123), uniqueness, that source directories exist inside the
     project, Python syntax, the Spin handler contract (a class IncomingHandler deriving
     from http.IncomingHandler with handle_request(self, request)), each source's
     requirements.txt, and that every module the handler imports exists in the source, the
@@ -341,7 +348,7 @@ def apply_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[PLANFILE]")
 @apply_options
 @click.option("--prune", is_flag=True, help="Delete what the manifests no longer declare (never protected ones).")
-@click.option("--wait", is_flag=True, help="Wait until each deployed SpinApp is ready (Kubernetes; timeout: providers.deployer.wait_timeout).")
+@click.option("--wait", is_flag=True, help="Wait until each deployed SpinApp is ready (Kubernetes; timeout: providers.deployer.wait_timeout_seconds).")
 @pass_ctx
 def apply(ctx: Context, plan_file: Path | None, targets: tuple[str, ...], excludes: tuple[str, ...],
           changed_since: str | None, auto_approve: bool, parallelism: int, continue_on_error: bool,
@@ -468,18 +475,25 @@ def tasks(ctx: Context, address: str | None, task_id: str | None, limit: int, fm
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def plugins(fmt: str) -> None:
-    """List the installed plugins, their versions, hooks and provider types.
+    """List the installed plugins, their versions, hooks and provider types with their options.
 
     Built-in providers are plugins too, loaded from the same `faasops` entry-point group as
-    third-party packages.
+    third-party packages. Each type's options (name, type, default, description) come from the
+    JSON Schema its plugin declares; `--format json` includes the schemas.
     """
-    from faasops.plugin_manager import create_plugin_manager, describe_plugins, provider_types
+    from faasops.plugin_manager import create_plugin_manager, describe_plugins, option_schemas, provider_types
 
     pm = create_plugin_manager()
     infos = describe_plugins(pm)
     types = provider_types(pm)
+    schemas = option_schemas(pm)
     if fmt == "json":
-        click.echo(json.dumps({"plugins": [i.__dict__ for i in infos], "provider_types": types}, indent=2))
+        options: dict[str, dict[str, Any]] = {}
+        for declared in schemas:
+            options.setdefault(declared.slot, {})[declared.type] = {
+                "options": [option.as_dict() for option in declared.options()], "schema": declared.schema}
+        click.echo(json.dumps({"plugins": [i.__dict__ for i in infos], "provider_types": types,
+                               "provider_options": options}, indent=2, default=str))
         return
     for info in infos:
         click.echo(f"{info.name}  ({info.distribution} {info.version})")
@@ -489,6 +503,14 @@ def plugins(fmt: str) -> None:
     for slot, entries in types.items():
         for type_, description in sorted(entries):
             click.echo(f"  {slot:<10} {type_:<16} {description}")
+            declared = schemas.get(slot, type_)
+            if declared is None:
+                click.echo(f"{'':<14}(declares no options: they are passed unchecked)")
+            for option in declared.options() if declared else ():
+                default = "required" if option.required else (
+                    f"default {json.dumps(option.default)}" if option.default is not None else "optional")
+                old = f" (formerly {', '.join(option.aliases)})" if option.aliases else ""
+                click.echo(f"{'':<14}{option.name}: {option.type}, {default}{old} — {option.description}")
 
 
 @cli.command("force-unlock")

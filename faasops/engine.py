@@ -24,13 +24,14 @@ from typing import Any, Callable, Iterator
 import pluggy
 
 from faasops.diff import diff_project
-from faasops.errors import FaasopsError, PolicyViolation, StalePlanError
+from faasops.errors import FaasopsError, PolicyViolation, Problem, StalePlanError
 from faasops.executor import ApplyResult, Executor, ProviderSet, recorded_namespaces
 from faasops.interruption import Interruption, RunAbandoned, RunInterrupted
 from faasops.manifest import load_project
 from faasops.model import Function, Project, ProviderConfig
 from faasops.plan import Action, Plan, PlanOptions
-from faasops.plugin_manager import create_plugin_manager, create_provider
+from faasops.options import OptionSchemas
+from faasops.plugin_manager import create_plugin_manager, create_provider, option_schemas
 from faasops.progress import Reporter, reporter_for
 from faasops.providers import ActualState, LockInfo, SupportsRenderDigest, SupportsSerial, SupportsSnapshot
 from faasops.source import digest_directory
@@ -45,18 +46,34 @@ class Engine:
         self.project = project
         self.pm = pm or create_plugin_manager()
         self._interruption: Interruption | None = None  # while :meth:`locked` holds the lock
+        self.warnings: tuple[Problem, ...] = ()  # deprecated option names in the manifests
 
-    def override_options(self, slot: str, **options: Any) -> None:
+    @cached_property
+    def option_schemas(self) -> OptionSchemas:
+        return option_schemas(self.pm)
+
+    def override_options(self, slot: str, **options: Any) -> list[str]:
         """Set provider options from the command line (e.g. ``--force-conflicts``) before the
-        providers are created."""
+        providers are created: only those the slot's type declares (a type that declares none
+        gets them all). Returns the names it skipped, for the caller to say so."""
         assert "providers" not in self.__dict__, "providers already created"
         config = self.project.providers[slot]
-        providers = {**self.project.providers, slot: replace(config, options={**config.options, **options})}
+        declared = self.option_schemas.get(slot, config.type)
+        skipped = [name for name in options if declared is not None and not declared.declares(name)]
+        kept = {name: value for name, value in options.items() if name not in skipped}
+        providers = {**self.project.providers, slot: replace(config, options={**config.options, **kept})}
         self.project = replace(self.project, providers=providers)
+        return skipped
 
     @classmethod
     def load(cls, root: Path, environment: str | None = None, pm: pluggy.PluginManager | None = None) -> "Engine":
-        return cls(load_project(root, environment), pm)
+        """The engine of the project in ``root``, its provider options checked against what the
+        plugins declare; deprecated option names are in :attr:`warnings`."""
+        pm = pm or create_plugin_manager()
+        warnings: list[Problem] = []
+        engine = cls(load_project(root, environment, option_schemas(pm), warnings), pm)
+        engine.warnings = tuple(warnings)
+        return engine
 
     # ------------------------------------------------------------------ providers
 

@@ -69,6 +69,36 @@ def faasops_provider_types() -> list[tuple[str, str, str]]:
     """
 
 
+@hookspec
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    """Declare the options of each provider type this plugin serves, as JSON Schema.
+
+    Returns a list of ``(slot, type, schema)``; the schema (JSON Schema 2020-12) describes the
+    slot's block in ``faas.yaml`` without its ``type`` key::
+
+        ("registry", "foo", {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string", "description": "the registry's base URL"},
+                "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30,
+                                    "description": "read timeout per request",
+                                    "aliases": ["timeout"]},
+                "token_env": {"type": "string", "writeOnly": True,
+                              "description": "environment variable holding the token"},
+            },
+            "required": ["url"],
+        })
+
+    ``faasops validate`` (and every command that loads the project) checks the block against it
+    with located messages and did-you-mean; undeclared options are refused unless the schema sets
+    ``additionalProperties``. The factory hook then receives ``config.options`` checked, with
+    deprecated ``aliases`` renamed and every ``default`` filled in. ``writeOnly`` values are never
+    shown in messages. Name durations ``*_seconds``. ``faasops plugins`` lists the options. A type
+    declared nowhere is created with its options unchecked. See :mod:`faasops.options`. Every
+    result is collected (not firstresult).
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # Provider factories (firstresult: the first non-None result wins)
 # --------------------------------------------------------------------------------------------
@@ -78,7 +108,8 @@ def faasops_provider_types() -> list[tuple[str, str, str]]:
 def faasops_state_backend(config: ProviderConfig, project: Project) -> StateBackend | None:
     """Return a :class:`~faasops.providers.StateBackend` if ``config.type`` is yours, else None.
 
-    ``config.options`` holds the slot's settings from ``faas.yaml`` (table names, endpoints …).
+    ``config.options`` holds the slot's settings from ``faas.yaml`` (table names, endpoints …),
+    checked against the type's :func:`faasops_provider_options` schema when it declares one.
     The backend is created once per command and closed with ``close()``.
     """
 

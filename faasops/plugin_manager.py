@@ -13,6 +13,7 @@ import pluggy
 from faasops import hookspecs
 from faasops.errors import PluginError
 from faasops.model import Project, ProviderConfig
+from faasops.options import OptionSchemas, OptionsSchema
 
 ENTRY_POINT_GROUP = "faasops"
 # Extra plugin modules to load without packaging them (like `pytest -p`): "pkg.mod,other".
@@ -72,11 +73,28 @@ def provider_types(pm: pluggy.PluginManager) -> dict[str, list[tuple[str, str]]]
     return found
 
 
+def option_schemas(pm: pluggy.PluginManager) -> OptionSchemas:
+    """The options every plugin declares for its provider types."""
+    declared = []
+    for result in pm.hook.faasops_provider_options():
+        for slot, type_, schema in result or ():
+            if not isinstance(schema, dict):
+                raise PluginError(f"the options of {slot} type {type_!r} must be a JSON Schema object")
+            declared.append(OptionsSchema(slot, type_, schema))
+    return OptionSchemas(declared)
+
+
 def create_provider(pm: pluggy.PluginManager, project: Project, slot: str,
                     config: ProviderConfig | None = None) -> Any:
     """The provider object for ``slot``, from the first plugin that serves its configured type
-    (or ``config``, when a command picks another type, e.g. ``faasops logs --source loki``)."""
+    (or ``config``, when a command picks another type, e.g. ``faasops logs --source loki``).
+
+    When the type declares its options, the plugin gets them checked, with deprecated names
+    renamed and defaults filled in."""
     config = config or project.provider(slot)
+    declared = option_schemas(pm).get(slot, config.type)
+    if declared is not None:
+        config = ProviderConfig(config.slot, config.type, declared.checked(config.options))
     hook = getattr(pm.hook, _FACTORY_HOOKS[slot])
     provider = hook(config=config, project=project)
     if provider is None:

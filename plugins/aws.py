@@ -17,7 +17,8 @@ Options (under ``providers.state`` / ``providers.sources`` in faas.yaml)
   ``aws:kms``; default the account's ``aws/s3`` key), ``create_bucket`` (default false; a created
   bucket blocks public access), ``max_attempts``, ``timeout_seconds``.
 
-Unknown options are refused, and so are credential-like ones.
+Unknown options are refused, and so are credential-like ones (:data:`STATE_OPTIONS_SCHEMA`,
+:data:`SOURCES_OPTIONS_SCHEMA`).
 
 Retries
 =======
@@ -132,6 +133,7 @@ from faasops.errors import FaasopsError, LockError, ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.lock import DEFAULT_LEASE_S, INTERRUPTED_MESSAGE, is_stale, iso, lease_until, locked_error, utc_now
 from faasops.model import Function, Project, ProviderConfig
+from faasops.options import seconds_option
 from faasops.providers import (
     ActualState,
     FunctionRecord,
@@ -172,10 +174,6 @@ INDEX_BY_WORKSPACE = "tasks_by_ws"
 INDEX_OPEN = "open_tasks"
 OPEN_STATUSES = ("pending", "running")
 
-_CREDENTIAL_OPTIONS = {
-    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key", "access_key_id",
-    "secret_key", "secret_access_key", "session_token", "password", "credentials",
-}
 _ACCESS_CODES = {
     "AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "InvalidClientTokenId",
     "InvalidSignatureException", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
@@ -1007,24 +1005,42 @@ class S3SourceStore(_AwsService):
 # -------------------------------------------------------------------- options
 
 
-def _options(config: ProviderConfig, known: dict[str, type | tuple[type, ...]], required: tuple[str, ...]) -> dict[str, Any]:
-    """``config.options`` checked against ``known`` (name → accepted types)."""
-    where = f"providers.{config.slot} ({config.type})"
-    for name, value in config.options.items():
-        if name.lower() in _CREDENTIAL_OPTIONS:
-            raise ProviderError(f"{where}: remove `{name}`: faasops never reads AWS credentials from faas.yaml; "
-                                "it uses the default AWS credential chain (environment, AWS_PROFILE, IRSA)")
-        if name not in known:
-            raise ProviderError(f"{where}: unknown option `{name}` (known: {', '.join(sorted(known))})")
-        accepted = known[name] if isinstance(known[name], tuple) else (known[name],)
-        # bool is an int in Python, but `create_table: 1` or `max_attempts: true` is a typo.
-        wrong = not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted)
-        if value is not None and wrong:
-            raise ProviderError(f"{where}: option `{name}` has the wrong type ({type(value).__name__})")
-    for name in required:
-        if not config.options.get(name):
-            raise ProviderError(f"{where}: option `{name}` is required (set it under providers.{config.slot} in faas.yaml)")
-    return {k: v for k, v in config.options.items() if v is not None}
+def _common(region_of: str) -> dict[str, dict[str, Any]]:
+    """The options every AWS provider type has."""
+    return {
+        "region": {"type": "string", "minLength": 1, "description": f"AWS region of the {region_of} (default: boto3's)"},
+        "endpoint_url": {"type": "string", "minLength": 1, "description": "another endpoint (LocalStack, moto)"},
+        "max_attempts": {"type": "integer", "minimum": 1, "default": DEFAULT_MAX_ATTEMPTS,
+                         "description": "attempts per call, the first included"},
+    }
+
+
+STATE_OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "table": {"type": "string", "minLength": 1, "description": "the DynamoDB table (one table, many projects)"},
+        "create_table": {"type": "boolean", "default": False, "description": "create the table when missing"},
+        "lock_lease_seconds": seconds_option("how long a run's lock lasts without renewal", LOCK_LEASE_S),
+        "timeout_seconds": seconds_option("read timeout per request", DEFAULT_TIMEOUT_S),
+        **_common("table"),
+    },
+    "required": ["table"],
+}
+SOURCES_OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "bucket": {"type": "string", "minLength": 1, "description": "the S3 bucket"},
+        "prefix": {"type": "string", "default": DEFAULT_PREFIX, "description": "key prefix of the archives"},
+        "sse": {"enum": list(SSE_MODES), "default": "AES256", "description": "server-side encryption"},
+        "kms_key_id": {"type": "string", "minLength": 1,
+                       "description": "KMS key (with sse: aws:kms; default the account's aws/s3 key)"},
+        "create_bucket": {"type": "boolean", "default": False,
+                          "description": "create the bucket when missing (blocking public access)"},
+        "timeout_seconds": seconds_option("read timeout per request", DEFAULT_TIMEOUT_S),
+        **_common("bucket"),
+    },
+    "required": ["bucket"],
+}
 
 
 def _attempts(options: dict[str, Any], where: str) -> int:
@@ -1045,6 +1061,11 @@ def _timeout(options: dict[str, Any], where: str) -> float:
 
 
 @hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("state", "dynamodb", STATE_OPTIONS_SCHEMA), ("sources", "s3", SOURCES_OPTIONS_SCHEMA)]
+
+
+@hookimpl
 def faasops_provider_types() -> list[tuple[str, str, str]]:
     return [
         ("state", "dynamodb", "state, task history and lock in a DynamoDB table (one table, many projects)"),
@@ -1056,10 +1077,7 @@ def faasops_provider_types() -> list[tuple[str, str, str]]:
 def faasops_state_backend(config: ProviderConfig, project: Project) -> DynamoDBState | None:
     if config.type != "dynamodb":
         return None
-    options = _options(config, {
-        "table": str, "region": str, "endpoint_url": str, "create_table": bool,
-        "lock_lease_seconds": (int, float), "max_attempts": int, "timeout_seconds": (int, float),
-    }, required=("table",))
+    options = config.options  # checked against STATE_OPTIONS_SCHEMA
     lease = float(options.get("lock_lease_seconds", LOCK_LEASE_S))
     if lease <= 0:
         raise ProviderError("providers.state (dynamodb): `lock_lease_seconds` must be positive")
@@ -1075,10 +1093,7 @@ def faasops_state_backend(config: ProviderConfig, project: Project) -> DynamoDBS
 def faasops_source_store(config: ProviderConfig, project: Project) -> S3SourceStore | None:
     if config.type != "s3":
         return None
-    options = _options(config, {
-        "bucket": str, "prefix": str, "region": str, "endpoint_url": str, "sse": str, "kms_key_id": str,
-        "create_bucket": bool, "max_attempts": int, "timeout_seconds": (int, float),
-    }, required=("bucket",))
+    options = config.options  # checked against SOURCES_OPTIONS_SCHEMA
     sse = options.get("sse", "AES256")
     if sse not in SSE_MODES:
         raise ProviderError(f"providers.sources (s3): `sse` must be one of {', '.join(SSE_MODES)}, not {sse!r}")

@@ -7,7 +7,7 @@ and so do the tests.
 
 Options (under ``providers.logs`` with ``type: dynamodb``): ``table`` (default
 ``faasops-logs``), ``region``, ``endpoint_url``, ``max_attempts`` (default 5),
-``poll_interval`` (seconds between two polls of ``--follow``, default 1), ``follow_overlap``
+``poll_interval_seconds`` (seconds between two polls of ``--follow``, default 1), ``follow_overlap_seconds``
 (seconds ``--follow`` keeps re-reading behind the newest record it showed, for writes that
 land late or reach the index late; default 5). Credentials come from the default AWS chain,
 as for the state table; credential-like options are refused.
@@ -71,7 +71,8 @@ from typing import Any
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Project, ProviderConfig
-from faasops.plugins.aws import DEFAULT_MAX_ATTEMPTS, _attempts, _AwsService, _NotFound, _options, _s
+from faasops.options import seconds_option
+from faasops.plugins.aws import DEFAULT_MAX_ATTEMPTS, _attempts, _AwsService, _NotFound, _s
 from faasops.providers import LogRecord
 
 DEFAULT_TABLE = "faasops-logs"
@@ -225,7 +226,7 @@ class DynamoDBLogSource(_AwsService):
         return found, _Position(floor, newest, seen)
 
     def _window(self, position: _Position, now: float) -> str:
-        """Where a poll starts: ``follow_overlap`` before the newest record shown (writer
+        """Where a poll starts: ``follow_overlap_seconds`` before the newest record shown (writer
         clocks, not ours), but never further back than an hour while nothing arrives."""
         return max(position.floor, iso(max(position.newest - self.overlap_s, now - FOLLOW_LOOKBACK_S)))
 
@@ -311,6 +312,27 @@ def _record(item: dict[str, Any]) -> LogRecord:
                      labels, log_id)
 
 
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "table": {"type": "string", "minLength": 1, "default": DEFAULT_TABLE, "description": "the logs table"},
+        "region": {"type": "string", "minLength": 1, "description": "AWS region of the table (default: boto3's)"},
+        "endpoint_url": {"type": "string", "minLength": 1, "description": "another endpoint (LocalStack, moto)"},
+        "max_attempts": {"type": "integer", "minimum": 1, "default": DEFAULT_MAX_ATTEMPTS,
+                         "description": "attempts per call, the first included"},
+        "poll_interval_seconds": seconds_option("how often --follow asks for new lines", DEFAULT_POLL_S,
+                                                aliases=["poll_interval"]),
+        "follow_overlap_seconds": seconds_option("how far back --follow looks again for late writes",
+                                                 DEFAULT_OVERLAP_S, aliases=["follow_overlap"]),
+    },
+}
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("logs", "dynamodb", OPTIONS_SCHEMA)]
+
+
 @hookimpl
 def faasops_provider_types() -> list[tuple[str, str, str]]:
     return [("logs", "dynamodb", "function logs from the platform's DynamoDB logs table (newest first, --follow)")]
@@ -321,17 +343,11 @@ def faasops_log_source(config: ProviderConfig, project: Project) -> DynamoDBLogS
     if config.type != "dynamodb":
         return None
     where = "providers.logs (dynamodb)"
-    options = _options(config, {
-        "table": str, "region": str, "endpoint_url": str, "max_attempts": int,
-        "poll_interval": (int, float), "follow_overlap": (int, float),
-    }, required=())
-    for name in ("poll_interval", "follow_overlap"):
-        if name in options and options[name] <= 0:
-            raise ProviderError(f"{where}: `{name}` must be positive")
+    options = config.options  # checked against OPTIONS_SCHEMA
     return DynamoDBLogSource(
         options.get("table", DEFAULT_TABLE), region=options.get("region"), endpoint_url=options.get("endpoint_url"),
-        max_attempts=_attempts(options, where), poll_s=float(options.get("poll_interval", DEFAULT_POLL_S)),
-        overlap_s=float(options.get("follow_overlap", DEFAULT_OVERLAP_S)),
+        max_attempts=_attempts(options, where), poll_s=float(options.get("poll_interval_seconds", DEFAULT_POLL_S)),
+        overlap_s=float(options.get("follow_overlap_seconds", DEFAULT_OVERLAP_S)),
     )
 
 

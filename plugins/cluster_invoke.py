@@ -10,14 +10,15 @@ SpinApp — named like the function, in the workspace's namespace, port 80 targe
 so it needs nothing but the kubeconfig the deployer already uses and RBAC on ``services/proxy``
 (verb by HTTP method: ``get`` for GET, ``create`` for POST …). Options (``providers.invoker``):
 ``kubeconfig`` and ``context`` (as the deployer; when neither is set, those of
-``providers.deployer`` are used), ``port`` (80), ``timeout`` (60 s per request). The
+``providers.deployer`` are used), ``port`` (80), ``timeout_seconds`` (60 s per request). The
 ``Authorization`` header belongs to the API server on this path, so a request that sets one is
 refused (use a gateway).
 
 ``gateway`` calls the platform's HTTP gateway (an ingress, a load balancer) directly. Options:
 ``url`` (required, the base URL), ``path_template`` (``/{workspace}/{function}{path}``; also
 ``{namespace}``), ``token_env`` (the name of an environment variable holding a bearer token
-sent as ``Authorization``), ``timeout`` (60 s).
+sent as ``Authorization``), ``timeout_seconds`` (60 s). ``timeout`` is the deprecated spelling of
+``timeout_seconds``; both types' options are in :func:`faasops_provider_options`.
 
 Both send the method, headers, body and path with query as given (``faasops invoke -X -H -d
 --path``) and return the function's answer whatever its status; only failures to get an answer
@@ -38,7 +39,7 @@ from faasops.plugins.kubernetes import KubernetesDeployer, _one_line, _reason
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig, Workspace
-from faasops.options import positive_seconds
+from faasops.options import positive_seconds, seconds_option
 from faasops.providers import InvokeRequest, InvokeResponse
 
 KUBERNETES_TYPE = "kubernetes"
@@ -48,8 +49,30 @@ DEFAULT_SERVICE_PORT = 80
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_PATH_TEMPLATE = "/{workspace}/{function}{path}"
 CONNECTION_OPTIONS = ("kubeconfig", "context")
-KUBERNETES_OPTIONS = (*CONNECTION_OPTIONS, "port", "timeout")
-GATEWAY_OPTIONS = ("url", "path_template", "token_env", "timeout")
+_TIMEOUT = seconds_option("timeout of one call", DEFAULT_TIMEOUT_S, aliases=["timeout"])
+KUBERNETES_OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "kubeconfig": {"type": "string", "minLength": 1,
+                       "description": "kubeconfig file (default: providers.deployer's, when neither is set)"},
+        "context": {"type": "string", "minLength": 1, "description": "kubeconfig context"},
+        "port": {"type": ["integer", "string"], "pattern": "^[A-Za-z0-9-]+$", "default": DEFAULT_SERVICE_PORT,
+                 "description": "the Service port, by number or name"},
+        "timeout_seconds": _TIMEOUT,
+    },
+}
+GATEWAY_OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "url": {"type": "string", "minLength": 1, "description": "the gateway's http(s) base URL"},
+        "path_template": {"type": "string", "minLength": 1, "default": DEFAULT_PATH_TEMPLATE,
+                          "description": "path of a function; fields {workspace} {function} {namespace} {path}"},
+        "token_env": {"type": "string", "minLength": 1, "writeOnly": True,
+                      "description": "environment variable holding a bearer token sent as Authorization"},
+        "timeout_seconds": _TIMEOUT,
+    },
+    "required": ["url"],
+}
 TEMPLATE_FIELDS = ("workspace", "function", "namespace", "path")
 # Added by the API server to every answer (audit and flow control): not the function's.
 API_SERVER_HEADERS = ("audit-id", "x-kubernetes-pf-flowschema-uid", "x-kubernetes-pf-prioritylevel-uid")
@@ -73,10 +96,9 @@ class KubernetesInvoker:
     """An :class:`~faasops.providers.Invoker` through the API server's service proxy."""
 
     def __init__(self, project: Project, options: Mapping[str, Any]):
-        options = _checked("providers.invoker", KUBERNETES_TYPE, options, KUBERNETES_OPTIONS)
         self.project = project
         self.port = _port(options.get("port", DEFAULT_SERVICE_PORT))
-        self.timeout = _seconds(options.get("timeout", DEFAULT_TIMEOUT_S), "timeout")
+        self.timeout = _seconds(options.get("timeout_seconds", DEFAULT_TIMEOUT_S), "timeout_seconds")
         connection = {k: options[k] for k in CONNECTION_OPTIONS if options.get(k)}
         self.connection_slot = "providers.invoker"
         if not connection:
@@ -113,7 +135,7 @@ class KubernetesInvoker:
         raw = _send(api.rest_client.pool_manager, method, url, request.body, {**client_headers, **headers},
                     self.timeout, unreachable=f"cannot reach the Kubernetes API server at {host}",
                     slow=f"{workspace}/{function} did not answer within {self.timeout:g}s through the "
-                         f"Kubernetes API server at {host} (providers.invoker.timeout)")
+                         f"Kubernetes API server at {host} (providers.invoker.timeout_seconds)")
         status = _api_server_status(raw)
         if status is not None:
             raise self._proxy_error(workspace, function, namespace, host, raw.status, status)
@@ -154,7 +176,6 @@ class GatewayInvoker:
     """An :class:`~faasops.providers.Invoker` through the platform's HTTP gateway."""
 
     def __init__(self, project: Project, options: Mapping[str, Any]):
-        options = _checked("providers.invoker", GATEWAY_TYPE, options, GATEWAY_OPTIONS)
         self.project = project
         url = options.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -167,7 +188,7 @@ class GatewayInvoker:
             raise ProviderError(f"providers.invoker.path_template {self.path_template!r} is not a valid template "
                                 f"({type(exc).__name__}: {exc}); fields: {', '.join(TEMPLATE_FIELDS)}") from None
         self.token_env = options.get("token_env")
-        self.timeout = _seconds(options.get("timeout", DEFAULT_TIMEOUT_S), "timeout")
+        self.timeout = _seconds(options.get("timeout_seconds", DEFAULT_TIMEOUT_S), "timeout_seconds")
 
     def invoke(self, workspace: str, function: str, request: InvokeRequest) -> InvokeResponse:
         import urllib3
@@ -183,19 +204,11 @@ class GatewayInvoker:
         raw = _send(urllib3.PoolManager(), request.method.upper(), url, request.body, headers, self.timeout,
                     unreachable=f"cannot reach the gateway at {self.url}",
                     slow=f"{workspace}/{function} did not answer within {self.timeout:g}s at {self.url} "
-                         "(providers.invoker.timeout)")
+                         "(providers.invoker.timeout_seconds)")
         return _response(raw.status, list(raw.headers.items()), raw.data)
 
 
 # ------------------------------------------------------------------------------------------ values
-
-
-def _checked(where: str, type_: str, options: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ProviderError(f"{where} (type {type_}): unknown option(s) {', '.join(unknown)}; "
-                            f"known: {', '.join(known)}")
-    return dict(options)
 
 
 def _seconds(value: Any, name: str) -> float:
@@ -275,6 +288,11 @@ def _response(status: int, headers: list[tuple[str, str]], body: bytes) -> Invok
 
 
 # ------------------------------------------------------------------------------------------ hooks
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("invoker", KUBERNETES_TYPE, KUBERNETES_OPTIONS_SCHEMA), ("invoker", GATEWAY_TYPE, GATEWAY_OPTIONS_SCHEMA)]
 
 
 @hookimpl

@@ -40,6 +40,7 @@ import sys
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from faasops.dependencies import (
     CACHE_ENV,
@@ -56,6 +57,7 @@ from faasops.hookspecs import hookimpl
 from faasops.imports_check import unresolved_imports
 from faasops.lock import pid_alive
 from faasops.model import Function, Project, ProviderConfig
+from faasops.options import seconds_option
 from faasops.oci import file_lock, write_atomic
 from faasops.progress import report_activity
 from faasops.providers import BuildResult, Garbage, Retained, SourceSnapshot, StoredItem
@@ -107,7 +109,7 @@ class ComponentizePyBuilder:
     """A :class:`faasops.providers.Builder` running componentize-py with a content-addressed cache.
 
     Options (``providers.builder`` in ``faas.yaml``): ``cache_dir`` (else ``$FAASOPS_BUILD_CACHE``,
-    else ``<project>/.faasops/builds``) and ``timeout_s`` (default 600).
+    else ``<project>/.faasops/builds``) and ``timeout_seconds`` (default 600; formerly ``timeout_s``).
     """
 
     def __init__(self, cache_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S, python: str | None = None,
@@ -124,7 +126,7 @@ class ComponentizePyBuilder:
         path = Path(cache_dir) if cache_dir else project.state_dir / "builds"
         if not path.is_absolute():
             path = project.root / path
-        return cls(path, timeout_s=float(config.options.get("timeout_s", DEFAULT_TIMEOUT_S)), project=project)
+        return cls(path, timeout_s=float(config.options.get("timeout_seconds", DEFAULT_TIMEOUT_S)), project=project)
 
     # ---------------------------------------------------------------------------------------- key
 
@@ -376,6 +378,21 @@ def extract_archive(archive: bytes, dest: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ hooks
+
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "cache_dir": {"type": "string", "minLength": 1, "description": f"build cache (default ${CACHE_ENV}, "
+                      "else .faasops/builds; relative to the project root)"},
+        "timeout_seconds": seconds_option("how long one build may take", DEFAULT_TIMEOUT_S, aliases=["timeout_s"]),
+    },
+}
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("builder", TYPE, OPTIONS_SCHEMA)]
 
 
 @hookimpl

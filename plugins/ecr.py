@@ -138,14 +138,39 @@ _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AUTH_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 
-_COMMON_OPTIONS = frozenset(
-    {"registry_url", "username", "password_env", "repository_prefix", "tag", "insecure", "ca_bundle",
-     "chunk_size", "timeout_seconds", "connect_timeout_seconds", "max_attempts", "retry_max_seconds",
-     "token_realm_hosts"}
-)
-_ECR_OPTIONS = _COMMON_OPTIONS | {
-    "region", "endpoint_url", "registry_id", "create_repositories", "image_tag_mutability", "scan_on_push",
+_TEXT = {"type": "string", "minLength": 1}
+_COMMON_OPTIONS: dict[str, dict[str, Any]] = {
+    "registry_url": {**_TEXT, "description": "the registry's base URL (oci: required; ecr: replaces the token's endpoint)"},
+    "username": {"type": ["string", "integer"], "description": "user for password_env (default AWS)"},
+    "password_env": {"type": "string", "pattern": f"^{_ENV_NAME.pattern}$", "writeOnly": True,
+                     "patternErrorMessage": "the name of an environment variable",
+                     "description": "environment variable holding the password"},
+    "repository_prefix": {"type": "string", "description": f"repository name prefix (default {DEFAULT_REPOSITORY_PREFIX})"},
+    "tag": {"type": ["string", "integer"], "description": "tag pushed besides the digest (default: from the build "
+            "key; \"\" for none)"},
+    "insecure": {"type": "boolean", "default": False, "description": "allow plain http://"},
+    "ca_bundle": {**_TEXT, "description": "CA file for HTTPS"},
+    "chunk_size": {"type": "integer", "minimum": 0, "default": 0, "description": "bytes per PATCH (0: one PUT)"},
+    "timeout_seconds": {"type": "number", "minimum": 1, "default": DEFAULT_TIMEOUT_S,
+                        "description": "per-request read timeout"},
+    "connect_timeout_seconds": {"type": "number", "minimum": 0.1, "default": DEFAULT_CONNECT_TIMEOUT_S,
+                                "description": "connect timeout"},
+    "max_attempts": {"type": "integer", "minimum": 1, "description": "attempts per request or upload (default 5)"},
+    "retry_max_seconds": {"type": "number", "exclusiveMinimum": 0,
+                          "description": "time budget for retrying one request or upload (default 60)"},
+    "token_realm_hosts": {"type": "array", "items": {"type": "string"},
+                          "description": "other hosts that may receive the credentials as a Bearer token service"},
 }
+OCI_OPTIONS_SCHEMA: dict[str, Any] = {"type": "object", "properties": _COMMON_OPTIONS, "required": ["registry_url"]}
+ECR_OPTIONS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
+    **_COMMON_OPTIONS,
+    "region": {**_TEXT, "description": "AWS region (default: boto3's chain)"},
+    "endpoint_url": {**_TEXT, "description": "ECR API endpoint (default: boto3's)"},
+    "registry_id": {"type": ["string", "integer"], "description": "account id of the registry (default: the caller's)"},
+    "create_repositories": {"type": "boolean", "default": True, "description": "create missing repositories"},
+    "image_tag_mutability": {**_TEXT, "description": "MUTABLE (default) or IMMUTABLE for new repositories"},
+    "scan_on_push": {"type": "boolean", "default": False, "description": "scan-on-push for new repositories"},
+}}
 _ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
 _BAD_AWS_CREDENTIALS = frozenset(
     {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
@@ -185,16 +210,9 @@ class RegistryOptions:
     @classmethod
     def parse(cls, config: ProviderConfig) -> RegistryOptions:
         opts = dict(config.options)
+        # Names and types are checked against ECR_OPTIONS_SCHEMA / OCI_OPTIONS_SCHEMA by the plugin
+        # manager; what follows is what a schema can't say.
         where = f"providers.{config.slot} ({config.type})"
-        if "password" in opts:
-            raise ProviderError(
-                f"{where}: a password in faas.yaml is not allowed; name an environment variable "
-                "with password_env instead"
-            )
-        allowed = _ECR_OPTIONS if config.type == TYPE_ECR else _COMMON_OPTIONS
-        unknown = sorted(set(opts) - allowed)
-        if unknown:
-            raise ProviderError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
 
         def text(name: str) -> str | None:
             value = opts.get(name)
@@ -1365,6 +1383,11 @@ class EcrRegistry(DistributionRegistry):
 # --------------------------------------------------------------------------------------------
 # Hook implementations
 # --------------------------------------------------------------------------------------------
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("registry", TYPE_ECR, ECR_OPTIONS_SCHEMA), ("registry", TYPE_OCI, OCI_OPTIONS_SCHEMA)]
 
 
 @hookimpl

@@ -28,8 +28,9 @@ Options (``providers.deployer`` in faas.yaml): ``repository`` (required: the wor
 to the project root), ``directory`` (inside it; default ``faasops``), ``branch``, ``remote`` (a
 remote name or URL to push to; default: none, commit only), ``author`` (``Name <email>``;
 default ``faasops <faasops@localhost>``, also the committer), ``create_executors`` (true),
-``runtime_class`` and ``spot_runtime_class`` (as for the ``kubernetes`` deployer).
-``apply --force-conflicts`` and ``--wait`` mean nothing here and are ignored.
+``runtime_class`` and ``spot_runtime_class`` (as for the ``kubernetes`` deployer): the
+:data:`OPTIONS_SCHEMA`. ``apply --force-conflicts`` and ``--wait`` mean nothing here: the CLI
+says so and ignores them.
 """
 
 from __future__ import annotations
@@ -46,19 +47,34 @@ from faasops.handoff import executor_object, executor_template, namespace_object
 from faasops.hookspecs import hookimpl
 from faasops.kustomize_tree import KustomizeTree, dump, object_path
 from faasops.model import Function, Project, ProviderConfig, Workspace
-from faasops.options import check_known, text
-from faasops.plugins.spinkube import FUNCTION_ID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, WORKSPACE_ID_LABEL, function_id
+from faasops.plugins.spinkube import (
+    EXECUTOR_OPTIONS,
+    FUNCTION_ID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    WORKSPACE_ID_LABEL,
+    function_id,
+)
 from faasops.providers import LiveObject
 from faasops.template_sandbox import read_rendered
 
 TYPE = "gitops"
 WHERE = "providers.deployer"
-OPTIONS = ("repository", "directory", "branch", "remote", "author", "create_executors", "runtime_class",
-           "spot_runtime_class")
-# What `faasops apply --force-conflicts/--wait` set for a cluster deployer: nothing to do here.
-IGNORED_OPTIONS = ("force_conflicts", "wait")
 DEFAULT_DIRECTORY = "faasops"
 DEFAULT_AUTHOR = "faasops <faasops@localhost>"
+_TEXT = {"type": "string", "minLength": 1}
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "repository": {**_TEXT, "description": "the git work tree, relative to the project root"},
+        "directory": {**_TEXT, "default": DEFAULT_DIRECTORY, "description": "the directory inside it"},
+        "branch": {**_TEXT, "description": "branch to commit to (default: the checked-out one)"},
+        "remote": {**_TEXT, "description": "remote name or URL to push to (default: commit only)"},
+        "author": {**_TEXT, "default": DEFAULT_AUTHOR, "description": "`Name <email>` of the commits"},
+        **EXECUTOR_OPTIONS,
+    },
+    "required": ["repository"],
+}
 GIT_TIMEOUT_S = 300.0  # a push over a slow link; a hung one must not hang CI forever
 OBSERVED_KINDS = ("SpinApp", "HorizontalPodAutoscaler", "ScaledObject")
 _AUTHOR = re.compile(r"^\s*([^<>]+?)\s*<([^<>\s]+)>\s*$")
@@ -95,12 +111,12 @@ class GitOpsDeployer:
     """A :class:`faasops.providers.Deployer` committing manifests to a git repository."""
 
     def __init__(self, options: Mapping[str, Any], project_root: Path):
-        check_known({k: v for k, v in options.items() if k not in IGNORED_OPTIONS}, OPTIONS, f"{WHERE} (type gitops)")
-        repository = text(options.get("repository"), f"{WHERE}.repository", required=True)
-        directory = text(options.get("directory", DEFAULT_DIRECTORY), f"{WHERE}.directory")
-        self.branch = text(options.get("branch"), f"{WHERE}.branch")
-        self.remote = text(options.get("remote"), f"{WHERE}.remote")
-        author = text(options.get("author", DEFAULT_AUTHOR), f"{WHERE}.author")
+        # Checked against OPTIONS_SCHEMA, defaults filled in, by the plugin manager.
+        repository = options["repository"]
+        directory = options.get("directory", DEFAULT_DIRECTORY)
+        self.branch: str | None = options.get("branch")
+        self.remote: str | None = options.get("remote")
+        author = options.get("author", DEFAULT_AUTHOR)
         match = _AUTHOR.match(author or "")
         if match is None:
             raise ProviderError(f"{WHERE}.author must look like `Name <email>`, not {author!r}")
@@ -298,6 +314,11 @@ def _last_lines(text: str, count: int = 2) -> str:
 
 
 # ------------------------------------------------------------------------------------------ hooks
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("deployer", TYPE, OPTIONS_SCHEMA)]
 
 
 @hookimpl

@@ -41,7 +41,7 @@ Ownership rules:
   targets and refuses the ScaledObject while it is missing — and spin-operator creates that
   Deployment only after the SpinApp is admitted. So a ScaledObject is applied once its
   ``scaleTargetRef`` Deployment exists: one GET, then more with backoff
-  (:class:`faasops.retry.RetryPolicy`) for up to ``keda_target_timeout``. An HPA is applied at
+  (:class:`faasops.retry.RetryPolicy`) for up to ``keda_target_timeout_seconds``. An HPA is applied at
   once: the HPA API accepts a missing target (the controller reports it in the HPA's
   conditions until the Deployment appears).
 
@@ -49,21 +49,21 @@ Options (``providers.deployer`` in faas.yaml): ``kubeconfig`` (path, relative to
 root; default: the in-cluster
 service account when ``KUBERNETES_SERVICE_HOST`` is set, else ``$KUBECONFIG`` or
 ``~/.kube/config``), ``context``, ``field_manager`` (``faasops``), ``force_conflicts`` (false),
-``wait`` (false: wait for each SpinApp to be ready after deploy), ``wait_timeout`` (300 s),
-``request_timeout`` (30 s per API request), ``observe_concurrency`` (4 namespaces listed at a
+``wait`` (false: wait for each SpinApp to be ready after deploy), ``wait_timeout_seconds`` (300 s),
+``request_timeout_seconds`` (30 s per API request), ``observe_concurrency`` (4 namespaces listed at a
 time by a plan), ``max_attempts`` (5) and ``retry_max_seconds`` (60), ``create_executors``
 (true: create missing SpinAppExecutors as above; false leaves them to the platform),
 ``runtime_class`` (``wasmtime-spin-v2``) and ``spot_runtime_class`` (``wasmtime-spin-v2-spot``):
 the RuntimeClass of the executors faasops creates for functions without and with ``spot``,
-``keda_target_timeout`` (120 s: how long a ScaledObject waits for its Deployment),
-``namespace_terminating_timeout`` (300 s, see below).
+``keda_target_timeout_seconds`` (120 s: how long a ScaledObject waits for its Deployment),
+``namespace_terminating_timeout_seconds`` (300 s, see below).
 
 Terminating namespaces: a deleted namespace stays ``Terminating`` on a cluster until the
 namespace controller has deleted its contents and its finalizers are done, and the API server
 refuses new objects in it (403, ``unable to create new content in namespace … because it is
 being terminated``). So an apply right after a destroy finds the workspace's namespace still
 there: ``ensure_workspace`` sees its ``deletionTimestamp``, says so on stderr and waits (GET
-with backoff) for it to be gone, up to ``namespace_terminating_timeout``, then creates it again;
+with backoff) for it to be gone, up to ``namespace_terminating_timeout_seconds``, then creates it again;
 past that it fails naming the namespace, when it was deleted and what it still waits for
 (finalizers, conditions). A refusal for that reason at any other moment is reported as such,
 never as missing RBAC permission.
@@ -97,6 +97,7 @@ from urllib.parse import quote
 from faasops.plugins.spinkube import (
     DEFAULT_RUNTIME_CLASS,
     DEFAULT_SPOT_RUNTIME_CLASS,
+    EXECUTOR_OPTIONS,
     FUNCTION_ID_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -108,7 +109,7 @@ from faasops.plugins.spinkube import (
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig, Workspace
-from faasops.options import positive_seconds
+from faasops.options import positive_seconds, seconds_option
 from faasops.providers import LiveObject
 from faasops.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, parse_retry_after
 
@@ -206,8 +207,9 @@ class KubernetesDeployer:
         self.field_manager = str(options.get("field_manager") or DEFAULT_FIELD_MANAGER)
         self.force_conflicts = _bool(options.get("force_conflicts", False), "force_conflicts")
         self.wait = _bool(options.get("wait", False), "wait")
-        self.wait_timeout = _seconds(options.get("wait_timeout", DEFAULT_WAIT_TIMEOUT_S), "wait_timeout")
-        self.request_timeout = _seconds(options.get("request_timeout", DEFAULT_REQUEST_TIMEOUT_S), "request_timeout")
+        self.wait_timeout = _seconds(options.get("wait_timeout_seconds", DEFAULT_WAIT_TIMEOUT_S), "wait_timeout_seconds")
+        self.request_timeout = _seconds(options.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_S),
+                                        "request_timeout_seconds")
         self.observe_concurrency = _count(options.get("observe_concurrency", DEFAULT_OBSERVE_CONCURRENCY),
                                           "observe_concurrency")
         self.retry = RetryPolicy.from_options(options, "providers.deployer")
@@ -217,11 +219,11 @@ class KubernetesDeployer:
             _name(options.get("spot_runtime_class", DEFAULT_SPOT_RUNTIME_CLASS), "spot_runtime_class"),
             options,
         )
-        self.keda_target_timeout = _seconds(options.get("keda_target_timeout", DEFAULT_KEDA_TARGET_TIMEOUT_S),
-                                            "keda_target_timeout")
+        self.keda_target_timeout = _seconds(
+            options.get("keda_target_timeout_seconds", DEFAULT_KEDA_TARGET_TIMEOUT_S), "keda_target_timeout_seconds")
         self.namespace_terminating_timeout = _seconds(
-            options.get("namespace_terminating_timeout", DEFAULT_NAMESPACE_TERMINATING_TIMEOUT_S),
-            "namespace_terminating_timeout")
+            options.get("namespace_terminating_timeout_seconds", DEFAULT_NAMESPACE_TERMINATING_TIMEOUT_S),
+            "namespace_terminating_timeout_seconds")
         # How the KEDA target and Terminating namespace waits tell and spend time (tests replace them).
         self.clock = time.monotonic
         self.sleep = time.sleep
@@ -369,7 +371,7 @@ class KubernetesDeployer:
                 self._delete(EXECUTOR, namespace, obj["metadata"]["name"])
 
     def _wait_namespace_gone(self, workspace: str, namespace_obj: dict[str, Any]) -> None:
-        """Wait (GET with backoff, up to ``namespace_terminating_timeout``) until a Terminating
+        """Wait (GET with backoff, up to ``namespace_terminating_timeout_seconds``) until a Terminating
         namespace is gone, saying so on stderr."""
         namespace = namespace_obj["metadata"]["name"]
         since = namespace_obj["metadata"].get("deletionTimestamp") or "?"
@@ -391,12 +393,12 @@ class KubernetesDeployer:
                     f"(deleted at {since}; {_termination_holdup(current)}), and the API server refuses new "
                     f"objects in a namespace being deleted: check `kubectl get namespace {namespace} -o yaml` for "
                     "what its finalizers wait on, apply again once it is gone, or raise "
-                    "namespace_terminating_timeout under providers.deployer"
+                    "namespace_terminating_timeout_seconds under providers.deployer"
                 )
 
     def _wait_for_scale_target(self, scaled_object: dict[str, Any]) -> None:
         """Wait until the Deployment a ScaledObject scales exists (KEDA's webhook refuses the
-        ScaledObject before), for up to ``keda_target_timeout`` with backoff."""
+        ScaledObject before), for up to ``keda_target_timeout_seconds`` with backoff."""
         target = (scaled_object.get("spec") or {}).get("scaleTargetRef") or {}
         if target.get("kind", "Deployment") != DEPLOYMENT.kind or target.get("apiVersion", "apps/v1") != "apps/v1":
             return
@@ -413,7 +415,7 @@ class KubernetesDeployer:
                     f"scales does not exist after {self.keda_target_timeout:g}s, and KEDA's admission webhook refuses "
                     f"a ScaledObject whose target is missing. spin-operator creates it from the SpinApp: check that "
                     f"spin-operator runs and `kubectl describe spinapp {name} -n {namespace}`, or raise "
-                    "keda_target_timeout under providers.deployer"
+                    "keda_target_timeout_seconds under providers.deployer"
                 )
 
     # ------------------------------------------------------------------------------ operations
@@ -521,7 +523,7 @@ class KubernetesDeployer:
                 state = _readiness(obj) if obj is not None else "it no longer exists"
                 raise ProviderError(
                     f"SpinApp {namespace}/{name} is not ready after {self.wait_timeout:g}s ({state}); "
-                    "check `kubectl describe spinapp` and the pods, or raise wait_timeout"
+                    "check `kubectl describe spinapp` and the pods, or raise wait_timeout_seconds"
                 )
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
@@ -812,6 +814,41 @@ def _readiness(spinapp: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ hooks
+
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "kubeconfig": {"type": "string", "minLength": 1,
+                       "description": "kubeconfig file, relative to the project root (default: in-cluster or $KUBECONFIG)"},
+        "context": {"type": "string", "minLength": 1, "description": "kubeconfig context (default: the current one)"},
+        "field_manager": {"type": "string", "minLength": 1, "default": DEFAULT_FIELD_MANAGER,
+                          "description": "server-side apply field manager"},
+        "force_conflicts": {"type": "boolean", "default": False,
+                            "description": "take over fields another manager changed (apply --force-conflicts)"},
+        "wait": {"type": "boolean", "default": False, "description": "wait until each SpinApp is ready (apply --wait)"},
+        "wait_timeout_seconds": seconds_option("how long --wait waits for a SpinApp", DEFAULT_WAIT_TIMEOUT_S,
+                                               aliases=["wait_timeout"]),
+        "request_timeout_seconds": seconds_option("timeout of one API request", DEFAULT_REQUEST_TIMEOUT_S,
+                                                  aliases=["request_timeout"]),
+        "observe_concurrency": {"type": "integer", "minimum": 1, "maximum": 64, "default": DEFAULT_OBSERVE_CONCURRENCY,
+                                "description": "namespaces listed at the same time by a plan"},
+        "max_attempts": {"type": "integer", "minimum": 1, "description": "attempts per API request (default 5)"},
+        "retry_max_seconds": seconds_option("longest time spent retrying one request (default 60)"),
+        "keda_target_timeout_seconds": seconds_option(
+            "how long to wait for the Deployment a KEDA ScaledObject targets", DEFAULT_KEDA_TARGET_TIMEOUT_S,
+            aliases=["keda_target_timeout"]),
+        "namespace_terminating_timeout_seconds": seconds_option(
+            "how long to wait for a Terminating namespace to go", DEFAULT_NAMESPACE_TERMINATING_TIMEOUT_S,
+            aliases=["namespace_terminating_timeout"]),
+        **EXECUTOR_OPTIONS,
+    },
+}
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("deployer", TYPE, OPTIONS_SCHEMA)]
 
 
 @hookimpl

@@ -36,7 +36,8 @@ from faasops.model import Function, Project, ProviderConfig, Workspace
 from faasops.names import repository_name
 from faasops.progress import report_activity
 from faasops.oci import OciLayout, function_artifact, mounted_files
-from faasops.plugins.spinkube import DEFAULT_RUNTIME_CLASS, DEFAULT_SPOT_RUNTIME_CLASS, ExecutorTemplate
+from faasops.options import seconds_option
+from faasops.plugins.spinkube import DEFAULT_RUNTIME_CLASS, DEFAULT_SPOT_RUNTIME_CLASS, EXECUTOR_OPTIONS, ExecutorTemplate
 from faasops.providers import (
     ActualState,
     Artifact,
@@ -544,6 +545,29 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 # -------------------------------------------------------------------- hook implementations
+
+
+def _path(default: str) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "description": f"where (default .faasops/{default})"}
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        ("state", "local", {"type": "object", "properties": {
+            "path": _path("state.db"),
+            "lock_lease_seconds": seconds_option("how long a run's lock lasts without renewal", LOCK_LEASE_S),
+        }}),
+        ("sources", "local", {"type": "object", "properties": {"path": _path("sources")}}),
+        ("registry", "local", {"type": "object", "properties": {"path": _path("oci")}}),
+        ("deployer", "local", {"type": "object", "properties": {
+            "path": _path("deploy"),
+            "precompile": {"type": "boolean", "default": True,
+                           "description": "compile each deployed component into the local runtime's cache, so "
+                                          "`faasops up` swaps it in at once (false: `up` compiles after the swap)"},
+            **EXECUTOR_OPTIONS,
+        }}),
+    ]
 
 
 @hookimpl

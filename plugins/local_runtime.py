@@ -88,6 +88,12 @@ class LocalInvoker:
 
 
 @hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    # None of them has an option: anything under these slots is a mistake.
+    return [(slot, "local", {"type": "object", "properties": {}}) for slot in ("logs", "metrics", "invoker")]
+
+
+@hookimpl
 def faasops_provider_types() -> list[tuple[str, str, str]]:
     return [
         ("logs", "local", "invocations recorded by the local runtime (.faasops/invocations.db)"),

@@ -13,13 +13,16 @@ Options (``providers.logs`` with ``type: loki``, or nested under ``providers.log
 - ``token_env``: the environment variable holding a bearer token; or ``username`` with
   ``password_env`` (the variable holding the password) for basic auth, e.g. Grafana Cloud.
   Secrets never go into faas.yaml: ``token``/``password`` options are refused.
-- ``timeout``: seconds per HTTP request (default 10).
+- ``timeout_seconds``: seconds per HTTP request (default 10).
 - ``default_since``: how far back to look without ``--since`` (default ``1h``).
-- ``poll_interval``: seconds between two polls of ``--follow`` (default 1).
-- ``follow_overlap``: seconds ``--follow`` keeps re-reading behind the newest entry it showed,
+- ``poll_interval_seconds``: seconds between two polls of ``--follow`` (default 1).
+- ``follow_overlap_seconds``: seconds ``--follow`` keeps re-reading behind the newest entry it showed,
   so entries a collector ships late still show up, once (default 5).
 - ``max_entries``: entries per request, at most the server's ``max_entries_limit_per_query``
   (default 5000, Loki's default); larger ``--limit`` values are read in pages.
+
+The names without ``_seconds`` (``timeout``, ``poll_interval``, ``follow_overlap``) still work,
+with a deprecation warning: the :data:`OPTIONS_SCHEMA` lists them as aliases.
 
 Queries
 =======
@@ -30,13 +33,13 @@ holds it can only be matched, never change the query. A read is ``query_range`` 
 ``direction=backward`` and ``limit``, from ``--since`` (default ``default_since``) to now,
 paged backward when ``--limit`` exceeds ``max_entries``.
 
-``--follow`` polls ``query_range`` with ``direction=forward`` from ``follow_overlap`` seconds
+``--follow`` polls ``query_range`` with ``direction=forward`` from ``follow_overlap_seconds``
 before the newest entry shown, and shows an entry only when its key — (nanosecond, stream
 labels, line), what Loki itself de-duplicates on — is new. It continues exactly where the
 preceding read of the same query stopped: entries written in between show, and in the oldest
 nanosecond shown, the entries the limit left out are remembered so they never show later. Entry
 timestamps come from the collectors' clocks and "now" from faasops' host: these should agree
-within ``follow_overlap``, as NTP-synced hosts do.
+within ``follow_overlap_seconds``, as NTP-synced hosts do.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from typing import Any
 from faasops.errors import ProviderError
 from faasops.hookspecs import hookimpl
 from faasops.model import Project, ProviderConfig
+from faasops.options import seconds_option
 from faasops.providers import LogRecord
 
 NS = 1_000_000_000
@@ -64,12 +68,26 @@ DEFAULT_OVERLAP_S = 5.0
 DEFAULT_MAX_ENTRIES = 5000
 QUERY_RANGE = "/loki/api/v1/query_range"
 
-_OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "url": str, "org_id": str, "token_env": str, "username": str, "password_env": str,
-    "timeout": (int, float), "default_since": str, "poll_interval": (int, float),
-    "follow_overlap": (int, float), "max_entries": int,
+_TEXT = {"type": "string", "minLength": 1}
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "url": {**_TEXT, "description": "Loki's base URL, e.g. http://loki-gateway.monitoring:3100"},
+        "org_id": {**_TEXT, "description": "the tenant, sent as X-Scope-OrgID"},
+        "token_env": {**_TEXT, "writeOnly": True, "description": "environment variable holding a bearer token"},
+        "username": {**_TEXT, "description": "basic auth user (with password_env)"},
+        "password_env": {**_TEXT, "writeOnly": True, "description": "environment variable holding the password"},
+        "timeout_seconds": seconds_option("seconds per HTTP request", DEFAULT_TIMEOUT_S, aliases=["timeout"]),
+        "default_since": {**_TEXT, "default": DEFAULT_SINCE, "description": "how far back without --since (1h, 30m …)"},
+        "poll_interval_seconds": seconds_option("seconds between two polls of --follow", DEFAULT_POLL_S,
+                                                aliases=["poll_interval"]),
+        "follow_overlap_seconds": seconds_option("seconds --follow re-reads behind the newest entry shown",
+                                                 DEFAULT_OVERLAP_S, aliases=["follow_overlap"]),
+        "max_entries": {"type": "integer", "minimum": 1, "default": DEFAULT_MAX_ENTRIES,
+                        "description": "entries per request (at most the server's max_entries_limit_per_query)"},
+    },
+    "required": ["url"],
 }
-_SECRET_OPTIONS = {"token", "password", "api_key", "bearer_token", "secret", "credentials"}
 _GO_ESCAPES = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
                "\t": "\\t", "\v": "\\v"}
 
@@ -369,16 +387,9 @@ def _reason(error: BaseException | None) -> str:
 
 
 def _options(config: ProviderConfig) -> dict[str, Any]:
+    """The options, checked against OPTIONS_SCHEMA by the plugin manager, and what a schema
+    can't say."""
     where = f"providers.{config.slot} ({config.type})"
-    for name, value in config.options.items():
-        if name.lower() in _SECRET_OPTIONS:
-            raise ProviderError(f"{where}: remove `{name}`: secrets never go into faas.yaml; name the environment "
-                                "variable that holds it with `token_env` or `password_env`")
-        if name not in _OPTIONS:
-            raise ProviderError(f"{where}: unknown option `{name}` (known: {', '.join(sorted(_OPTIONS))})")
-        accepted = _OPTIONS[name] if isinstance(_OPTIONS[name], tuple) else (_OPTIONS[name],)
-        if value is not None and (not isinstance(value, accepted) or isinstance(value, bool)):
-            raise ProviderError(f"{where}: option `{name}` has the wrong type ({type(value).__name__})")
     options = {k: v for k, v in config.options.items() if v is not None}
     url = options.get("url")
     if not url:
@@ -392,9 +403,6 @@ def _options(config: ProviderConfig) -> dict[str, Any]:
         raise ProviderError(f"{where}: use either `token_env` or `username` with `password_env`, not both")
     if ("username" in options) != ("password_env" in options):
         raise ProviderError(f"{where}: basic auth needs both `username` and `password_env`")
-    for name in ("timeout", "poll_interval", "follow_overlap", "max_entries"):
-        if name in options and options[name] <= 0:
-            raise ProviderError(f"{where}: `{name}` must be positive")
     return options
 
 
@@ -416,6 +424,11 @@ def _authorization(config: ProviderConfig, options: dict[str, Any]) -> str | Non
 
 
 @hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("logs", "loki", OPTIONS_SCHEMA)]
+
+
+@hookimpl
 def faasops_provider_types() -> list[tuple[str, str, str]]:
     return [("logs", "loki", "pod logs from Grafana Loki by the function_id label (LogQL, --follow)")]
 
@@ -429,9 +442,9 @@ def faasops_log_source(config: ProviderConfig, project: Project) -> LokiLogSourc
     options = _options(config)
     return LokiLogSource(
         options["url"], org_id=options.get("org_id"), authorization=_authorization(config, options),
-        timeout_s=float(options.get("timeout", DEFAULT_TIMEOUT_S)),
+        timeout_s=float(options.get("timeout_seconds", DEFAULT_TIMEOUT_S)),
         default_since_s=parse_duration(options.get("default_since", DEFAULT_SINCE)),
-        poll_s=float(options.get("poll_interval", DEFAULT_POLL_S)),
-        overlap_s=float(options.get("follow_overlap", DEFAULT_OVERLAP_S)),
+        poll_s=float(options.get("poll_interval_seconds", DEFAULT_POLL_S)),
+        overlap_s=float(options.get("follow_overlap_seconds", DEFAULT_OVERLAP_S)),
         max_entries=int(options.get("max_entries", DEFAULT_MAX_ENTRIES)),
     )

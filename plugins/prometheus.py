@@ -28,7 +28,7 @@ string (use them inside ``"…"``), and ``{window}``, the ``rate()`` range: the 
 
 Options (``providers.metrics``): ``url`` (required; the Prometheus base URL, a path prefix is
 kept), ``token_env`` (the name of an environment variable holding a bearer token),
-``timeout`` (30 s per query), ``rate_window`` (``1m``: at least 4 scrape intervals),
+``timeout_seconds`` (30 s per query; formerly ``timeout``), ``rate_window`` (``1m``: at least 4 scrape intervals),
 ``queries`` (``{cpu_cores: …, memory_bytes: …, replicas: …}``: templates replacing the defaults;
 ``""`` leaves that series out).
 
@@ -57,7 +57,22 @@ TYPE = "prometheus"
 WHERE = "providers.metrics"
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RATE_WINDOW_S = 60.0
-OPTIONS = ("url", "token_env", "timeout", "rate_window", "queries")
+_DURATION = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "minLength": 1}]}
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "url": {"type": "string", "minLength": 1, "description": "the Prometheus http(s) base URL"},
+        "token_env": {"type": "string", "minLength": 1, "writeOnly": True,
+                      "description": "environment variable holding a bearer token"},
+        "timeout_seconds": {**_DURATION, "default": DEFAULT_TIMEOUT_S, "aliases": ["timeout"],
+                            "description": "seconds per query (or a duration such as 90s)"},
+        "rate_window": {**_DURATION, "default": DEFAULT_RATE_WINDOW_S,
+                        "description": "shortest rate() window: a duration such as 1m, or seconds"},
+        "queries": {"type": "object",
+                    "description": "PromQL templates replacing the defaults (cpu_cores, memory_bytes, replicas)"},
+    },
+    "required": ["url"],
+}
 
 
 @dataclass(frozen=True)
@@ -101,10 +116,6 @@ class PrometheusMetricsSource:
     """A :class:`~faasops.providers.MetricsSource` reading a Prometheus HTTP API."""
 
     def __init__(self, project: Project, options: Mapping[str, Any]):
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ProviderError(f"{WHERE} (type prometheus): unknown option(s) {', '.join(unknown)}; "
-                                f"known: {', '.join(OPTIONS)}")
         url = options.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ProviderError(f"{WHERE} (type prometheus) needs `url`, the Prometheus http(s) base URL "
@@ -112,7 +123,7 @@ class PrometheusMetricsSource:
         self.project = project
         self.url = url.rstrip("/")
         self.token_env = options.get("token_env")
-        self.timeout = _seconds(options.get("timeout", DEFAULT_TIMEOUT_S), "timeout")
+        self.timeout = _seconds(options.get("timeout_seconds", DEFAULT_TIMEOUT_S), "timeout_seconds")
         self.rate_window = _seconds(options.get("rate_window", DEFAULT_RATE_WINDOW_S), "rate_window")
         self.queries = _queries(options.get("queries"))
 
@@ -167,7 +178,7 @@ class PrometheusMetricsSource:
             )
         except urllib3.exceptions.ReadTimeoutError:
             raise ProviderError(f"Prometheus at {self.url} did not answer the {name} query within "
-                                f"{self.timeout:g}s ({WHERE}.timeout)") from None
+                                f"{self.timeout:g}s ({WHERE}.timeout_seconds)") from None
         except urllib3.exceptions.HTTPError as exc:
             raise ProviderError(f"cannot reach Prometheus at {self.url}: {_reason(exc)} ({WHERE}.url)") from None
         if raw.status in (401, 403):  # from Prometheus' own auth or a proxy in front of it
@@ -226,6 +237,11 @@ def _seconds(value: Any, name: str) -> float:
 
 
 # ------------------------------------------------------------------------------------------ hooks
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("metrics", TYPE, OPTIONS_SCHEMA)]
 
 
 @hookimpl

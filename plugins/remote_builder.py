@@ -23,9 +23,9 @@ How it fits apply's build → push steps
       same content-addressed cache the componentize-py builder uses, and pushed from here as
       usual. A component already in that cache is not built or downloaded again.
 
-    Each remote step is a task on the service, polled every ``poll_interval`` seconds until it
+    Each remote step is a task on the service, polled every ``poll_interval_seconds`` seconds until it
     is ``completed`` (or ``done``, what older Builder servers answer) or ``failed`` — whose log
-    excerpt becomes the error — or ``timeout`` seconds pass. Progress (queued, running, still
+    excerpt becomes the error — or ``timeout_seconds`` pass. Progress (queued, running, still
     running, finished) goes to stderr. Connection errors, 429 and 5xx answers are retried with
     exponential backoff and jitter; 401/403 name the token's environment variable, never the
     token.
@@ -37,19 +37,22 @@ them from the builder's):
 ``url``                the service's base URL (required; the registry defaults to the builder's)
 ``token_env``          environment variable holding the bearer token (default
                        ``FAASOPS_BUILDER_TOKEN``); a token is never read from faas.yaml
-``poll_interval``      seconds between task polls (default 5)
-``timeout``            seconds a task may take before the step fails (default 600)
-``request_timeout``    per-request read timeout in seconds (default 60; 300 for uploads and
-                       downloads); ``connect_timeout`` (default 10)
+``poll_interval_seconds``  seconds between task polls (default 5)
+``timeout_seconds``    seconds a task may take before the step fails (default 600)
+``request_timeout_seconds``  per-request read timeout (default 60; 300 for uploads and
+                       downloads); ``connect_timeout_seconds`` (default 10)
 ``retries``            attempts per request on connection errors, 429 and 5xx (default 5)
-``backoff``            first retry delay in seconds, doubled per attempt (default 1, at most
-                       ``max_backoff``, default 30), with jitter
+``backoff_seconds``    first retry delay, doubled per attempt (default 1, at most
+                       ``max_backoff_seconds``, default 30), with jitter
 ``cache_dir``          where downloaded components go (default ``$FAASOPS_BUILD_CACHE``, else
                        ``<project>/.faasops/builds``)
 ``insecure``           allow plain ``http://`` to hosts other than localhost (the token travels in
                        clear text; meant for in-cluster Service URLs); ``ca_bundle`` for HTTPS
 ``progress``           progress lines on stderr (default true)
 =====================  ==========================================================================
+
+The durations' names without ``_seconds`` still work, with a deprecation warning
+(:data:`OPTIONS_SCHEMA` lists them as aliases).
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ from faasops.executor import source_date
 from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
 from faasops.oci import file_lock, write_atomic
+from faasops.options import OptionsSchema, seconds_option
 from faasops.progress import report_activity
 from faasops.providers import Artifact, BuildResult, SourceSnapshot
 
@@ -97,13 +101,42 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 TRANSFER_TIMEOUT_S = 300.0
 HEARTBEAT_S = 30.0
 
-_OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "url": str, "token_env": str, "poll_interval": (int, float), "timeout": (int, float),
-    "request_timeout": (int, float), "connect_timeout": (int, float), "retries": int,
-    "backoff": (int, float), "max_backoff": (int, float), "cache_dir": str, "insecure": bool,
-    "ca_bundle": str, "progress": bool,
+_TEXT = {"type": "string", "minLength": 1}
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "url": {**_TEXT, "description": "the Builder service's base URL"},
+        "token_env": {**_TEXT, "writeOnly": True, "default": DEFAULT_TOKEN_ENV,
+                      "description": "environment variable holding the bearer token"},
+        "poll_interval_seconds": seconds_option("seconds between task polls", 5.0, aliases=["poll_interval"]),
+        "timeout_seconds": seconds_option("seconds a task may take", 600.0, aliases=["timeout"]),
+        "request_timeout_seconds": seconds_option("per-request read timeout", 60.0, aliases=["request_timeout"]),
+        "connect_timeout_seconds": seconds_option("connect timeout", 10.0, aliases=["connect_timeout"]),
+        "retries": {"type": "integer", "minimum": 1, "default": 5,
+                    "description": "attempts per request on connection errors, 429 and 5xx"},
+        "backoff_seconds": {"type": "number", "minimum": 0, "default": 1.0, "aliases": ["backoff"],
+                            "description": "first retry delay, doubled per attempt, with jitter"},
+        "max_backoff_seconds": seconds_option("longest retry delay", 30.0, aliases=["max_backoff"]),
+        "cache_dir": {**_TEXT, "description": "where downloaded components go (default $FAASOPS_BUILD_CACHE, "
+                      "else .faasops/builds)"},
+        "insecure": {"type": "boolean", "default": False,
+                     "description": "allow plain http:// to hosts other than localhost"},
+        "ca_bundle": {**_TEXT, "description": "CA bundle for HTTPS"},
+        "progress": {"type": "boolean", "default": True, "description": "progress lines on stderr"},
+    },
+    "required": ["url"],
 }
-_CREDENTIAL_OPTIONS = frozenset({"token", "password", "secret", "api_key", "bearer"})
+# The registry takes the same options and defaults them from the builder's: no defaults of its own.
+REGISTRY_OPTIONS_SCHEMA: dict[str, Any] = {
+    **OPTIONS_SCHEMA,
+    "properties": {name: {k: v for k, v in prop.items() if k != "default"}
+                   for name, prop in OPTIONS_SCHEMA["properties"].items()},
+    "required": [],
+}
+# Option name → RemoteOptions field, where they differ.
+_FIELDS = {"poll_interval_seconds": "poll_interval", "timeout_seconds": "timeout",
+           "request_timeout_seconds": "request_timeout", "connect_timeout_seconds": "connect_timeout",
+           "backoff_seconds": "backoff", "max_backoff_seconds": "max_backoff"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,21 +162,13 @@ class RemoteOptions:
 
     @classmethod
     def parse(cls, config: ProviderConfig, inherited: dict[str, Any] | None = None) -> RemoteOptions:
-        """``config.options`` (over ``inherited``, the builder slot's for the registry), checked."""
+        """``config.options`` (over ``inherited``, the builder slot's for the registry), as checked
+        against OPTIONS_SCHEMA by the plugin manager, and what a schema can't say."""
         where = f"providers.{config.slot} ({config.type})"
         options = {**(inherited or {}), **config.options}
-        for name, value in options.items():
-            if name.lower() in _CREDENTIAL_OPTIONS:
-                raise ProviderError(f"{where}: remove `{name}`: the builder token is read from the environment "
-                                    f"variable named by `token_env` (default {DEFAULT_TOKEN_ENV}), never from faas.yaml")
-            if name not in _OPTIONS:
-                raise ProviderError(f"{where}: unknown option `{name}` (known: {', '.join(sorted(_OPTIONS))})")
-            accepted = _OPTIONS[name] if isinstance(_OPTIONS[name], tuple) else (_OPTIONS[name],)
-            if value is not None and (not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted)):
-                raise ProviderError(f"{where}: option `{name}` has the wrong type ({type(value).__name__})")
         if not options.get("url"):
             raise ProviderError(f"{where}: option `url` is required (the Builder service, e.g. https://builder.example.com)")
-        parsed = cls(**{k: v for k, v in options.items() if v is not None})
+        parsed = cls(**{_FIELDS.get(k, k): v for k, v in options.items() if v is not None})
         url = urlsplit(parsed.url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ProviderError(f"{where}: `url` must be an http(s) URL, not {parsed.url!r}")
@@ -296,7 +321,7 @@ class BuilderClient:
                 raise ProviderError(
                     f"{address}: the remote {what} did not finish within {self.options.timeout:g} s "
                     f"(task {task_id} is still {status}); see {self.base_url}{API_PREFIX}/tasks/{task_id} "
-                    "or raise providers.builder `timeout`"
+                    "or raise providers.builder `timeout_seconds`"
                 )
             self._sleep(self.options.poll_interval)
 
@@ -470,6 +495,11 @@ class RemoteRegistry:
 
 
 @hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("builder", TYPE, OPTIONS_SCHEMA), ("registry", TYPE, REGISTRY_OPTIONS_SCHEMA)]
+
+
+@hookimpl
 def faasops_provider_types() -> list[tuple[str, str, str]]:
     return [
         ("builder", TYPE, "builds on a faasops Builder service (`faasops builder serve`)"),
@@ -490,6 +520,9 @@ def faasops_registry(config: ProviderConfig, project: Project) -> RemoteRegistry
     if config.type != TYPE:
         return None
     builder = project.providers.get("builder")
-    inherited = dict(builder.options) if builder is not None and builder.type == TYPE else {}
+    # The builder slot's options as written: old names renamed, no defaults (the registry's own win).
+    aliases = OptionsSchema("builder", TYPE, OPTIONS_SCHEMA).aliases()
+    inherited = {aliases.get(k, k): v for k, v in builder.options.items()} \
+        if builder is not None and builder.type == TYPE else {}
     inherited.pop("cache_dir", None)
     return RemoteRegistry(project, RemoteOptions.parse(config, inherited))

@@ -391,6 +391,37 @@ def _resources(function: Function) -> dict[str, dict[str, str]]:
 # ------------------------------------------------------------------------------------------ hooks
 
 
+# The options of a deployer that creates executors (kubernetes, local, gitops). No defaults are
+# filled in: the template sees the deployer's options as written.
+EXECUTOR_OPTIONS: dict[str, dict[str, Any]] = {
+    "create_executors": {"type": "boolean", "description": "create the SpinAppExecutor each SpinApp names, from "
+                         "spinappexecutor.yaml.j2 (default true)"},
+    "runtime_class": {"type": "string", "minLength": 1,
+                      "description": f"RuntimeClass of the executor (default {DEFAULT_RUNTIME_CLASS})"},
+    "spot_runtime_class": {"type": "string", "minLength": 1, "description": "RuntimeClass of the spot executor "
+                           f"(default {DEFAULT_SPOT_RUNTIME_CLASS})"},
+}
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spot_executor": {"type": "string", "minLength": 1,
+                          "description": "executor of spot functions (default <executor>-spot)"},
+        "synced_secret_name": {"type": "string", "minLength": 1, "description": "name of the Secret synced for "
+                               f"a function's secrets (default {DEFAULT_SYNCED_SECRET_NAME})"},
+        "allowed_kinds": {"type": "array", "items": {"type": "string"},
+                          "description": "extra kinds a user template may emit"},
+    },
+    # Templates read their own settings from `options`: undeclared options are theirs.
+    "x-template-settings": True,
+}
+
+
+@hookimpl
+def faasops_provider_options() -> list[tuple[str, str, dict[str, Any]]]:
+    return [("scaffolder", TYPE, OPTIONS_SCHEMA)]
+
+
 @hookimpl
 def faasops_provider_types() -> list[tuple[str, str, str]]:
     return [("scaffolder", TYPE, "renders SpinApp (SpinKube) manifests, with HPA or KEDA autoscaling")]

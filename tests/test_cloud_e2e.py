@@ -222,7 +222,7 @@ def assert_secret_absent(cloud: Cloud, project: Path) -> None:
 
 def test_apply_wait_waits_for_readiness_and_times_out_clearly(cloud: Cloud, cloud_project: Path) -> None:
     overlay = yaml.safe_load((cloud_project / "faas.local.yaml").read_text())
-    overlay["providers"]["deployer"]["wait_timeout"] = 2
+    overlay["providers"]["deployer"]["wait_timeout_seconds"] = 2
     (cloud_project / "faas.local.yaml").write_text(yaml.safe_dump(overlay))
     # No operator runs in the emulator, so nothing becomes ready on its own.
     result = cloud.faasops(cloud_project, "apply", "--auto-approve", "--wait", "-t", "storefront/hello")

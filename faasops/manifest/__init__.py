@@ -23,6 +23,7 @@ from faasops.manifest.project_builder import Document, ProjectBuilder
 from faasops.manifest.schema import describe, schema_problems
 from faasops.manifest.yaml_source import YMap, read_yaml_file
 from faasops.model import Location, Project
+from faasops.options import OptionSchemas
 
 __all__ = ["MANIFEST_NAME", "load_project"]
 
@@ -30,10 +31,15 @@ __all__ = ["MANIFEST_NAME", "load_project"]
 ROOT_ONLY_KEYS = ("project", "backend", "providers", "templates", "defaults")
 
 
-def load_project(root: Path, environment: str | None = None) -> Project:
+def load_project(root: Path, environment: str | None = None, option_schemas: OptionSchemas | None = None,
+                 warnings: list[Problem] | None = None) -> Project:
     """The project whose root ``faas.yaml`` is in ``root``, with the ``environment`` overlays
     (``faas.<environment>.yaml``) merged in; an environment with no overlay file anywhere is a
     problem.
+
+    With ``option_schemas`` (the plugins' declared provider options), every ``providers.*`` block
+    is checked against its type's schema too; deprecated option names that still work are added
+    to ``warnings``.
 
     Raises :class:`ManifestError` with every problem found, sorted by file and position."""
     root = Path(root)
@@ -60,13 +66,15 @@ def load_project(root: Path, environment: str | None = None) -> Project:
             problems += _root_only_keys(tree)
         documents.append(Document(manifest, tree))
 
-    builder = ProjectBuilder(root)
+    builder = ProjectBuilder(root, option_schemas)
     for document in documents:
         builder.check_characters(document.tree, [])
     root_doc = next((doc for doc in documents if doc.manifest.is_root), None)
     settings = builder.settings(root_doc)
     workspaces = [ws for doc in documents for ws in builder.workspaces(doc, settings)]
     problems += builder.problems
+    if warnings is not None:
+        warnings += builder.warnings
     if problems:
         raise ManifestError(problems)
     assert settings.name is not None  # the schema requires it in the root manifest

@@ -33,6 +33,7 @@ from faasops.imports_check import check_function_imports
 from faasops.manifest.discovery import ManifestFile, inside
 from faasops.manifest.overlay import merge_defaults
 from faasops.manifest.yaml_source import YMap, YSeq, format_path, plain
+from faasops.options import OptionSchemas
 from faasops.model import (
     BACKEND_PRESETS,
     DEFAULT_EXECUTOR,
@@ -90,9 +91,11 @@ class ProjectSettings:
 class ProjectBuilder:
     """Collects problems while building model values; see the module docstring."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, option_schemas: OptionSchemas | None = None):
         self.root = root
+        self.option_schemas = option_schemas  # None: provider options are left to the providers
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # deprecated spellings that still work
         self._seen: set[tuple[str, int, int, str]] = set()
         self._workspaces: dict[str, YMap] = {}
         # What two functions must never share (one would overwrite the other on every apply):
@@ -151,6 +154,11 @@ class ProjectBuilder:
             override = overrides.get(slot)
             if isinstance(override, YMap):
                 self.check_no_credentials(override, ["providers", slot])
+            if isinstance(override, YMap) and isinstance(override.get("type"), str) \
+                    and self.option_schemas is not None:
+                problems, warnings = self.option_schemas.check_slot(tree, slot, tree.loc.file)
+                self.problems += problems
+                self.warnings += warnings
             if isinstance(override, YMap) and isinstance(override.get("type"), str):
                 options = {key: plain(value) for key, value in override.items() if key != "type"}
                 providers[slot] = ProviderConfig(slot, override["type"], options)

@@ -42,16 +42,35 @@ def _validator(root_file: bool) -> Draft202012Validator:
     # a split file is checked against $defs/manifest, which allows the root-only keys so that
     # project_builder can say where they belong instead of "unknown key".
     schema["$ref"] = "#/$defs/rootManifest" if root_file else "#/$defs/manifest"
+    return _strict_validator_class()(schema)
+
+
+@cache
+def _strict_validator_class() -> Any:
     from jsonschema import Draft202012Validator, validators
 
     # JSON Schema counts 3.0 as an integer; YAML reads `replicas: 3.0` as a float, which
     # Kubernetes' int32 fields refuse (and which once deployed 1 replica). Whole numbers only.
     strict_integers = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _checker, value: _is_int(value))
-    return validators.extend(Draft202012Validator, type_checker=strict_integers)(schema)
+    return validators.extend(Draft202012Validator, type_checker=strict_integers)
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def block_problems(schema: dict[str, Any], node: Any, tree: Any, prefix: list[Any], file: str,
+                   noun: str = "key") -> list[Problem]:
+    """Every violation of ``schema`` by ``node``, the block of ``tree`` at ``prefix`` (e.g. a
+    provider slot's options at ``["providers", "deployer"]``), located in ``tree`` and worded as
+    the manifest's own problems; ``noun`` names what its keys are ("unknown option 'x'")."""
+    errors = [leaf for error in _strict_validator_class()(schema).iter_errors(node) for leaf in _relevant(error)]
+    mistyped = {tuple(error.absolute_path) for error in errors if error.validator == "type"}
+    problems: list[Problem] = []
+    for error in errors:
+        if error.validator == "type" or tuple(error.absolute_path) not in mistyped:
+            problems.extend(_explain(error, tree, file, prefix, noun))
+    return list(dict.fromkeys(problems))
 
 
 def _has_float(tree: Any) -> bool:
@@ -220,26 +239,37 @@ def _problem(tree: Any, file: str, path: list[Any], message: str, on_key: bool =
     return Problem(loc.file or file, loc.line, loc.col, format_path(path), message)
 
 
-def _explain(error: ValidationError, tree: Any, file: str) -> list[Problem]:
-    path = list(error.absolute_path)
+def _explain(error: ValidationError, tree: Any, file: str, prefix: list[Any] | None = None,
+             noun: str = "key") -> list[Problem]:
+    path = list(prefix or ()) + list(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     value = error.instance
     raw = locate(tree, path)[1]
     kind = error.validator
 
+    if schema.get("writeOnly") and kind not in ("additionalProperties", "required"):
+        # writeOnly marks a value that may be a secret pasted by mistake: never echo it.
+        wanted = schema.get("errorMessage") or schema.get("patternErrorMessage")
+        if kind == "type":
+            kinds = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
+            wanted = " or ".join(_TYPE_NAMES.get(kind, str(kind)) for kind in kinds)
+        said = f"must be {wanted}" if wanted else f"is not valid ({kind})"
+        return [_problem(tree, file, path, f"{said}; the value is not shown (it may be a secret)")]
+
     if kind == "additionalProperties" and isinstance(value, dict):
         allowed = sorted(schema.get("properties", {}))
+        patterns = [re.compile(pattern) for pattern in schema.get("patternProperties", {})]
         problems = []
         for key in value:
-            if key in allowed:
+            if key in allowed or any(pattern.search(key) for pattern in patterns):
                 continue
-            hint = did_you_mean(key, allowed) or (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
-            problems.append(_problem(tree, file, path + [key], f"unknown key '{key}'{hint}", on_key=True))
+            hint = did_you_mean(key, allowed) or (f"; allowed {noun}s: {', '.join(allowed)}" if allowed else "")
+            problems.append(_problem(tree, file, path + [key], f"unknown {noun} '{key}'{hint}", on_key=True))
         return problems
     if kind == "required":
         missing = re.match(r"'(.*)' is a required property", error.message)
         name = missing.group(1) if missing else error.message
-        return [_problem(tree, file, path, f"missing required key '{name}'")]
+        return [_problem(tree, file, path, f"missing required {noun} '{name}'")]
     if error.absolute_schema_path and "propertyNames" in error.absolute_schema_path:
         # jsonschema reports a bad key at its mapping; point at the key itself.
         key = value
@@ -267,6 +297,8 @@ def _explain(error: ValidationError, tree: Any, file: str) -> list[Problem]:
         return [_problem(tree, file, path, f"{short(value)} is not one of {choices}{hint}")]
     if kind == "minimum":
         return [_problem(tree, file, path, f"must be at least {schema['minimum']} (got {value})")]
+    if kind == "exclusiveMinimum":
+        return [_problem(tree, file, path, f"must be more than {schema['exclusiveMinimum']} (got {value})")]
     if kind == "maximum":
         return [_problem(tree, file, path, f"must be at most {schema['maximum']} (got {value})")]
     return [_problem(tree, file, path, error.message)]

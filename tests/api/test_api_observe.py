@@ -186,7 +186,7 @@ def test_loki_logs_select_on_the_function_id_label(api_project: Path, start_api:
 def test_unreachable_loki_answers_502_with_a_clear_message(api_project: Path,
                                                            start_api: Callable[..., ApiServer]) -> None:
     url = closed_port_url()
-    api = serve_with(api_project, start_api, {"logs": {"type": "local", "loki": {"url": url, "timeout": 2}}})
+    api = serve_with(api_project, start_api, {"logs": {"type": "local", "loki": {"url": url, "timeout_seconds": 2}}})
     answer = api.get("/api/functions/demo.hello/loki-logs")
     assert answer.status_code == 502
     assert f"cannot reach Loki at {url}" in answer.json()["detail"]
@@ -247,7 +247,7 @@ def test_metrics_read_prometheus_cpu_of_the_functions_pods(api_project: Path, st
 
 def test_unreachable_prometheus_answers_502(api_project: Path, start_api: Callable[..., ApiServer]) -> None:
     url = closed_port_url()
-    api = serve_with(api_project, start_api, {"metrics": {"type": "prometheus", "url": url, "timeout": 2}})
+    api = serve_with(api_project, start_api, {"metrics": {"type": "prometheus", "url": url, "timeout_seconds": 2}})
     answer = api.get("/api/functions/demo.hello/metrics")
     assert answer.status_code == 502
     assert f"cannot reach Prometheus at {url}" in answer.json()["detail"]

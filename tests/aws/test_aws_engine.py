@@ -48,10 +48,10 @@ def test_manifest_options_reach_the_providers_through_the_plugin_manager(tmp_pat
 
 
 @pytest.mark.parametrize(("state", "error"), [
-    ({}, "option `table` is required"),
-    ({"table": "t", "tabel": "x"}, "unknown option `tabel`"),
-    ({"table": "t", "create_table": "yes"}, "option `create_table` has the wrong type"),
-    ({"table": "t", "lock_lease_seconds": 0}, "`lock_lease_seconds` must be positive"),
+    ({}, "providers.state: missing required option 'table'"),
+    ({"table": "t", "tabel": "x"}, "providers.state.tabel: unknown option 'tabel' (did you mean 'table'?)"),
+    ({"table": "t", "create_table": "yes"}, "providers.state.create_table: expected true or false, got the string 'yes'"),
+    ({"table": "t", "lock_lease_seconds": 0}, "providers.state.lock_lease_seconds: must be more than 0 (got 0)"),
 ])
 def test_bad_state_options_are_refused_clearly(tmp_path: Path, state: dict[str, Any], error: str) -> None:
     project = load_project(aws_project(tmp_path, state))
@@ -68,7 +68,7 @@ def test_aws_credentials_in_faas_yaml_are_refused_when_the_manifests_load(tmp_pa
 
 def test_bad_sse_is_refused(tmp_path: Path) -> None:
     project = load_project(aws_project(tmp_path, {"table": "t"}, {"bucket": "b", "sse": "rot13"}))
-    with pytest.raises(ProviderError, match="`sse` must be one of AES256, aws:kms"):
+    with pytest.raises(ProviderError, match="providers.sources.sse: 'rot13' is not one of 'AES256', 'aws:kms'"):
         create_provider(create_plugin_manager(), project, "sources")
 
 

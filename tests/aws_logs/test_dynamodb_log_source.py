@@ -15,14 +15,16 @@ from aws_logs_support import TABLE, WS
 from faasops.errors import ProviderError
 from faasops.model import ProviderConfig
 from faasops.plugins import aws_logs
-from faasops.plugins.aws_logs import DynamoDBLogSource, faasops_log_source, iso, log_item, put_log, table_definition
+from faasops.plugin_manager import create_plugin_manager, create_provider
+from faasops.plugins.aws_logs import DynamoDBLogSource, iso, log_item, put_log, table_definition
 from faasops.testing.moto import MotoServer
 
 
 def make_source(moto: MotoServer, **options: Any) -> DynamoDBLogSource:
-    """A DynamoDB log source made the way faasops makes it: through the plugin hook."""
+    """A DynamoDB log source made the way faasops makes it: options checked against the plugin's
+    schema by the plugin manager, then the plugin hook."""
     config = ProviderConfig("logs", "dynamodb", {"endpoint_url": moto.url, **options})
-    source = faasops_log_source(config=config, project=None)
+    source = create_provider(create_plugin_manager(), None, "logs", config)  # type: ignore[arg-type]
     assert isinstance(source, DynamoDBLogSource)
     return source
 
@@ -167,9 +169,10 @@ def test_a_table_without_the_function_index_says_so(moto: MotoServer) -> None:
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"aws_secret_access_key": "x"}, "never reads AWS credentials from faas.yaml"),
-    ({"colour": "blue"}, "unknown option `colour`"),
-    ({"poll_interval": 0}, "`poll_interval` must be positive"),
+    ({"aws_secret_access_key": "x"}, "remove 'aws_secret_access_key': faasops never reads credentials from faas.yaml"),
+    ({"colour": "blue"}, "providers.logs.colour: unknown option 'colour'"),
+    ({"poll_interval": 0}, r"providers.logs.poll_interval: must be more than 0 \(got 0\)"),
+    ({"poll_interval_seconds": -1}, r"providers.logs.poll_interval_seconds: must be more than 0 \(got -1\)"),
 ])
 def test_options_are_checked(moto: MotoServer, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ProviderError, match=message):

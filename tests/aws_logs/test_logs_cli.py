@@ -25,8 +25,8 @@ CHECKOUT = {"function_id": "storefront.checkout", "workspace_id": "storefront", 
 
 @pytest.fixture()
 def project(tmp_path: Path, moto: MotoServer, loki: LokiDouble) -> Path:
-    return logs_project(tmp_path, {"type": "dynamodb", "endpoint_url": moto.url, "poll_interval": 0.2,
-                                   "loki": {"url": loki.url, "poll_interval": 0.2}})
+    return logs_project(tmp_path, {"type": "dynamodb", "endpoint_url": moto.url, "poll_interval_seconds": 0.2,
+                                   "loki": {"url": loki.url, "poll_interval_seconds": 0.2}})
 
 
 def texts(out: str) -> list[str]:
@@ -178,7 +178,7 @@ def test_loki_unknown_function_has_no_logs(loki: LokiDouble, project: Path) -> N
 
 def test_unreachable_loki_is_a_one_line_error(tmp_path: Path, moto: MotoServer) -> None:
     project = logs_project(tmp_path, {"type": "dynamodb", "endpoint_url": moto.url,
-                                      "loki": {"url": DEAD_ENDPOINT, "timeout": 2}})
+                                      "loki": {"url": DEAD_ENDPOINT, "timeout_seconds": 2}})
 
     result = run_logs(project, f"{WS}/hello", "--source", "loki")
 

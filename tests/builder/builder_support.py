@@ -156,7 +156,7 @@ def remote_project(tmp_path: Path, server_url: str, *, example: str = "hello", o
     project = copy_example(example, tmp_path)
     if handler_source is not None:
         (project / "functions" / "hello" / "app.py").write_text(handler_source)
-    options = {"url": server_url, "token_env": TOKEN_ENV, "poll_interval": 0.2, **builder_options}
+    options = {"url": server_url, "token_env": TOKEN_ENV, "poll_interval_seconds": 0.2, **builder_options}
     (project / f"faas.{overlay}.yaml").write_text(yaml.safe_dump({"providers": {"builder": {"type": "remote", **options}}}))
     return project
 

@@ -134,7 +134,7 @@ def test_cloud_example_applies_with_the_remote_builder_to_the_same_state_as_a_lo
     # 2. The same project on fresh services, with the toolchain and registry credentials remote.
     cloud.reset()
     remote = cloud.project(tmp_path, "remote", {
-        "builder": {"type": "remote", "url": cloud_builder.url, "token_env": TOKEN_ENV, "poll_interval": 0.2},
+        "builder": {"type": "remote", "url": cloud_builder.url, "token_env": TOKEN_ENV, "poll_interval_seconds": 0.2},
         "registry": {"type": "remote", "region": None, "endpoint_url": None, "registry_url": None},
     })
     started = time.monotonic()

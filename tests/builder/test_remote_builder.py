@@ -91,7 +91,7 @@ def test_a_failing_build_fails_the_step_with_the_servers_log_excerpt(local_build
 
 def test_a_task_that_never_finishes_times_out_cleanly(slow_builder: BuilderServer, tmp_path: Path) -> None:
     # A private client cache: the session's shared one may hold this build already.
-    project = remote_project(tmp_path, slow_builder.url, timeout=2, poll_interval=0.25, cache_dir=str(tmp_path / "cache"))
+    project = remote_project(tmp_path, slow_builder.url, timeout_seconds=2, poll_interval_seconds=0.25, cache_dir=str(tmp_path / "cache"))
     started = time.monotonic()
     result = faasops(project, "apply", "--auto-approve")
     elapsed = time.monotonic() - started
@@ -210,7 +210,7 @@ def test_done_from_an_older_builder_counts_as_success_and_5xx_polls_are_retried(
         older_builder: OlderBuilder, hello: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     project = load_project(hello)
-    options = {"url": older_builder.url, "token_env": TOKEN_ENV, "poll_interval": 0.05, "backoff": 0.01,
+    options = {"url": older_builder.url, "token_env": TOKEN_ENV, "poll_interval_seconds": 0.05, "backoff_seconds": 0.01,
                "cache_dir": str(tmp_path / "cache"), "progress": False}
     project = project.__class__(**{**project.__dict__, "providers": {
         **project.providers, "builder": ProviderConfig("builder", "remote", options)}})
@@ -241,13 +241,15 @@ def test_an_unreachable_builder_is_retried_then_named(hello: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({}, "option `url` is required"),
+    ({}, "providers.builder: missing required option 'url'"),
     ({"url": "http://builder.example.com"}, "refusing to send the builder token over plain http"),
-    ({"url": "https://b.example", "token": "x"}, "remove `token`"),
-    ({"url": "https://b.example", "poll_every": 3}, "unknown option `poll_every`"),
-    ({"url": "https://b.example", "timeout": 0}, "`timeout` must be positive"),
+    ({"url": "https://b.example", "token": "x"}, "remove 'token'"),
+    ({"url": "https://b.example", "poll_every": 3}, "providers.builder.poll_every: unknown option 'poll_every'"),
+    ({"url": "https://b.example", "timeout": 0}, r"providers.builder.timeout: must be more than 0 \(got 0\)"),
+    ({"url": "https://b.example", "timeout_seconds": 0}, r"providers.builder.timeout_seconds: must be more than 0"),
 ])
-def test_remote_builder_options_are_checked(options: dict[str, Any], message: str) -> None:
+def test_remote_builder_options_are_checked(hello: Path, options: dict[str, Any], message: str) -> None:
+    config = ProviderConfig("builder", "remote", options)
     with pytest.raises(ProviderError, match=message):
-        RemoteOptions.parse(ProviderConfig("builder", "remote", options))
+        create_provider(create_plugin_manager(), load_project(hello), "builder", config)
     assert RemoteOptions.parse(ProviderConfig("builder", "remote", {"url": "http://b.svc:8080", "insecure": True}))

@@ -178,8 +178,8 @@ def test_gateway_unreachable_is_a_one_line_error(tmp_path: Path) -> None:
 def test_gateway_without_url_says_what_to_set(tmp_path: Path) -> None:
     result = invoke(cloud_copy(tmp_path, {"invoker": {"type": "gateway"}}), "storefront/hello")
     assert result.code == 1
-    assert result.err == ("Error: providers.invoker (type gateway) needs `url`, the gateway's http(s) base URL; "
-                          "got None\n")
+    assert result.err == ("Error: 1 problem(s) in the manifests:\n"
+                          "  faas.local.yaml:3:5 providers.invoker: missing required option 'url'\n")
 
 
 def test_invoke_with_credentials_the_api_server_rejects_says_so(tmp_path: Path) -> None:

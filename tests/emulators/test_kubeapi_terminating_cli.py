@@ -88,7 +88,7 @@ def test_apply_right_after_destroy_waits_for_the_terminating_namespace(kube: Kub
 @pytest.mark.slow
 def test_a_namespace_terminating_past_the_timeout_is_a_clear_error(kube: KubeEmulator, tmp_path: Path) -> None:
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
-    project = kubernetes_project(tmp_path, kubeconfig, "    namespace_terminating_timeout: 1\n")
+    project = kubernetes_project(tmp_path, kubeconfig, "    namespace_terminating_timeout_seconds: 1\n")
     assert run_faasops("-C", str(project), "apply", "--auto-approve").code == 0
     assert run_faasops("-C", str(project), "destroy", "--auto-approve").code == 0
 
@@ -98,7 +98,7 @@ def test_a_namespace_terminating_past_the_timeout_is_a_clear_error(kube: KubeEmu
     assert "Traceback" not in again.output
     assert "namespace demo is still Terminating 1s later (deleted at " in again.err
     assert "finalizers: kubernetes" in again.err
-    assert "raise namespace_terminating_timeout under providers.deployer" in again.err
+    assert "raise namespace_terminating_timeout_seconds under providers.deployer" in again.err
     assert "RBAC" not in again.output
 
 

@@ -170,9 +170,9 @@ def test_without_a_remote_it_commits_locally_on_a_new_branch(tmp_path: Path, rep
 
 
 @pytest.mark.parametrize(("providers", "message"), [
-    ("deployer:\n  type: gitops\n", "providers.deployer.repository must be a non-empty string"),
+    ("deployer:\n  type: gitops\n", "providers.deployer: missing required option 'repository'"),
     ("deployer:\n  type: gitops\n  repository: ../deploy-repo\n  remote_url: x\n",
-     "unknown option(s) remote_url; known: author, branch, create_executors"),
+     "providers.deployer.remote_url: unknown option 'remote_url' (did you mean 'remote'?)"),
     ("deployer:\n  type: gitops\n  repository: ../deploy-repo\n  author: faasops\n",
      "providers.deployer.author must look like `Name <email>`"),
     ("deployer:\n  type: gitops\n  repository: ../deploy-repo\n  directory: ../outside\n",

@@ -423,7 +423,7 @@ def test_observe_counts_one_list_per_namespace_and_kind_whatever_the_number_of_f
 
 def test_deploy_with_wait_returns_once_the_spinapp_is_ready(
         hello: Project, make_deployer: Callable[..., KubernetesDeployer], kube: KubeEmulator) -> None:
-    deployer = make_deployer(wait=True, wait_timeout=10)
+    deployer = make_deployer(wait=True, wait_timeout_seconds=10)
     deployer.ensure_workspace(hello, hello.workspaces[0])
 
     def operator() -> None:
@@ -447,7 +447,7 @@ def test_deploy_with_wait_returns_once_the_spinapp_is_ready(
 
 def test_deploy_with_wait_times_out_with_a_clear_error(
         hello: Project, make_deployer: Callable[..., KubernetesDeployer]) -> None:
-    deployer = make_deployer(wait=True, wait_timeout=0.3)
+    deployer = make_deployer(wait=True, wait_timeout_seconds=0.3)
     deployer.ensure_workspace(hello, hello.workspaces[0])
 
     started = time.monotonic()
@@ -467,7 +467,7 @@ def test_wait_counts_ready_replicas_against_the_desired_count(
         """)
     deployed(project, make_deployer())
     kube.mark_spinapp_ready("demo", "hello", ready_replicas=2)
-    waiting = make_deployer(wait=True, wait_timeout=0.2)
+    waiting = make_deployer(wait=True, wait_timeout_seconds=0.2)
     with pytest.raises(ProviderError, match=r"2/3 replicas ready, Available=True"):
         waiting.deploy(project, only_function(project), render(project, only_function(project)))
 
@@ -482,7 +482,7 @@ def test_wait_accepts_an_autoscaled_spinapp_held_at_zero_replicas_once_available
     deployed(project, make_deployer())
     kube.mark_spinapp_ready("demo", "hello", ready_replicas=0)  # Available=True, scaled to zero
 
-    make_deployer(wait=True, wait_timeout=2).deploy(project, only_function(project), render(project, only_function(project)))
+    make_deployer(wait=True, wait_timeout_seconds=2).deploy(project, only_function(project), render(project, only_function(project)))
 
 
 def test_observe_lists_namespaces_concurrently_with_the_same_result(

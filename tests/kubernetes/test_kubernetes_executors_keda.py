@@ -306,7 +306,7 @@ def test_a_deployment_that_never_comes_fails_after_keda_target_timeout_naming_it
     with KubeEmulator(port=0, spin_operator=False) as emulator:
         project = keda_project(make_project)
         deployer = KubernetesDeployer({"kubeconfig": str(emulator.write_kubeconfig(tmp_path / "k")),
-                                       "keda_target_timeout": 30})
+                                       "keda_target_timeout_seconds": 30})
         deployer.clock, deployer.sleep = clock, clock.sleep
 
         with pytest.raises(ProviderError) as failed:
@@ -314,7 +314,7 @@ def test_a_deployment_that_never_comes_fails_after_keda_target_timeout_naming_it
 
         message = str(failed.value)
         assert message.startswith("ScaledObject demo/hello: the Deployment demo/hello it scales does not exist after 30s")
-        assert "keda_target_timeout" in message and "\n" not in message
+        assert "keda_target_timeout_seconds" in message and "\n" not in message
         assert 0 < sum(clock.slept) <= 30 and deployer.calls["GET deployments"] == len(clock.slept) + 1
         assert emulator.cluster.store.get(("keda.sh", "scaledobjects"), "demo", "hello") is None
 
@@ -333,8 +333,8 @@ def test_an_hpa_is_applied_at_once_the_hpa_api_accepts_a_missing_target(
 
 @pytest.mark.parametrize("value", [0, -1, "soon", True])
 def test_keda_target_timeout_must_be_positive_seconds(value: object) -> None:
-    with pytest.raises(ProviderError, match="keda_target_timeout"):
-        KubernetesDeployer({"keda_target_timeout": value})
+    with pytest.raises(ProviderError, match="keda_target_timeout_seconds"):
+        KubernetesDeployer({"keda_target_timeout_seconds": value})
 
 
 @pytest.mark.parametrize("option", ["runtime_class", "spot_runtime_class"])

@@ -46,8 +46,9 @@ def test_loading_the_plugin_does_not_import_the_kubernetes_client() -> None:
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"wait_timeout": "soon"}, "providers.deployer.wait_timeout must be a positive number of seconds, not 'soon'"),
-    ({"request_timeout": 0}, "providers.deployer.request_timeout must be a positive number of seconds, not 0"),
+    ({"wait_timeout_seconds": "soon"},
+     "providers.deployer.wait_timeout_seconds must be a positive number of seconds, not 'soon'"),
+    ({"request_timeout_seconds": 0}, "providers.deployer.request_timeout_seconds must be a positive number of seconds, not 0"),
     ({"force_conflicts": "yes"}, "providers.deployer.force_conflicts must be true or false, not 'yes'"),
 ])
 def test_invalid_options_are_reported(options: dict, message: str) -> None:

@@ -9,7 +9,8 @@ import urllib.request
 from typing import Any
 
 from faasops.model import ProviderConfig
-from faasops.plugins.loki import LokiLogSource, faasops_log_source
+from faasops.plugin_manager import create_plugin_manager, create_provider
+from faasops.plugins.loki import LokiLogSource
 from faasops.testing.loki import LokiDouble
 
 WS = "demo"
@@ -44,8 +45,10 @@ def lines_of(payload: dict[str, Any], direction: str = "backward") -> list[str]:
 
 
 def make_source(loki: LokiDouble | str, **options: Any) -> LokiLogSource:
-    """A Loki log source made the way faasops makes it: through the plugin hook, from options."""
+    """A Loki log source made the way faasops makes it: options checked against the plugin's
+    schema by the plugin manager, then the plugin hook."""
     url = loki if isinstance(loki, str) else loki.url
-    source = faasops_log_source(config=ProviderConfig("logs", "loki", {"url": url, **options}), project=None)
+    config = ProviderConfig("logs", "loki", {"url": url, **options})
+    source = create_provider(create_plugin_manager(), None, "logs", config)  # type: ignore[arg-type]
     assert isinstance(source, LokiLogSource)
     return source

@@ -221,12 +221,12 @@ def test_a_wrong_url_says_what_is_wrong(loki: LokiDouble) -> None:
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"token": "abc"}, "remove `token`: secrets never go into faas.yaml"),
-    ({"password": "abc", "username": "u"}, "remove `password`"),
+    ({"token": "abc"}, "remove 'token': faasops never reads credentials from faas.yaml"),
+    ({"password": "abc", "username": "u"}, "remove 'password'"),
     ({"token_env": "MISSING_LOKI_TOKEN_VARIABLE"}, "MISSING_LOKI_TOKEN_VARIABLE (named by `token_env`) is not set"),
     ({"username": "u"}, "needs both `username` and `password_env`"),
-    ({"colour": "blue"}, "unknown option `colour`"),
-    ({"timeout": "fast"}, "option `timeout` has the wrong type"),
+    ({"colour": "blue"}, "providers.logs.colour: unknown option 'colour'"),
+    ({"timeout": "fast"}, "providers.logs.timeout: expected a number, got the string 'fast'"),
     ({"default_since": "forever"}, "invalid duration 'forever'"),
 ])
 def test_options_are_checked(options: dict[str, object], message: str) -> None:
@@ -235,7 +235,7 @@ def test_options_are_checked(options: dict[str, object], message: str) -> None:
 
 
 def test_url_is_required_and_must_not_carry_credentials() -> None:
-    with pytest.raises(ProviderError, match="option `url` is required"):
+    with pytest.raises(ProviderError, match="providers.logs.url: must not be empty"):
         make_source("")
     with pytest.raises(ProviderError, match="remove the credentials from `url`"):
         make_source("http://user:secret@loki:3100")

@@ -112,8 +112,8 @@ def test_metrics_without_a_prometheus_url_says_what_to_set(tmp_path: Path) -> No
     project = cloud_copy(tmp_path, {"type": "prometheus"})  # the aws preset's metrics type, no url
     result = metrics(project, "storefront/hello")
     assert result.code == 1
-    assert "providers.metrics (type prometheus) needs `url`" in result.err
-    assert len(result.err.splitlines()) == 1
+    assert result.err == ("Error: 1 problem(s) in the manifests:\n"
+                          "  faas.local.yaml:3:5 providers.metrics: missing required option 'url'\n")
 
 
 def test_metrics_bad_query_template_shows_prometheus_error(prometheus: PrometheusServer, tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 from cli_support import EXAMPLES
 from faasops.errors import ProviderError
 from faasops.manifest import load_project
-from faasops.model import Project
+from faasops.model import Project, ProviderConfig
+from faasops.plugin_manager import create_plugin_manager, create_provider
 from faasops.plugins.prometheus import PrometheusMetricsSource, promql_duration, promql_string, render_query
 from faasops.testing.metrics_exporter import MetricsExporter
 from faasops.testing.prometheus import PrometheusServer
@@ -27,7 +28,10 @@ def shop() -> Project:
 
 
 def source(project: Project, **options: Any) -> PrometheusMetricsSource:
-    return PrometheusMetricsSource(project, options)
+    """The source as faasops makes it: options checked (old names renamed) by the plugin manager."""
+    created = create_provider(create_plugin_manager(), project, "metrics", ProviderConfig("metrics", "prometheus", options))
+    assert isinstance(created, PrometheusMetricsSource)
+    return created
 
 
 def window(source: PrometheusMetricsSource, since_s: float = 300, step_s: float = 15) -> dict[str, Any]:
@@ -70,17 +74,18 @@ def test_rate_window_is_the_step_but_at_least_rate_window(shop: Project) -> None
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"url": "http://p:9090", "tokn_env": "X"},
-     "unknown option(s) tokn_env; known: url, token_env, timeout, rate_window, queries"),
+     "providers.metrics.tokn_env: unknown option 'tokn_env' (did you mean 'token_env'?)"),
     ({"url": "prometheus:9090"}, "needs `url`, the Prometheus http(s) base URL"),
-    ({"url": "http://p:9090", "timeout": "soon"}, "providers.metrics.timeout must be a positive number of seconds"),
-    ({"url": "http://p:9090", "rate_window": 0}, "providers.metrics.rate_window must be a positive number"),
+    ({"url": "http://p:9090", "timeout": "soon"},
+     "providers.metrics.timeout_seconds must be a positive number of seconds"),
+    ({"url": "http://p:9090", "rate_window": 0}, "providers.metrics.rate_window: must be more than 0"),
     ({"url": "http://p:9090", "queries": {"latency": "x"}},
      "queries: unknown series latency; known: cpu_cores, memory_bytes, replicas"),
     ({"url": "http://p:9090", "queries": {"cpu_cores": 7}}, "queries.cpu_cores must be a PromQL template"),
 ])
 def test_bad_options_are_refused_naming_the_option(shop: Project, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ProviderError) as raised:
-        PrometheusMetricsSource(shop, options)
+        create_provider(create_plugin_manager(), shop, "metrics", ProviderConfig("metrics", "prometheus", options))
     assert message in str(raised.value)
 
 
@@ -134,7 +139,7 @@ def test_prometheus_that_does_not_answer_times_out_with_the_option_to_raise(shop
         metrics.query("storefront", "hello", **window(metrics))
     assert time.monotonic() - started < 3
     assert str(raised.value) == (f"Prometheus at {silent_server} did not answer the cpu_cores query within 0.3s "
-                                 "(providers.metrics.timeout)")
+                                 "(providers.metrics.timeout_seconds)")
 
 
 def test_url_that_is_not_prometheus_says_so(shop: Project, tmp_path: Path) -> None:

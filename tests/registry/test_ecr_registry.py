@@ -408,9 +408,9 @@ def test_ecr_access_denied_names_the_missing_permission(
 
 
 def test_options_are_checked(make_provider, aws: MotoServer):
-    with pytest.raises(ProviderError, match="a password in faas.yaml is not allowed"):
+    with pytest.raises(ProviderError, match="remove 'password': faasops never reads credentials from faas.yaml"):
         make_provider("ecr", password="hunter2")
-    with pytest.raises(ProviderError, match=r"unknown option\(s\) pasword_env"):
+    with pytest.raises(ProviderError, match=r"providers.registry.pasword_env: unknown option 'pasword_env' \(did you mean 'password_env'\?\)"):
         make_provider("ecr", pasword_env="X")
     with pytest.raises(ProviderError, match="image_tag_mutability must be MUTABLE or IMMUTABLE"):
         make_provider("ecr", image_tag_mutability="sometimes")

@@ -70,14 +70,14 @@ class FaultyCloud:
 
     def project(self, tmp_path: Path, **overrides: dict[str, Any]) -> Path:
         """The cloud example with ``faas.local.yaml`` pointing every provider at a proxy;
-        ``overrides`` adds provider options per slot (``deployer={"request_timeout": 1}``)."""
+        ``overrides`` adds provider options per slot (``deployer={"request_timeout_seconds": 1}``)."""
         project = tmp_path / "cloud"
         shutil.copytree(EXAMPLES / "cloud", project, ignore=shutil.ignore_patterns(".faasops", "__pycache__"))
         providers: dict[str, dict[str, Any]] = {
             "state": {"endpoint_url": self.aws.url, "create_table": True, "timeout_seconds": 10},
             "sources": {"endpoint_url": self.aws.url, "create_bucket": True, "timeout_seconds": 10},
             "registry": {"endpoint_url": self.aws.url, "registry_url": self.oci.url, "timeout_seconds": 30},
-            "deployer": {"kubeconfig": str(self.kubeconfig), "request_timeout": 10},
+            "deployer": {"kubeconfig": str(self.kubeconfig), "request_timeout_seconds": 10},
         }
         for slot, options in overrides.items():
             providers[slot].update(options)

@@ -68,7 +68,7 @@ def test_transient_aws_faults_are_retried_and_apply_succeeds(cloud: FaultyCloud,
 
 def test_transient_kubernetes_and_registry_faults_are_retried_and_apply_succeeds(cloud: FaultyCloud,
                                                                                  tmp_path: Path) -> None:
-    project = cloud.project(tmp_path, deployer={"request_timeout": 1}, registry={"timeout_seconds": 5})
+    project = cloud.project(tmp_path, deployer={"request_timeout_seconds": 1}, registry={"timeout_seconds": 5})
     k8s, oci = cloud.k8s, cloud.oci
     k8s.inject(kube_too_many_requests(retry_after=1), method="PATCH", path="/spinapps/", times=1)
     k8s.inject(kube_status(500, "InternalError", "Internal error occurred: etcdserver: leader changed"),
@@ -76,7 +76,7 @@ def test_transient_kubernetes_and_registry_faults_are_retried_and_apply_succeeds
     k8s.inject(drop(), method="GET", path="/namespaces/storefront$", times=1)
     k8s.inject(reset_mid_body(), method="PATCH", path="/horizontalpodautoscalers/", times=1)
     k8s.inject(drop(after_forward=True), method="PATCH", path="/namespaces/", times=1)
-    k8s.inject(delay(3), method="GET", path="/scaledobjects", times=1)  # > request_timeout
+    k8s.inject(delay(3), method="GET", path="/scaledobjects", times=1)  # > request_timeout_seconds
     oci.inject(http_error(503), method="PUT", path="/blobs/uploads/", times=1)
     oci.inject(drop(), method="HEAD", path="/manifests/", times=1)
     oci.inject(http_error(500), method="PUT", path="/manifests/", times=1)
