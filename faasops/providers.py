@@ -166,7 +166,13 @@ class StateBackend(Protocol):
     def delete_function(self, workspace: str, name: str) -> None: ...
 
     def put_task(self, task: Task) -> None:
-        """Insert or update a task (tasks are keyed by ``id``)."""
+        """Insert or update a task (tasks are keyed by ``id``).
+
+        A backend where each write is a round trip may also offer ``put_tasks(tasks)`` (several
+        tasks in as few writes as it can) and accept ``tasks=`` in ``put_function`` and
+        ``delete_function`` (tasks written together with the record). Apply then writes a
+        function's tasks in step groups instead of one write per task change (see
+        :class:`faasops.executor.TaskJournal`)."""
 
     def list_tasks(
         self, workspace: str | None = None, task_id: str | None = None, limit: int = 50
@@ -207,7 +213,12 @@ class Builder(Protocol):
 
 @runtime_checkable
 class Registry(Protocol):
-    """Stores components as Spin OCI artifacts."""
+    """Stores components as Spin OCI artifacts.
+
+    A registry (or a source store, or a deployer) may also offer ``use_recorded(state:
+    ActualState)``: apply hands it the state its plan was read from (in the same process, same
+    serial) before the first step, so it can skip requests the records already answer (a
+    recorded artifact was pushed)."""
 
     def push(self, function: Function, build: BuildResult, created: str) -> Artifact:
         """Push (skipping blobs and manifests the registry already has). ``created`` pins the
