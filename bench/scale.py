@@ -18,11 +18,21 @@ For each size N (over W workspaces, see ``--workspaces``) in a fresh generated p
    function (:mod:`per_object_refresh`);
 4. **kubectl**: ``kubectl diff --server-side`` and ``kubectl apply --server-side`` over the same
    N rendered SpinApp manifests against the same emulator;
-5. **apply one changed**: one function's ``env`` changes; apply (plans all N, applies one).
+5. **apply one changed**: one function's ``env`` changes; apply (plans all N, applies one);
+6. **apply all changed**: every function changes at once (``--all-changed``: ``resources``, the
+   default memory limit — a redeploy with a cached build and nothing to push; ``env`` — a new
+   artifact per function), applied with ``--all-parallelism`` (16): wall time, API calls per
+   function by service, and moto's own busy time (it serves one request at a time, see
+   :mod:`scale_moto`), which real DynamoDB would not add.
+
+Each size is measured at each latency of ``--latency`` (default both): ``none`` talks to the
+services directly, ``injected`` through the fault proxies of :mod:`scale_latency` (Kubernetes API
+5 ms, DynamoDB 5 ms, S3 15 ms, registry and ECR API 20 ms per request; ``--latency-ms``).
 
 Every faasops measurement runs in its own process (:mod:`scale_worker`), so its peak RSS is its
-own. Results go to ``--json`` and, unless ``--quick`` or ``--no-markdown``, into the results
-section of ``BENCHMARKS.md``.
+own. Results go to ``--json``, the growth curves (time and calls against N, both latencies,
+beside the per-object-refresh and kubectl baselines) to ``--plot`` (a PNG, :mod:`scale_plot`),
+and, unless ``--quick`` or ``--no-markdown``, into the results section of ``BENCHMARKS.md``.
 """
 
 from __future__ import annotations
@@ -46,7 +56,16 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from scale_project import Endpoints, Shape, change_one_function, default_workspaces, generate  # noqa: E402
+from scale_latency import Latency  # noqa: E402
+from scale_project import (  # noqa: E402
+    CHANGES,
+    Endpoints,
+    Shape,
+    change_all_functions,
+    change_one_function,
+    default_workspaces,
+    generate,
+)
 from scale_services import BenchServices  # noqa: E402
 
 DEFAULT_SIZES = (100, 1000, 10000)
@@ -56,6 +75,8 @@ BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 RESULTS_START = "<!-- scale-results:start (written by bench/scale.py) -->"
 RESULTS_END = "<!-- scale-results:end -->"
 SERVICES = ("dynamodb", "s3", "ecr", "registry", "kubernetes")
+LATENCIES = ("none", "injected")
+DEFAULT_PLOT = ROOT / "docs" / "scale-growth.png"
 
 
 class BenchError(RuntimeError):
@@ -70,12 +91,14 @@ def run_worker(services: BenchServices, phase: str, project: Path, *extra: str) 
     own count of the Kubernetes requests it served meanwhile."""
     assert services.kube is not None
     services.kube.reset_stats()
+    services.moto_busy(reset=True)
     command = [sys.executable, str(BENCH / "scale_worker.py"), phase, "--project", str(project), *extra]
     finished = subprocess.run(command, capture_output=True, text=True, env=services.env)
     if finished.returncode != 0:
         raise BenchError(f"{phase} failed (exit {finished.returncode}):\n{finished.stderr[-4000:]}")
     result = json.loads(finished.stdout.strip().splitlines()[-1])
     result["kube_server_requests"] = services.kube_stats()["total"]
+    result["moto_busy"] = services.moto_busy()
     return result
 
 
@@ -112,7 +135,7 @@ def measure_size(services: BenchServices, workdir: Path, shape: Shape, options: 
     services.reset()
     assert services.moto is not None and services.registry is not None
     project = generate(workdir / shape.project, shape,
-                       Endpoints(services.moto.url, services.registry.url, services.kubeconfig, options.build_cache))
+                       Endpoints(services.moto_url, services.registry_url, services.kubeconfig, options.build_cache))
     resources = shape.functions + shape.workspaces
     out: dict[str, Any] = {"functions": shape.functions, "workspaces": shape.workspaces}
     parallelism = ("--parallelism", str(options.parallelism))
@@ -131,11 +154,12 @@ def measure_size(services: BenchServices, workdir: Path, shape: Shape, options: 
     faasops = str(Path(sys.executable).parent / "faasops")
     out["plan_cli"] = run_timed(services, [faasops, "-C", str(project), "plan", "--detailed-exitcode"])
 
-    log("  no-op plan, per-object refresh")
-    per_object = run_worker(services, "plan-per-object", project)
-    if per_object["plan"] != plan["plan"]:
-        raise BenchError(f"per-object refresh planned differently: {per_object['plan']} vs {plan['plan']}")
-    out["plan_per_object"] = per_object
+    if not options.skip_per_object:
+        log("  no-op plan, per-object refresh")
+        per_object = run_worker(services, "plan-per-object", project)
+        if per_object["plan"] != plan["plan"]:
+            raise BenchError(f"per-object refresh planned differently: {per_object['plan']} vs {plan['plan']}")
+        out["plan_per_object"] = per_object
 
     if not options.skip_kubectl:
         manifests = workdir / f"{shape.project}-manifests"
@@ -145,9 +169,10 @@ def measure_size(services: BenchServices, workdir: Path, shape: Shape, options: 
         log(f"  kubectl diff --server-side ({rendered['manifests']} SpinApps)")
         # The manifests are what faasops applied: kubectl must find no differences (exit 0, not 1).
         out["kubectl_diff"] = run_timed(services, [kubectl, "diff", "--server-side", "-f", str(manifests)])
-        log("  kubectl apply --server-side")
-        out["kubectl_apply"] = run_timed(services, [
-            kubectl, "apply", "--server-side", "--field-manager", "faasops", "-f", str(manifests)])
+        if not options.skip_kubectl_apply:
+            log("  kubectl apply --server-side")
+            out["kubectl_apply"] = run_timed(services, [
+                kubectl, "apply", "--server-side", "--field-manager", "faasops", "-f", str(manifests)])
         shutil.rmtree(manifests, ignore_errors=True)
 
     log("  apply one changed function")
@@ -155,6 +180,13 @@ def measure_size(services: BenchServices, workdir: Path, shape: Shape, options: 
     changed = run_worker(services, "apply", project, *parallelism)
     check_apply(changed, 1, "apply one changed")
     out["apply_one_changed"] = changed
+
+    for round_, change in enumerate(options.all_changed, start=1):
+        log(f"  apply all {shape.functions} functions changed ({change}), parallelism {options.all_parallelism}")
+        change_all_functions(project, shape, change, round_)
+        applied_all = run_worker(services, "apply", project, "--parallelism", str(options.all_parallelism))
+        check_apply(applied_all, shape.functions, f"apply all changed ({change})")
+        out.setdefault("apply_all_changed", {})[change] = applied_all
     if not options.keep:
         shutil.rmtree(project, ignore_errors=True)
     return out
@@ -200,11 +232,11 @@ def _libyaml() -> bool:
 def ratios(size: dict[str, Any]) -> dict[str, float]:
     plan_s = size["plan"]["seconds"]["plan"]
     plan_calls = sum(total_calls(size["plan"]).values())
-    per_object = size["plan_per_object"]
-    out = {
-        "per_object_vs_batched_time": per_object["seconds"]["plan"] / plan_s,
-        "per_object_vs_batched_calls": sum(total_calls(per_object).values()) / plan_calls,
-    }
+    out: dict[str, float] = {}
+    if "plan_per_object" in size:
+        per_object = size["plan_per_object"]
+        out["per_object_vs_batched_time"] = per_object["seconds"]["plan"] / plan_s
+        out["per_object_vs_batched_calls"] = sum(total_calls(per_object).values()) / plan_calls
     if "kubectl_diff" in size:
         out["kubectl_diff_vs_plan_time"] = size["kubectl_diff"]["seconds"] / plan_s
         out["kubectl_diff_vs_plan_cli_time"] = size["kubectl_diff"]["seconds"] / size["plan_cli"]["seconds"]
@@ -214,8 +246,9 @@ def ratios(size: dict[str, Any]) -> dict[str, float]:
         out["kubectl_diff_vs_kubernetes_side_time"] = size["kubectl_diff"]["seconds"] / (steps["observe"] + steps["render"])
         out["kubectl_diff_vs_plan_kube_requests"] = size["kubectl_diff"]["kube_server_requests"] / max(
             1, size["plan"]["kube_server_requests"])
-        out["kubectl_apply_vs_apply_one_changed_time"] = (
-            size["kubectl_apply"]["seconds"] / size["apply_one_changed"]["seconds"]["total"])
+        if "kubectl_apply" in size:
+            out["kubectl_apply_vs_apply_one_changed_time"] = (
+                size["kubectl_apply"]["seconds"] / size["apply_one_changed"]["seconds"]["total"])
     return out
 
 
@@ -261,17 +294,14 @@ def markdown(results: dict[str, Any]) -> str:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
-        plan, per_object = size["plan"], size["plan_per_object"]
+        plan, per_object = size["plan"], size.get("plan_per_object")
         row = [
             f"{size['functions']:,}",
             f"{plan['seconds']['plan']:.2f} s, {sum(total_calls(plan).values())} calls",
-            f"{per_object['seconds']['plan']:.2f} s, {sum(total_calls(per_object).values())} calls",
+            f"{per_object['seconds']['plan']:.2f} s, {sum(total_calls(per_object).values())} calls" if per_object else "–",
         ]
-        if "kubectl_diff" in size:
-            row += [f"{size['kubectl_diff']['seconds']:.1f} s, {size['kubectl_diff']['kube_server_requests']} requests",
-                    f"{size['kubectl_apply']['seconds']:.1f} s, {size['kubectl_apply']['kube_server_requests']} requests"]
-        else:
-            row += ["–", "–"]
+        for key in ("kubectl_diff", "kubectl_apply"):
+            row.append(f"{size[key]['seconds']:.1f} s, {size[key]['kube_server_requests']} requests" if key in size else "–")
         one = size["apply_one_changed"]
         row.append(f"{one['seconds']['total']:.2f} s ({one['result']['applied']} applied, "
                    f"{one['result']['builds']} builds)")
@@ -285,15 +315,14 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for size in sizes:
         r = size["ratios"]
-        if "kubectl_diff_vs_plan_time" in r:
-            kubectl_cells = [f"{r['kubectl_diff_vs_plan_time']:.2f}×", f"{r['kubectl_diff_vs_plan_cli_time']:.2f}×",
-                             f"{r['kubectl_diff_vs_kubernetes_side_time']:.1f}×",
-                             f"{r['kubectl_diff_vs_plan_kube_requests']:.0f}×",
-                             f"{r['kubectl_apply_vs_apply_one_changed_time']:.2f}×"]
-        else:
-            kubectl_cells = ["–"] * 5
-        lines.append(f"| {size['functions']:,} | " + " | ".join(kubectl_cells[:4]) + " | "
-                     f"{r['per_object_vs_batched_time']:.1f}× | {r['per_object_vs_batched_calls']:.0f}× | {kubectl_cells[4]} |")
+        def cell(key: str, spec: str) -> str:
+            return f"{r[key]:{spec}}×" if key in r else "–"
+
+        lines.append("| " + " | ".join([
+            f"{size['functions']:,}", cell("kubectl_diff_vs_plan_time", ".2f"), cell("kubectl_diff_vs_plan_cli_time", ".2f"),
+            cell("kubectl_diff_vs_kubernetes_side_time", ".1f"), cell("kubectl_diff_vs_plan_kube_requests", ".0f"),
+            cell("per_object_vs_batched_time", ".1f"), cell("per_object_vs_batched_calls", ".0f"),
+            cell("kubectl_apply_vs_apply_one_changed_time", ".2f")]) + " |")
     lines += [
         "",
         "#### Apply",
@@ -311,8 +340,78 @@ def markdown(results: dict[str, Any]) -> str:
             f"{outcome['cached_builds']} | {outcome['pushes']} | {applied['max_rss_mb']:.0f} MB | "
             + " | ".join(str(calls[s]) for s in SERVICES) + " |"
         )
+    lines += latency_sections(results)
     lines += ["", RESULTS_END]
     return "\n".join(lines)
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.0f}×" if ratio >= 10 else f"{ratio:.2g}×"
+
+
+def latency_sections(results: dict[str, Any]) -> list[str]:
+    """The comparisons at each latency measured, apply with every function changed, and the
+    growth curves."""
+    runs: dict[str, list[dict[str, Any]]] = results.get("runs") or {}
+    if not runs:
+        return []
+    delays = ", ".join(f"{name} {ms:g} ms" for name, ms in (results.get("latency_ms") or {}).items())
+    lines = [
+        "",
+        "#### No-op plan against `kubectl diff --server-side`, without and with injected latency",
+        "",
+        f"Injected latency: every request held by a fault proxy before it is forwarded ({delays}; "
+        "`bench/scale_latency.py`). kubectl reads and dry-run-applies each SpinApp (two requests per "
+        "object); faasops lists each namespace once per kind.",
+        "",
+        "| functions | latency | `faasops plan` CLI | in-process plan | per-object refresh | `kubectl diff --server-side` | kubectl ÷ in-process plan | kubectl ÷ CLI |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, sizes in runs.items():
+        for size in sizes:
+            plan = size["plan"]
+            kubectl = size.get("kubectl_diff")
+            cells = [f"{size['functions']:,}", label, f"{size['plan_cli']['seconds']:.2f} s",
+                     f"{plan['seconds']['plan']:.2f} s",
+                     f"{size['plan_per_object']['seconds']['plan']:.2f} s" if "plan_per_object" in size else "–"]
+            if kubectl:
+                cells += [f"{kubectl['seconds']:.1f} s", _times(size['ratios']['kubectl_diff_vs_plan_time']),
+                          _times(size['ratios']['kubectl_diff_vs_plan_cli_time'])]
+            else:
+                cells += ["–", "–", "–"]
+            lines.append("| " + " | ".join(cells) + " |")
+    all_changed = [(label, size, change, applied) for label, sizes in runs.items() for size in sizes
+                   for change, applied in (size.get("apply_all_changed") or {}).items()]
+    if all_changed:
+        lines += [
+            "",
+            "#### Apply with every function changed (cached build)",
+            "",
+            "`resources`: the project's default memory limit changes (new manifests, the recorded "
+            "artifact: nothing to push); `env`: every function gets a new `env` entry (a new artifact "
+            "each). Calls per function include the run's fixed calls (lock, state read, observe) "
+            "spread over N. moto serves one request at a time and spends time per item that DynamoDB "
+            "does not (it is CPU-bound Python on the same 2 cores): its busy time is measured inside "
+            "moto and subtracted in the last time column, which is therefore an estimate of the apply "
+            "against a service answering in the injected latency alone.",
+            "",
+            "| functions | latency | change | parallelism | apply (wall) | moto busy | wall − moto busy | DynamoDB | S3 | ECR | registry | Kubernetes | calls per function |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for label, size, change, applied in all_changed:
+            per = calls_per_function(applied, size["functions"])
+            wall, busy = applied["seconds"]["total"], applied["moto_busy"]["seconds"]
+            lines.append(
+                f"| {size['functions']:,} | {label} | {change} | {applied.get('parallelism', '?')} | {wall:.1f} s | "
+                f"{busy:.1f} s | {max(0.0, wall - busy):.1f} s | "
+                + " | ".join(f"{per[s]:.2f}" for s in SERVICES) + f" | {sum(per.values()):.2f} |"
+            )
+    if results.get("plot"):
+        plot = Path(results["plot"])
+        shown = plot.relative_to(ROOT) if plot.is_absolute() and plot.is_relative_to(ROOT) else plot
+        lines += ["", "#### Growth curves", "",
+                  f"![plan and apply time and API calls against N, both latencies]({shown.as_posix()})"]
+    return lines
 
 
 def write_markdown(path: Path, results: dict[str, Any]) -> None:
@@ -347,6 +446,22 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _latencies(text: str) -> list[str]:
+    chosen = list(LATENCIES) if text == "both" else [part.strip() for part in text.split(",") if part.strip()]
+    if not chosen or any(part not in LATENCIES for part in chosen):
+        raise argparse.ArgumentTypeError(f"not none, injected or both: {text!r}")
+    return chosen
+
+
+def _changes(text: str) -> list[str]:
+    if text == "none":
+        return []
+    chosen = list(CHANGES) if text == "both" else [part.strip() for part in text.split(",") if part.strip()]
+    if any(part not in CHANGES for part in chosen):
+        raise argparse.ArgumentTypeError(f"not resources, env, both or none: {text!r}")
+    return chosen
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/scale.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=_sizes, help="numbers of functions (default 100,1000,10000; --quick: 20,100)")
@@ -357,12 +472,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="workspaces per project (default: 10 up to 1,000 functions, then N/100, at most 100)")
     parser.add_argument("--full-apply-max", type=int, default=DEFAULT_FULL_APPLY_MAX,
                         help="largest size whose 'apply new' records the task history too (default %(default)s; "
-                             "moto serves the 14 task writes per function at ~8 ms each, one at a time)")
+                             "moto serves the task writes — two per function — one request at a time)")
     parser.add_argument("--parallelism", type=int, default=4, help="apply --parallelism (default %(default)s)")
+    parser.add_argument("--latency", type=_latencies, default=list(LATENCIES),
+                        help="none, injected or both (default: both; --quick: none)")
+    parser.add_argument("--latency-ms", default="default",
+                        help="injected delay per request and service, e.g. kubernetes=5,dynamodb=5,s3=15,"
+                             "registry=20,ecr=20 (the default)")
+    parser.add_argument("--all-changed", type=_changes, default=["resources"],
+                        help="'apply all changed' runs, in order: resources, env, both or none "
+                             "(default resources)")
+    parser.add_argument("--all-parallelism", type=int, default=16,
+                        help="--parallelism of 'apply all changed' (default %(default)s)")
+    parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT,
+                        help="growth curves PNG (default docs/scale-growth.png); needs matplotlib")
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     parser.add_argument("--build-cache", type=Path,
                         help="componentize-py build cache (default: $FAASOPS_BUILD_CACHE, else a fresh one, "
                              "so the first apply makes the one real build)")
     parser.add_argument("--skip-kubectl", action="store_true", help="leave out the kubectl baselines")
+    parser.add_argument("--skip-kubectl-apply", action="store_true", help="leave out `kubectl apply` only")
+    parser.add_argument("--skip-per-object", action="store_true", help="leave out the per-object refresh plan")
     parser.add_argument("--stock-moto", action="store_true",
                         help="keep moto's whole-table transaction rollback copies, Query serializer and "
                              "whole-table Query walks (see bench/scale_moto.py)")
@@ -373,12 +503,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the generated projects (printed)")
     parser.add_argument("--markdown-from", type=Path, metavar="JSON",
                         help="measure nothing: rewrite the results section from a --json file of an earlier run")
+    given = argv if argv is not None else sys.argv[1:]
+    quick_latency = not any(arg == "--latency" or arg.startswith("--latency=") for arg in given)
     args = parser.parse_args(argv)
+    try:
+        Latency.parse(args.latency_ms)
+    except ValueError as exc:
+        parser.error(f"--latency-ms: {exc}")
     if args.quick:
         args.sizes = args.sizes or list(QUICK_SIZES)
         args.workspaces = args.workspaces or 10
         args.full_apply_max = 0
         args.no_markdown = True
+        args.no_plot = True
+        if quick_latency:
+            args.latency = ["none"]
     args.sizes = args.sizes or list(DEFAULT_SIZES)
     args.kubectl = _kubectl()
     return args
@@ -387,7 +526,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.markdown_from:
-        write_markdown(args.markdown, json.loads(args.markdown_from.read_text()))
+        earlier = json.loads(args.markdown_from.read_text())
+        if not args.no_plot:
+            from scale_plot import plot_growth
+
+            plot_growth(earlier, args.plot)
+            earlier["plot"] = str(args.plot)
+            log(f"wrote {args.plot}")
+        write_markdown(args.markdown, earlier)
         log(f"wrote {args.markdown}")
         return 0
     command = "python bench/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -396,30 +542,57 @@ def main(argv: list[str] | None = None) -> int:
     if args.build_cache is None:
         env_cache = os.environ.get("FAASOPS_BUILD_CACHE")
         args.build_cache = Path(env_cache) if env_cache else workdir / "build-cache"
+    latency = Latency.parse(args.latency_ms)
     results: dict[str, Any] = {"command": command.strip(), "machine": machine(), "sizes": [],
-                               "load_before": os.getloadavg()[0]}
+                               "load_before": os.getloadavg()[0], "latency_ms": dict(latency.ms),
+                               "runs": {}}
     try:
         with BenchServices(workdir, stock_moto=args.stock_moto) as services:
-            for n in args.sizes:
-                shape = Shape(n, args.workspaces or default_workspaces(n))
-                size = measure_size(services, workdir, shape, args)
-                size["ratios"] = ratios(size)
-                results["sizes"].append(size)
-                log(summary_line(size))
+            for label in args.latency:
+                if label == "injected":
+                    services.start_latency(args.latency_ms)
+                    log(f"injected latency: {latency.describe()}")
+                run = results["runs"].setdefault(label, [])
+                try:
+                    for n in args.sizes:
+                        shape = Shape(n, args.workspaces or default_workspaces(n),
+                                      "" if label == args.latency[0] else f"latency-{label}")
+                        size = measure_size(services, workdir / label, shape, args)
+                        size["latency"] = label
+                        size["ratios"] = ratios(size)
+                        run.append(size)
+                        log(f"[latency {label}] " + summary_line(size))
+                        if args.json:  # what is measured so far survives a later failure
+                            args.json.write_text(json.dumps({**results, "sizes": _main_sizes(results)}, indent=2))
+                finally:
+                    services.stop_latency()
     finally:
         if args.keep:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    results["sizes"] = _main_sizes(results)
     results["seconds"] = time.perf_counter() - started
     results["load_after"] = os.getloadavg()[0]
     results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if not args.no_plot:
+        from scale_plot import plot_growth
+
+        plot_growth(results, args.plot)
+        results["plot"] = str(args.plot)
+        log(f"wrote {args.plot}")
     if not args.no_markdown:
         write_markdown(args.markdown, results)
         log(f"wrote {args.markdown}")
     return 0
+
+
+def _main_sizes(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sizes of the first latency measured (the tables' ``sizes``, as before latencies)."""
+    runs = results.get("runs") or {}
+    return next(iter(runs.values()), results.get("sizes", []))
 
 
 def summary_line(size: dict[str, Any]) -> str:
@@ -428,8 +601,21 @@ def summary_line(size: dict[str, Any]) -> str:
     text = (f"{size['functions']} functions: no-op plan {plan['seconds']['plan']:.2f} s "
             f"(+{plan['seconds']['load']:.2f} s load), calls " + ", ".join(f"{s} {calls[s]}" for s in SERVICES))
     if "kubectl_diff" in size:
-        text += f"; kubectl diff {size['kubectl_diff']['seconds']:.1f} s ({size['ratios']['kubectl_diff_vs_plan_time']:.0f}×)"
+        text += (f"; kubectl diff {size['kubectl_diff']['seconds']:.1f} s "
+                 f"({size['ratios']['kubectl_diff_vs_plan_time']:.0f}× in process, "
+                 f"{size['ratios']['kubectl_diff_vs_plan_cli_time']:.0f}× the CLI's {size['plan_cli']['seconds']:.2f} s)")
+    for change, applied in (size.get("apply_all_changed") or {}).items():
+        per = calls_per_function(applied, size["functions"])
+        text += (f"; apply all changed ({change}) {applied['seconds']['total']:.1f} s "
+                 f"(moto busy {applied['moto_busy']['seconds']:.1f} s), calls/function "
+                 + ", ".join(f"{s} {per[s]:.2f}" for s in SERVICES) + f" = {sum(per.values()):.2f}")
     return text
+
+
+def calls_per_function(result: dict[str, Any], functions: int) -> dict[str, float]:
+    """API calls per function of an apply, by service (the run's own fixed calls — lock, state
+    read, observe — included, spread over the functions)."""
+    return {service: count / functions for service, count in total_calls(result).items()}
 
 
 if __name__ == "__main__":

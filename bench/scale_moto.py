@@ -32,21 +32,34 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, Iterable
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
 
+BUSY_PATH = "/__bench/busy"
+
+
 class Serialized:
-    """A WSGI middleware running one request (including its response body) at a time."""
+    """A WSGI middleware running one request (including its response body) at a time, and
+    keeping moto's busy time: ``GET /__bench/busy`` answers ``{"seconds": S, "requests": N,
+    "by_target": {…}}`` — the time spent inside moto (requests run one at a time, so this is
+    how long moto itself held them up) — and ``POST`` to it resets the counters."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]):
         self.app = app
         self.lock = threading.Lock()
+        self.busy_s = 0.0
+        self.requests = 0
+        self.by_target: dict[str, list[float]] = {}  # X-Amz-Target or "s3" → [requests, seconds]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") == BUSY_PATH:
+            return self._busy(environ, start_response)
         with self.lock:
+            started = time.perf_counter()
             result = self.app(environ, start_response)
             try:
                 return list(result)
@@ -54,6 +67,22 @@ class Serialized:
                 close = getattr(result, "close", None)
                 if close:
                     close()
+                spent = time.perf_counter() - started
+                target = (environ.get("HTTP_X_AMZ_TARGET") or "s3").rpartition(".")[2]
+                entry = self.by_target.setdefault(target, [0, 0.0])
+                entry[0] += 1
+                entry[1] += spent
+                self.busy_s += spent
+                self.requests += 1
+
+    def _busy(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self.lock:
+            if environ.get("REQUEST_METHOD") == "POST":
+                self.busy_s, self.requests, self.by_target = 0.0, 0, {}
+            body = json.dumps({"seconds": self.busy_s, "requests": self.requests,
+                               "by_target": {k: {"requests": v[0], "seconds": v[1]} for k, v in self.by_target.items()}})
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body.encode()]
 
 
 def install_item_level_rollback() -> None:
@@ -214,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         install_direct_string_values()
         install_partition_queries()
     os.environ.setdefault("MOTO_PORT", str(args.port))  # as moto_server sets it
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Exit at once: tearing down 10,000 functions' worth of moto objects takes minutes.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, Serialized(app), threaded=True, request_handler=MotoRequestHandler)
 

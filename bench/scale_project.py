@@ -42,10 +42,13 @@ class Shape:
 
     functions: int
     workspaces: int
+    # Tells apart projects of the same size measured in one run (at another latency): their
+    # registry repositories differ, so nothing one pushed is found by the other.
+    variant: str = ""
 
     @property
     def project(self) -> str:
-        return f"bench-n{self.functions}-w{self.workspaces}"
+        return f"bench-n{self.functions}-w{self.workspaces}" + (f"-{self.variant}" if self.variant else "")
 
     def workspace_names(self) -> list[str]:
         return [f"ws-{i:03d}" for i in range(self.workspaces)]
@@ -103,6 +106,33 @@ def change_one_function(root: Path, shape: Shape) -> str:
     function["env"] = dict(CHANGED_ENV)
     _dump(path, document)
     return f"{workspace}/{function['name']}"
+
+
+CHANGES = ("resources", "env")
+
+
+def change_all_functions(root: Path, shape: Shape, change: str, round_: int = 1) -> None:
+    """Change every function at once (``round_`` makes each call a new change):
+
+    * ``resources``: the project's default memory limit (new manifests, same artifact: a
+      redeploy with a cached build and nothing to push);
+    * ``env``: an ``env`` entry on every function (a new artifact each: a push of its new
+      locked-app and config blobs and manifest, with the cached component).
+    """
+    if change == "resources":
+        path = root / "faas.yaml"
+        document = yaml.safe_load(path.read_text())
+        document["defaults"]["resources"]["limits"]["memory"] = f"{256 + 64 * round_}Mi"
+        _dump(path, document)
+        return
+    if change != "env":
+        raise ValueError(f"unknown change {change!r} (one of {', '.join(CHANGES)})")
+    for workspace in shape.workspace_names():
+        path = root / "workspaces" / workspace / "faas.yaml"
+        document = yaml.safe_load(path.read_text())
+        for function in document["workspaces"][0]["functions"]:
+            function["env"] = {"BENCH_ROUND": str(round_)}
+        _dump(path, document)
 
 
 def _dump(path: Path, document: dict[str, Any]) -> None:

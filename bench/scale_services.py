@@ -4,16 +4,22 @@ docker-registry (pushes authenticated with moto's ECR token) and the Kubernetes 
 
 moto and the registry run as their own processes. The emulator runs in a thread of the
 benchmark's driver process, which only waits on its measurement subprocesses meanwhile, so the
-emulator has that process to itself.
+emulator has that process to itself. With injected latency (:meth:`BenchServices.start_latency`)
+the fault proxies of :mod:`scale_latency` run in one more process, in front of all three.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
+import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from faasops.testing.kubeapi import KubeEmulator
 from faasops.testing.moto import MotoServer, aws_env
@@ -21,6 +27,7 @@ from faasops.testing.registry import OciRegistry
 
 REGION = "eu-west-1"
 MOTO_LAUNCHER = Path(__file__).resolve().parent / "scale_moto.py"
+LATENCY_PROXIES = Path(__file__).resolve().parent / "scale_latency.py"
 
 
 class BenchServices:
@@ -33,6 +40,9 @@ class BenchServices:
         self.registry: OciRegistry | None = None
         self.kube: KubeEmulator | None = None
         self.kubeconfig = workdir / "kubeconfig"
+        self.direct_kubeconfig = self.kubeconfig
+        self._proxies: subprocess.Popen[str] | None = None
+        self.proxy_urls: dict[str, str] = {}
 
     def start(self) -> "BenchServices":
         os.environ.update(aws_env(REGION))
@@ -47,6 +57,56 @@ class BenchServices:
             self.stop()
             raise
         return self
+
+    def start_latency(self, latency_ms: str) -> None:
+        """Put the latency proxies in front of the services (``latency_ms`` as
+        :meth:`scale_latency.Latency.parse` reads it): :attr:`moto_url`, :attr:`registry_url`
+        and :attr:`kubeconfig` name the proxies until :meth:`stop_latency`."""
+        assert self.moto is not None and self.registry is not None and self.kube is not None
+        self._proxies = subprocess.Popen(
+            [sys.executable, str(LATENCY_PROXIES), "--moto", self.moto.url, "--registry", self.registry.url,
+             "--kube", self.kube.url, "--ms", latency_ms],
+            stdout=subprocess.PIPE, text=True, env=self.env)
+        assert self._proxies.stdout is not None
+        line = self._proxies.stdout.readline()
+        if not line:
+            self.stop_latency()
+            raise RuntimeError("the latency proxies did not start")
+        self.proxy_urls = json.loads(line)
+        config = yaml.safe_load(self.direct_kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = self.proxy_urls["kube"]
+        self.kubeconfig = self.workdir / "kubeconfig-latency"
+        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def stop_latency(self) -> None:
+        if self._proxies is not None:
+            self._proxies.terminate()
+            try:
+                self._proxies.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proxies.kill()
+                self._proxies.wait()
+            self._proxies = None
+        self.proxy_urls = {}
+        self.kubeconfig = self.direct_kubeconfig
+
+    @property
+    def moto_url(self) -> str:
+        assert self.moto is not None
+        return self.proxy_urls.get("moto", self.moto.url)
+
+    @property
+    def registry_url(self) -> str:
+        assert self.registry is not None
+        return self.proxy_urls.get("registry", self.registry.url)
+
+    def moto_busy(self, reset: bool = False) -> dict[str, Any]:
+        """moto's own busy time since the last reset (see :class:`scale_moto.Serialized`)."""
+        assert self.moto is not None
+        request = urllib.request.Request(self.moto.url + "/__bench/busy", method="POST" if reset else "GET",
+                                         data=b"" if reset else None)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
 
     def _moto_launcher(self) -> Path:
         """An executable that starts scale_moto.py with this interpreter (MotoServer runs
@@ -75,6 +135,7 @@ class BenchServices:
         return self.kube.stats()
 
     def stop(self) -> None:
+        self.stop_latency()
         if self.kube is not None:
             self.kube.stop()
             self.kube = None

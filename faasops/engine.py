@@ -47,6 +47,7 @@ class Engine:
         self.pm = pm or create_plugin_manager()
         self._interruption: Interruption | None = None  # while :meth:`locked` holds the lock
         self.warnings: tuple[Problem, ...] = ()  # deprecated option names in the manifests
+        self._planned_state: ActualState | None = None  # read by the last plan (see _state_of)
 
     @cached_property
     def option_schemas(self) -> OptionSchemas:
@@ -162,6 +163,8 @@ class Engine:
             options,
             render_digest,
         )
+        # Apply hands this to the providers when it applies this very plan (same serial).
+        self._planned_state = actual
         plan = Plan(
             project=self.project.name,
             environment=self.project.environment,
@@ -261,6 +264,12 @@ class Engine:
                 f"{serial}); run `faasops plan` again"
             )
 
+    def _state_of(self, plan: Plan) -> ActualState | None:
+        """The state ``plan`` was made from, when this engine read it (a saved plan applied in
+        another process: None, and the providers ask their services)."""
+        state = self._planned_state
+        return state if state is not None and state.serial == plan.state_serial else None
+
     def _recorded_namespaces(self, plan: Plan) -> dict[str, str]:
         """Where deletes and replaces find the old objects: the namespaces as recorded. Only
         read when the plan has such changes (at 10,000 functions the state is 8 Query pages)."""
@@ -290,6 +299,7 @@ class Engine:
                 project=self.project, address=address, step=step
             ),
             interrupt=self._interruption.stop if self._interruption else None,
+            recorded=self._state_of(plan),
         )
         namespaces = self._recorded_namespaces(plan)
         if self._interruption is None:

@@ -5,6 +5,13 @@ steps in order — upload → build → push → scaffold → deploy → record 
 in parallel (``parallelism``). Every step is a task in the state backend. A function is recorded
 as applied only after its deploy succeeded, so a failed or killed run is simply re-planned.
 
+Task history is written as each step starts and ends, unless the state backend offers
+``put_tasks`` (a remote store, where each write is a round trip): then a function's tasks are
+written in two step groups (see :class:`TaskJournal`) — the preparing steps (snapshot … scaffold)
+together with the deploy as running, just before the deploy changes the cluster, and the deploy's
+and the record's completion in the same transaction as the record. A failure, a signal or an
+abort writes what is pending at once.
+
 A signal (see :mod:`faasops.interruption`) sets ``interrupt``: no step starts after it, except
 the ``record`` that follows a finished deploy or delete (so the state says what is live), and
 :meth:`Executor.abort` ends what runs.
@@ -30,6 +37,7 @@ from faasops.model import Function, Project
 from faasops.plan import Action, Plan, ResourceChange
 from faasops.progress import Reporter
 from faasops.providers import (
+    ActualState,
     Builder,
     Deployer,
     FunctionRecord,
@@ -38,7 +46,9 @@ from faasops.providers import (
     SourceStore,
     StateBackend,
     SupportsDeployNote,
+    SupportsRecordedState,
     SupportsRenderDigest,
+    SupportsTaskBatches,
     Task,
     WorkspaceRecord,
 )
@@ -109,6 +119,62 @@ def source_date(source_dir: Path) -> str:
     return datetime.fromtimestamp(int(out.stdout.strip()), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Steps that change the cluster: a grouped journal writes them as running before they start,
+# so a run killed meanwhile leaves an open task that the next run marks interrupted.
+WRITE_AHEAD_STEPS = frozenset({"deploy", "undeploy", "delete"})
+
+
+class TaskJournal:
+    """Where one function's tasks go: straight to the state backend (``grouped`` False: one
+    write per change of a task), or held and written in step groups through ``put_tasks``.
+
+    Grouped, a task is held until a step in :data:`WRITE_AHEAD_STEPS` starts, a step fails or the
+    run stops (:meth:`flush`: one ``put_tasks`` of everything held), or the record is written
+    (:meth:`take`: the held tasks go into the record's own write)."""
+
+    def __init__(self, state: StateBackend, grouped: bool):
+        self.state = state
+        self.grouped = grouped
+        self._held: dict[str, Task] = {}  # task id → its newest version, in step order
+        self._lock = threading.Lock()
+
+    def write(self, task: Task) -> None:
+        """A task started, finished or failed."""
+        if not self.grouped:
+            self.state.put_task(task)
+            return
+        with self._lock:
+            self._held[task.id] = task
+        if task.status == "failed" or (task.status == "running" and task.kind in WRITE_AHEAD_STEPS):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every held task now (one ``put_tasks``)."""
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+        if held:
+            try:
+                assert isinstance(self.state, SupportsTaskBatches)  # grouped only for such a backend
+                self.state.put_tasks(held)
+            except BaseException:
+                with self._lock:
+                    self._held = {t.id: t for t in held} | self._held
+                raise
+
+    def take(self, finished: Task) -> list[Task]:
+        """The held tasks plus ``finished`` (a completed version of a held one), for a write
+        that records them itself; they are no longer held."""
+        with self._lock:
+            self._held[finished.id] = finished
+            held, self._held = list(self._held.values()), {}
+        return held
+
+    def give_back(self, tasks: list[Task]) -> None:
+        """``tasks`` from :meth:`take` were not written after all."""
+        with self._lock:
+            self._held = {t.id: t for t in tasks} | self._held
+
+
 class Executor:
     """Runs one plan. Not reusable: create one per apply."""
 
@@ -122,6 +188,7 @@ class Executor:
         on_step: Callable[[str, str, str, str], None] | None = None,
         on_step_started: Callable[[str, str], None] | None = None,
         interrupt: threading.Event | None = None,
+        recorded: ActualState | None = None,
     ):
         self.project = project
         self.p = providers
@@ -139,6 +206,12 @@ class Executor:
         self._final_namespaces: dict[str, str] = {}
         self._running: dict[str, Task] = {}  # task id → task, while its step runs
         self._begun: set[str] = set()  # addresses that started a step
+        # The state the plan was made from (read in this process, same serial): providers may
+        # skip requests it already answers (see _tell_providers).
+        self.recorded = recorded
+        self._grouped = isinstance(providers.state, SupportsTaskBatches)
+        self._journals: dict[str, TaskJournal] = {}  # address → its journal, grouped only
+        self._written_with_record: set[str] = set()  # ids of record tasks written by the record itself
 
     # ---------------------------------------------------------------- signals
 
@@ -154,11 +227,39 @@ class Executor:
             running = list(self._running.values())
         for task in running:
             try:
-                self.p.state.put_task(Task(**{**task.__dict__, "status": "failed", "updated_at": utcnow(),
-                                              "message": INTERRUPTED_MESSAGE}))
+                self._journal(_address(task)).write(Task(**{**task.__dict__, "status": "failed",
+                                                            "updated_at": utcnow(), "message": INTERRUPTED_MESSAGE}))
             except FaasopsError:
                 pass  # the next run marks it (a lock taken over marks every open task)
+        with self._lock:
+            journals = list(self._journals.values())
+        for journal in journals:
+            try:
+                journal.flush()
+            except FaasopsError:
+                pass
         return [f"{_address(t)} {t.kind}" for t in running]
+
+    def _journal(self, address: str) -> TaskJournal:
+        """Where the tasks of ``address`` go: per-step writes, or (a backend with ``put_tasks``)
+        a function's own grouped journal."""
+        if not self._grouped or "/" not in address:
+            return TaskJournal(self.p.state, grouped=False)
+        with self._lock:
+            journal = self._journals.get(address)
+            if journal is None:
+                journal = self._journals[address] = TaskJournal(self.p.state, grouped=True)
+            return journal
+
+    def _flush(self, address: str) -> None:
+        """Write what the journal of ``address`` holds (a failure or a stop ended its steps)."""
+        with self._lock:
+            journal = self._journals.get(address)
+        if journal is not None:
+            try:
+                journal.flush()
+            except FaasopsError:
+                pass  # the step's own error is the one to report
 
     def _check_stop(self, address: str, finishing: bool) -> None:
         if self._aborted.is_set() or (self.interrupt.is_set() and not finishing):
@@ -176,10 +277,12 @@ class Executor:
 
     # ---------------------------------------------------------------- steps and tasks
 
-    def _step(self, address: str, kind: str, work: Callable[[], T], detail: Callable[[T], str] | None = None,
-              finishing: bool = False) -> T:
+    def _step(self, address: str, kind: str, work: Callable[..., T], detail: Callable[[T], str] | None = None,
+              finishing: bool = False, takes_task: bool = False) -> T:
         """Run one step as a task. ``finishing`` marks the record that follows a finished
-        deploy or delete: it still runs after a first signal, so the state says what is live."""
+        deploy or delete: it still runs after a first signal, so the state says what is live.
+        ``takes_task``: ``work`` is given the step's running task (a record that writes its
+        own task's completion, see :meth:`_record_function`)."""
         self._check_stop(address, finishing)
         workspace, _, function = address.partition("/")
         now = utcnow()
@@ -187,14 +290,14 @@ class Executor:
             id=uuid.uuid4().hex, workspace=workspace, function=function or None, kind=kind,
             status="running", created_at=now, updated_at=now, run_id=self.result.run_id,
         )
-        self.p.state.put_task(task)
+        self._journal(address).write(task)
         with self._lock:
             self._running[task.id] = task
         self.reporter.step(address, kind, "running")
         try:
             if self.on_step_started:
                 self.on_step_started(address, kind)
-            value = work()
+            value = work(task) if takes_task else work()
         except Exception as exc:
             if self._aborted.is_set():  # most likely the abort itself (a killed build)
                 self._finish(task, "failed", INTERRUPTED_MESSAGE)
@@ -213,7 +316,8 @@ class Executor:
     def _finish(self, task: Task, status: str, message: str) -> None:
         done = Task(**{**task.__dict__, "status": status, "updated_at": utcnow(), "message": message})
         try:
-            self.p.state.put_task(done)
+            if task.id not in self._written_with_record:
+                self._journal(_address(task)).write(done)
         finally:
             with self._lock:
                 self._running.pop(task.id, None)
@@ -315,15 +419,47 @@ class Executor:
                               lambda _: self._deployer_note(address))
             record = FunctionRecord(fn.workspace, fn.name, change.after or {}, artifact.reference, utcnow(),
                                     self._deployed(fn, artifact.reference, live))
-            self._step(address, "record", lambda: self.p.state.put_function(record), finishing=True)
+            self._step(address, "record", lambda task: self._record_function(record, task), finishing=True,
+                       takes_task=True)
         except (StepFailed, FaasopsError) as exc:
+            self._flush(address)
             self._failed(address, str(exc))
             return
         except Stopped:
+            self._flush(address)
             self._stopped(address)
             return
         with self._lock:
             self.result.applied.append(address)
+
+    def _record_function(self, record: FunctionRecord, task: Task) -> None:
+        """Record a deployed function (see :meth:`_record_with_tasks`)."""
+        self._record_with_tasks(record.address, task, lambda: self.p.state.put_function(record),
+                                lambda tasks: self.p.state.put_function(record, tasks=tasks))  # type: ignore[call-arg]
+
+    def _record_deletion(self, workspace: str, name: str, task: Task) -> None:
+        """Record a deleted function (see :meth:`_record_with_tasks`)."""
+        self._record_with_tasks(f"{workspace}/{name}", task, lambda: self.p.state.delete_function(workspace, name),
+                                lambda tasks: self.p.state.delete_function(workspace, name, tasks=tasks))  # type: ignore[call-arg]
+
+    def _record_with_tasks(self, address: str, task: Task, plain: Callable[[], None],
+                           with_tasks: Callable[[list[Task]], None]) -> None:
+        """Write a record. Grouped, the held tasks (the deploy's or delete's completion) and this
+        step's own completion go into the record's write (``tasks=``), so a run killed after it
+        leaves no task open."""
+        journal = self._journal(address)
+        if not journal.grouped:
+            plain()
+            return
+        done = Task(**{**task.__dict__, "status": "completed", "updated_at": utcnow()})
+        tasks = journal.take(done)
+        try:
+            with_tasks(tasks)
+        except BaseException:
+            journal.give_back([t for t in tasks if t.id != task.id])
+            raise
+        with self._lock:
+            self._written_with_record.add(task.id)
 
     def _deployed(self, fn: Function, artifact: str, live: Any) -> str:
         """The record's fingerprint of this deploy, when the providers can give one."""
@@ -346,18 +482,30 @@ class Executor:
         try:
             self._step(change.address, "delete", lambda: self.p.deployer.undeploy(self.project, change.workspace, namespace, change.name),
                        lambda _: self._deployer_note(change.address))
-            self._step(change.address, "record", lambda: self.p.state.delete_function(change.workspace, change.name),
-                       finishing=True)
+            self._step(change.address, "record", lambda task: self._record_deletion(change.workspace, change.name, task),
+                       finishing=True, takes_task=True)
         except StepFailed as exc:
+            self._flush(change.address)
             self._failed(change.address, str(exc))
             return
         except Stopped:
+            self._flush(change.address)
             self._stopped(change.address)
             return
         with self._lock:
             self.result.deleted.append(change.address)
 
     # ---------------------------------------------------------------- the graph
+
+    def _tell_providers(self) -> None:
+        """Hand the state the plan was made from to the providers that offer
+        ``use_recorded(state)`` (see :mod:`faasops.providers`), so they can skip requests whose
+        answer the records already give."""
+        if self.recorded is None:
+            return
+        for provider in (self.p.sources, self.p.registry, self.p.deployer):
+            if isinstance(provider, SupportsRecordedState):
+                provider.use_recorded(self.recorded)
 
     def _namespaces_after(self, plan: Plan, recorded: dict[str, str]) -> dict[str, str]:
         """Workspace → the namespace it will be in once ``plan`` is applied: the ones the plan
@@ -380,6 +528,7 @@ class Executor:
         (where deletes and replaces find the old objects)."""
         work = plan.actionable
         self._final_namespaces = self._namespaces_after(plan, recorded_namespaces)
+        self._tell_providers()
         self.reporter.start(len(work))
         ws_changes = [c for c in work if c.kind == "workspace"]
         fn_changes = [c for c in work if c.kind == "function"]

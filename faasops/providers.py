@@ -188,7 +188,8 @@ class StateBackend(Protocol):
     def put_task(self, task: Task) -> None:
         """Insert or update a task (tasks are keyed by ``id``; the writer always passes the whole
         task with its id, run and creation time unchanged). Tasks are history, not records: the
-        serial does not change. Called from worker threads, several times per step."""
+        serial does not change. Called from worker threads, several times per step.
+        (:class:`SupportsTaskBatches` writes them in groups.)"""
 
     def list_tasks(
         self, workspace: str | None = None, task_id: str | None = None, limit: int = 50
@@ -229,6 +230,35 @@ class SupportsSerial(Protocol):
     def serial(self) -> int:
         """``read().serial`` in one small read (apply checks a saved plan's freshness with it).
         Never writes; 0 for a store that was never written."""
+
+
+@runtime_checkable
+class SupportsTaskBatches(Protocol):
+    """A state backend capability: tasks written in groups, and together with a record.
+
+    A backend where each write is a round trip offers it; apply then writes a function's tasks in
+    step groups instead of one write per task change (:class:`faasops.executor.TaskJournal`)."""
+
+    def put_tasks(self, tasks: Iterable[Task]) -> None:
+        """Insert or update several tasks in as few writes as the store allows (the newest version
+        of each id wins). Called from worker threads. Raises ``ProviderError`` when some could not
+        be written; the ones written stay."""
+
+    def put_function(self, record: FunctionRecord, tasks: Iterable[Task] = ()) -> None:
+        """:meth:`StateBackend.put_function`, writing ``tasks`` in the same transaction."""
+
+    def delete_function(self, workspace: str, name: str, tasks: Iterable[Task] = ()) -> None:
+        """:meth:`StateBackend.delete_function`, writing ``tasks`` in the same transaction."""
+
+
+@runtime_checkable
+class SupportsRecordedState(Protocol):
+    """A source store, registry or deployer capability: skip requests the records answer."""
+
+    def use_recorded(self, state: ActualState) -> None:
+        """Called once before an apply's first step with the state its plan was read from (in
+        the same process, same serial): e.g. a recorded artifact was pushed, so the registry need
+        not be asked again. Must not write; the provider may keep ``state`` for the run."""
 
 
 @runtime_checkable
@@ -283,7 +313,8 @@ class SupportsBuildCache(Protocol):
 
 @runtime_checkable
 class Registry(Protocol):
-    """Stores components as Spin OCI artifacts. Called from worker threads."""
+    """Stores components as Spin OCI artifacts. Called from worker threads (see also
+    :class:`SupportsRecordedState`)."""
 
     def push(self, function: Function, build: BuildResult, created: str) -> Artifact:
         """Push the component (skipping blobs and manifests the registry already has) and return

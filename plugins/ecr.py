@@ -110,7 +110,7 @@ from faasops.hookspecs import hookimpl
 from faasops.model import Function, Project, ProviderConfig
 from faasops.names import repository_name
 from faasops.oci import MANIFEST_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, Blob, function_artifact
-from faasops.providers import Artifact, BuildResult, Garbage, Retained, StoredItem
+from faasops.providers import ActualState, Artifact, BuildResult, Garbage, Retained, StoredItem
 from faasops.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, TransientError, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -1055,6 +1055,21 @@ class DistributionRegistry:
         # Where this run saw each blob (digest → repository), for cross-repository mounts.
         self._blob_homes: dict[str, str] = {}
         self._uploading: dict[str, threading.Event] = {}
+        # What the state recorded (see use_recorded): function address → artifact reference,
+        # and the repositories those references are in.
+        self._recorded: dict[str, str] = {}
+        self._recorded_repositories: set[str] = set()
+
+    def use_recorded(self, state: ActualState) -> None:
+        """Trust the state the plan was made from: a function whose recorded artifact is the one
+        it pushes now needs no registry request (the apply that recorded it pushed it), and a
+        repository holding a recorded artifact exists."""
+        recorded = {address: record.artifact for address, record in state.functions.items() if record.artifact}
+        # host/repository: a registry_url changed since is another registry, not trusted.
+        repositories = {reference.partition("@")[0] for reference in recorded.values()}
+        with self._lock:
+            self._recorded = recorded
+            self._recorded_repositories = repositories
 
     # ------------------------------------------------------------------------ extension points
 
@@ -1107,6 +1122,13 @@ class DistributionRegistry:
         digest = artifact.digest
         reference = f"{client.host}/{repository}@{digest}"
 
+        with self._lock:
+            recorded = self._recorded.get(function.address) == reference
+        if recorded:
+            # Pushed (with its tag) by the apply that recorded it: nothing to ask the registry.
+            self.calls.add("manifest.recorded")
+            return Artifact(reference=reference, digest=digest, pushed=False)
+
         if client.manifest_digest(repository, digest) is not None:
             # A registry only accepts a manifest whose blobs it has: nothing to upload.
             self.calls.add("manifest.present")
@@ -1117,7 +1139,10 @@ class DistributionRegistry:
             log.debug("%s already has %s", repository, digest)
             return Artifact(reference=reference, digest=digest, pushed=False)
 
-        self._ensure_repository(repository)
+        with self._lock:
+            exists = f"{client.host}/{repository}" in self._recorded_repositories
+        if not exists:
+            self._ensure_repository(repository)
         for blob in artifact.blobs():
             self._push_blob(client, repository, blob, function)
         client.put_manifest(repository, digest, artifact.manifest, digest)

@@ -10,6 +10,9 @@ Reads are batched: ``observe`` makes one LIST per namespace and kind (SpinApp,
 HorizontalPodAutoscaler, ScaledObject — always all three, so the count never depends on what is
 declared), selected by ``app.kubernetes.io/managed-by=faasops`` and grouped by the
 ``workspace_id`` / ``function_id`` labels the ``spinkube`` scaffolder puts on every object.
+A deploy finds the function's stale autoscalers in what the plan's ``observe`` listed in the
+same process (a namespace it did not observe is listed again), so deploying a function is one
+server-side apply per object and nothing else.
 
 Ownership rules:
 
@@ -229,11 +232,16 @@ class KubernetesDeployer:
         self.sleep = time.sleep
         self._executors_done: set[tuple[str, str, str]] = set()  # (namespace, name, manifest JSON)
         self._executors_lock = threading.Lock()
+        self._executors_guards: dict[tuple[str, str, str], threading.Lock] = {}
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self._client_lock = threading.Lock()
         self._client: ApiClient | None = None
         self._kinds: dict[tuple[str, str], Kind] = dict(KNOWN_KINDS)
+        # namespace → function_id → the faasops autoscalers (kind, name) observe listed there
+        # (and deploys since left); deploys in these namespaces need no LIST of their own.
+        self._autoscalers: dict[str, dict[str, set[tuple[Kind, str]]]] = {}
+        self._autoscalers_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ Deployer
 
@@ -265,16 +273,21 @@ class KubernetesDeployer:
         }
         found: dict[str, list[dict[str, Any]]] = {}
         address_of: dict[tuple[str, str], str] = {}
+        autoscalers: dict[str, set[tuple[Kind, str]]] = {}
         for kind in OBSERVED:  # SpinApps first: their names give the addresses
             for obj in self._list(kind, namespace, f"{MANAGED_BY_LABEL}={MANAGED_BY}"):
                 labels = obj.get("metadata", {}).get("labels") or {}
                 ws_name, fid = labels.get(WORKSPACE_ID_LABEL), labels.get(FUNCTION_ID_LABEL)
+                if kind in AUTOSCALERS and fid and not _controlled(obj):
+                    autoscalers.setdefault(fid, set()).add((kind, obj["metadata"]["name"]))
                 if ws_name not in members or not fid or _controlled(obj):
                     continue
                 key = (ws_name, fid)
                 address = address_of.get(key) or declared_ids.get(key) or f"{ws_name}/{obj['metadata']['name']}"
                 address_of.setdefault(key, address)
                 found.setdefault(address, []).append(_observed(obj))
+        with self._autoscalers_lock:
+            self._autoscalers[namespace] = autoscalers
         return found
 
     def ensure_workspace(self, project: Project, workspace: Workspace) -> None:
@@ -352,13 +365,19 @@ class KubernetesDeployer:
         with self._executors_lock:
             if key in self._executors_done:
                 return
-        existing = self._get(EXECUTOR, namespace, name)
-        # One someone else created (the platform's) is theirs: faasops neither changes nor
-        # co-owns it, so a different runtimeClassName there is no conflict.
-        if existing is None or _managed(existing):
-            self._apply(manifest)
-        with self._executors_lock:
-            self._executors_done.add(key)
+            # The first deploy into the namespace makes sure of it; the others wait for that.
+            guard = self._executors_guards.setdefault(key, threading.Lock())
+        with guard:
+            with self._executors_lock:
+                if key in self._executors_done:
+                    return
+            existing = self._get(EXECUTOR, namespace, name)
+            # One someone else created (the platform's) is theirs: faasops neither changes nor
+            # co-owns it, so a different runtimeClassName there is no conflict.
+            if existing is None or _managed(existing):
+                self._apply(manifest)
+            with self._executors_lock:
+                self._executors_done.add(key)
 
     def _delete_own_executors(self, namespace: str) -> None:
         """In a namespace faasops did not create and is leaving: delete the executors only
@@ -504,12 +523,22 @@ class KubernetesDeployer:
             raise self._error("delete", kind, namespace, response, f"{kind.kind} {_where(namespace, name)}")
 
     def _delete_autoscalers(self, namespace: str, fid: str, keep: set[tuple[str, str]]) -> None:
-        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{FUNCTION_ID_LABEL}={fid}"
-        for kind in AUTOSCALERS:
-            for obj in self._list(kind, namespace, selector):
-                name = obj["metadata"]["name"]
-                if (kind.kind, name) not in keep and not _controlled(obj):
-                    self._delete(kind, namespace, name)
+        """Delete the function's autoscalers not in ``keep`` (kind, name): those observe listed
+        in this process, else those a LIST finds now."""
+        with self._autoscalers_lock:
+            observed = self._autoscalers.get(namespace)
+            known = set(observed.get(fid, ())) if observed is not None else None
+        if known is None:
+            selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{FUNCTION_ID_LABEL}={fid}"
+            known = {(kind, obj["metadata"]["name"]) for kind in AUTOSCALERS
+                     for obj in self._list(kind, namespace, selector) if not _controlled(obj)}
+        for kind, name in sorted(known, key=lambda entry: (entry[0].kind, entry[1])):
+            if (kind.kind, name) not in keep:
+                self._delete(kind, namespace, name)
+        with self._autoscalers_lock:
+            if namespace in self._autoscalers:
+                self._autoscalers[namespace][fid] = {(kind, name) for kind in AUTOSCALERS for kind_name, name in keep
+                                                     if kind.kind == kind_name}
 
     def _wait_ready(self, namespace: str, name: str) -> None:
         deadline = time.monotonic() + self.wait_timeout

@@ -45,6 +45,11 @@ def test_second_upload_of_the_same_source_writes_nothing(make_store: StoreFactor
     store = make_store()
     first = store.upload(function, snapshot)
     store.calls.clear()
+    # The same process knows the key is there: no request at all (functions sharing a source) …
+    assert store.upload(function, snapshot) == first
+    assert store.calls == {}
+    # … and another run asks once, then writes nothing.
+    store = make_store()
     second = store.upload(function, snapshot)
     assert first == second
     assert store.calls == {"s3.HeadObject": 1}
