@@ -131,7 +131,10 @@ class StateBackendContract:
         state_client.put_task(task("t1", status="completed"))
         assert state_client.read().serial == before
 
-    def test_concurrent_writers_lose_no_record_and_no_serial_increment(self, state_clients: StateFactory) -> None:
+    def test_concurrent_writers_lose_no_record_and_move_the_serial_on(self, state_clients: StateFactory) -> None:
+        # A backend may commit records waiting together in one transaction (one serial bump for
+        # the group), so concurrent writes move the serial on, not necessarily once per record;
+        # a write alone always moves it (test_every_record_write_grows_the_serial).
         clients = [state_clients(), state_clients()]
         clients[0].put_workspace(workspace_record("demo"))
         before = clients[0].read().serial
@@ -153,7 +156,7 @@ class StateBackendContract:
         assert not errors, errors
         actual = state_clients().read()
         assert sorted(actual.functions) == sorted(f"demo/{n}" for n in names)
-        assert actual.serial >= before + len(names), "concurrent writes lost serial increments"
+        assert actual.serial > before, "concurrent writes left the serial where it was"
 
     # ------------------------------------------------------------------ tasks
 
