@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/archive_bench.py [--scale 1.0] [--baseline-timeout 60] [--append BENCHMARKS.md]``
 
-Each case of :data:`faasops.testing.hostile_archives.CASES` (an 800 MiB PAX header compressed to
+Each case of :data:`testkit.hostile_archives.CASES` (an 800 MiB PAX header compressed to
 ~815 KB, a GNU long name of the same size, a PAX header of digits, 200,000 members, a gzip bomb,
 links, devices, bad names …) is written to a file, then read in a fresh Python process twice:
 
@@ -31,8 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test services (testkit)
 
-from faasops.testing.hostile_archives import CASES, Case, valid_archive  # noqa: E402
+from testkit.hostile_archives import CASES, Case, valid_archive  # noqa: E402
 
 GOAL_SECONDS = 2.0
 GOAL_RSS_MB = 100.0

@@ -1,4 +1,4 @@
-"""Injected network latency for the scale benchmark: fault proxies (:mod:`faasops.testing.faultproxy`)
+"""Injected network latency for the scale benchmark: fault proxies (:mod:`testkit.faultproxy`)
 in front of moto, the registry and the Kubernetes emulator, each holding every request for a
 fixed time per service before forwarding it.
 
@@ -26,8 +26,11 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
-from faasops.testing.faultproxy import FaultProxy, delay
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the test services (testkit)
+
+from testkit.faultproxy import FaultProxy, delay  # noqa: E402
 
 DEFAULT_MS = {"kubernetes": 5.0, "dynamodb": 5.0, "s3": 15.0, "registry": 20.0, "ecr": 20.0}
 SERVICES = tuple(DEFAULT_MS)

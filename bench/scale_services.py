@@ -21,9 +21,11 @@ from typing import Any
 
 import yaml
 
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.moto import MotoServer, aws_env
-from faasops.testing.registry import OciRegistry
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the test services (testkit)
+
+from testkit.kubeapi import KubeEmulator  # noqa: E402
+from testkit.moto import MotoServer, aws_env  # noqa: E402
+from testkit.registry import OciRegistry  # noqa: E402
 
 REGION = "eu-west-1"
 MOTO_LAUNCHER = Path(__file__).resolve().parent / "scale_moto.py"

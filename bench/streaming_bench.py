@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test services (testkit)
 sys.path.insert(0, str(ROOT / "tests" / "runtime"))
 
 import faasops.runtime.server as server_module  # noqa: E402

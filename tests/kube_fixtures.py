@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.kubectl import KubectlRunner, kubectl_runner
+from testkit.kubeapi import KubeEmulator
+from testkit.kubectl import KubectlRunner, kubectl_runner
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faasops.testing.availability import unavailable
-from faasops.testing.moto import find_moto_server
-from faasops.testing.registry import registry_binaries
+from testkit.availability import unavailable
+from testkit.moto import find_moto_server
+from testkit.registry import registry_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = ROOT / "bench" / "scale.py"

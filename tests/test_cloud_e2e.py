@@ -17,12 +17,12 @@ import urllib3
 import yaml
 
 from cli_support import EXAMPLES, Result, run_faasops
-from faasops.testing.availability import unavailable, kubectl_binary
+from testkit.availability import unavailable, kubectl_binary
 from faasops.engine import Engine
 from faasops.manifest import load_project
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
-from faasops.testing.registry import OciRegistry, RegistryUnavailable
+from testkit.kubeapi import KubeEmulator
+from testkit.moto import MotoServer, MotoServerNotFound, aws_env
+from testkit.registry import OciRegistry, RegistryUnavailable
 
 PLANTED_SECRET = "sk_live_PLANTED_d0_not_leak_4242"
 OCI_ACCEPT = "application/vnd.oci.image.manifest.v1+json"

@@ -17,7 +17,7 @@ import pytest
 from cli_support import REPO, run_faasops
 from up_support import start_up, up_file
 
-from faasops.testing.process import terminate
+from testkit.process import terminate
 
 HANDLERS = REPO / "tests" / "runtime" / "handlers"
 

@@ -44,6 +44,7 @@ def test_wheel_carries_plugins_templates_and_schema_under_the_faasops_package(wh
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.startswith("faasops-")}
     assert top_level == {"faasops"}  # no top-level `plugins` or `templates`
+    assert not [n for n in names if n.startswith(("faasops/testing/", "testkit/"))], "test services stay out of the wheel"
     for required in ("faasops/plugins/local.py", "faasops/templates/spinapp.yaml.j2", "faasops/faas.yaml.schema",
                      "faasops/console/templates/function.html", "faasops/console/static/console.js",
                      "faasops/conformance/state.py", "faasops/conformance/fakes.py"):

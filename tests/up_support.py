@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from faasops.testing.process import log_tail, terminate
+from testkit.process import log_tail, terminate
 
 START_TIMEOUT_S = 180
 
@@ -34,7 +34,7 @@ def up_file(project: Path) -> Path:
 def start_up(project: Path, *args: str, preexec_fn: Callable[[], Any] | None = None,
              start_timeout_s: float = START_TIMEOUT_S) -> UpProcess:
     """Start ``faasops -C PROJECT up --port 0 ARGS…`` and wait (up to ``start_timeout_s``) until
-    it serves. The caller must :func:`faasops.testing.process.terminate` it (see :func:`running_up`)."""
+    it serves. The caller must :func:`testkit.process.terminate` it (see :func:`running_up`)."""
     log_path = project.parent / f"up-{project.name}-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -15,10 +15,10 @@ import pytest
 from api_support import ApiServer
 from cli_support import run_faasops
 from faasops.api.access import create_token
-from faasops.testing.availability import unavailable
-from faasops.testing.loki import NS, LokiDouble
-from faasops.testing.metrics_exporter import MIB, FunctionLoad
-from faasops.testing.prometheus import PrometheusServer, PrometheusUnavailable
+from testkit.availability import unavailable
+from testkit.loki import NS, LokiDouble
+from testkit.metrics_exporter import MIB, FunctionLoad
+from testkit.prometheus import PrometheusServer, PrometheusUnavailable
 from observe_support import closed_port_url, seed_invocations, set_providers, shared_server
 
 HELLO_LABELS = {"function_id": "demo.hello", "workspace_id": "demo", "pod": "hello-5d8f7c9b6-x2x4z"}

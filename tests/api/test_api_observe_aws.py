@@ -11,8 +11,8 @@ import pytest
 
 from api_support import ApiServer
 from faasops.plugins.aws_logs import DEFAULT_TABLE, put_log, table_definition
-from faasops.testing.availability import unavailable
-from faasops.testing.moto import MotoServer, MotoServerNotFound, use_fake_aws
+from testkit.availability import unavailable
+from testkit.moto import MotoServer, MotoServerNotFound, use_fake_aws
 from observe_support import closed_port_url, set_providers
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from faasops.plugins.aws import DynamoDBState, S3SourceStore
 
-from faasops.testing.availability import unavailable
-from faasops.testing.moto import MotoServer, MotoServerNotFound
+from testkit.availability import unavailable
+from testkit.moto import MotoServer, MotoServerNotFound
 
 TABLE = "faasops-state"
 BUCKET = "faasops-sources"

@@ -9,7 +9,7 @@ import pytest
 from aws_support import BUCKET, TABLE, StateFactory, StoreFactory, start_moto_server
 from faasops.plugins.aws import DynamoDBState, S3SourceStore
 
-from faasops.testing.moto import MotoServer, use_fake_aws
+from testkit.moto import MotoServer, use_fake_aws
 
 
 @pytest.fixture(scope="session")

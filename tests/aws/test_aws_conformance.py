@@ -11,7 +11,7 @@ from aws_support import BUCKET, TABLE
 from faasops.plugins.aws import DynamoDBState, S3SourceStore
 
 from faasops.conformance import SourceStoreContract, StateBackendContract
-from faasops.testing.moto import MotoServer
+from testkit.moto import MotoServer
 
 
 class TestDynamoDBState(StateBackendContract):

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 
 from aws_support import start_moto_server
-from faasops.testing.moto import MotoServer, aws_env
+from testkit.moto import MotoServer, aws_env
 
 
 def test_reset_wipes_every_service(moto: MotoServer) -> None:

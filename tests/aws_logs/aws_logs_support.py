@@ -15,9 +15,9 @@ from typing import Any
 
 from cli_support import Result, copy_example, run_faasops
 
-from faasops.testing.availability import unavailable
-from faasops.testing.moto import MotoServer, MotoServerNotFound
-from faasops.testing.process import as_foreground_job, terminate
+from testkit.availability import unavailable
+from testkit.moto import MotoServer, MotoServerNotFound
+from testkit.process import as_foreground_job, terminate
 
 TABLE = "faasops-logs"
 WS = "storefront"

@@ -9,8 +9,8 @@ import pytest
 from aws_logs_support import TABLE, start_moto_server, stop_followers
 from faasops.plugins.aws_logs import table_definition
 
-from faasops.testing.loki import LokiDouble
-from faasops.testing.moto import MotoServer, use_fake_aws
+from testkit.loki import LokiDouble
+from testkit.moto import MotoServer, use_fake_aws
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from faasops.model import ProviderConfig
 from faasops.plugins import aws_logs
 from faasops.plugin_manager import create_plugin_manager, create_provider
 from faasops.plugins.aws_logs import DynamoDBLogSource, iso, log_item, put_log, table_definition
-from faasops.testing.moto import MotoServer
+from testkit.moto import MotoServer
 
 
 def make_source(moto: MotoServer, **options: Any) -> DynamoDBLogSource:

@@ -16,8 +16,8 @@ import pytest
 
 from aws_logs_support import DEAD_ENDPOINT, TABLE, WS, CliFollower, logs_project, run_logs
 from faasops.plugins.aws_logs import put_log
-from faasops.testing.loki import LokiDouble
-from faasops.testing.moto import MotoServer
+from testkit.loki import LokiDouble
+from testkit.moto import MotoServer
 
 HELLO = {"function_id": "storefront.hello", "workspace_id": "storefront", "pod": "hello-7d9f8b6c5d-x2x4z"}
 CHECKOUT = {"function_id": "storefront.checkout", "workspace_id": "storefront", "pod": "checkout-6c5b4a3f2-q1w2e"}

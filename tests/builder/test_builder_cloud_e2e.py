@@ -20,10 +20,10 @@ import yaml
 from builder_support import TOKEN, TOKEN_ENV, BuilderServer, function_spec
 from cli_support import EXAMPLES, Result, run_faasops
 
-from faasops.testing.availability import unavailable, kubectl_binary
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
-from faasops.testing.registry import OciRegistry, RegistryUnavailable
+from testkit.availability import unavailable, kubectl_binary
+from testkit.kubeapi import KubeEmulator
+from testkit.moto import MotoServer, MotoServerNotFound, aws_env
+from testkit.registry import OciRegistry, RegistryUnavailable
 
 pytestmark = pytest.mark.slow  # the cloud example end to end with a remote builder
 

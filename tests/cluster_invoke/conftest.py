@@ -20,7 +20,7 @@ from cli_support import EXAMPLES, run_faasops
 from cluster_invoke_test_support import HANDLERS, spin_service
 from faasops.engine import Engine
 from faasops.serving import LocalServer, open_local
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.kubeapi import KubeEmulator
 
 SERVED_MANIFEST = """\
 apiVersion: faasops/v1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cli_support import Result
 from cluster_invoke_test_support import cloud_copy, invoke
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.kubeapi import KubeEmulator
 
 
 def cluster_project(tmp_path: Path, kubeconfig: Path, invoker: dict[str, object] | None = None) -> Path:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from api_support import ADMIN_TOKEN, ApiServer, make_git_project, start_server  # noqa: E402
 from console_support import ConsoleClient  # noqa: E402
 from faasops.api.access import create_token  # noqa: E402
-from faasops.testing.availability import unavailable  # noqa: E402
+from testkit.availability import unavailable  # noqa: E402
 from observe_support import shared_server  # noqa: E402
 
 #: name -> scopes of the tokens the shared console server accepts (besides ADMIN_TOKEN).

@@ -12,7 +12,7 @@ from console_support import ConsoleClient
 from observe_support import set_providers
 from test_api_observe import prometheus  # noqa: F401  (the module's Prometheus with demo/hello's pods)
 
-from faasops.testing.prometheus import PrometheusServer
+from testkit.prometheus import PrometheusServer
 
 
 def test_the_chart_draws_prometheus_cpu_of_the_functions_pods(console_project: Path,

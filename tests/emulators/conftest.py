@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from faasops.testing.availability import kubectl_binary as find_kubectl
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.availability import kubectl_binary as find_kubectl
+from testkit.kubeapi import KubeEmulator
 
 
 @pytest.fixture(scope="session")

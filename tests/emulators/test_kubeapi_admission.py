@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.kubeapi import KubeEmulator
 
 from .conftest import KubectlRunner
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pytest
 from kubernetes import client, watch
 
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.kubeapi import KubeEmulator
 
 from .conftest import create_executor
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.kubectl import KubectlRunner, kubectl_runner
+from testkit.kubeapi import KubeEmulator
+from testkit.kubectl import KubectlRunner, kubectl_runner
 
 TERMINATION_S = 1.5
 

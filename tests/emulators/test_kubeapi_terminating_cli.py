@@ -18,8 +18,8 @@ from faasops.errors import ProviderError
 from faasops.manifest import load_project
 from faasops.plugins.kubernetes import KubernetesDeployer
 from faasops.plugins.spinkube import SpinKubeScaffolder
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.kubectl import kubectl_runner
+from testkit.kubeapi import KubeEmulator
+from testkit.kubectl import kubectl_runner
 
 # Longer than any test: a namespace stays Terminating until the test ends its termination.
 TERMINATION_S = 120.0

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from cli_support import run_faasops
-from faasops.testing.kubectl import KubectlRunner
+from testkit.kubectl import KubectlRunner
 from gitops_support import files_under, make_project
 
 WORKSPACES = """\

@@ -20,8 +20,8 @@ from kube_deployer_support import REPO, KubectlRunner
 
 from faasops.manifest import load_project
 from faasops.model import Project
-from faasops.testing.kubectl import kubectl_runner
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.kubectl import kubectl_runner
+from testkit.kubeapi import KubeEmulator
 
 
 @pytest.fixture(scope="session")

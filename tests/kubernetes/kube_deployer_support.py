@@ -8,7 +8,7 @@ from typing import Any
 
 from faasops.model import Function, Project
 from faasops.plugins.spinkube import SpinKubeScaffolder
-from faasops.testing.kubectl import KubectlRunner
+from testkit.kubectl import KubectlRunner
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = "registry.example/x@sha256:" + "a" * 64

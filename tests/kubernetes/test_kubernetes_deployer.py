@@ -12,7 +12,7 @@ from faasops.diff import live_fingerprint, manifest_drift
 from faasops.errors import ProviderError
 from faasops.model import Project
 from faasops.plugins.kubernetes import KubernetesDeployer
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.kubeapi import KubeEmulator
 
 from kube_deployer_support import ARTIFACT, OTHER_ARTIFACT, KubectlRunner, kubectl_json, only_function, render
 

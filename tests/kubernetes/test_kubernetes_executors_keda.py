@@ -14,7 +14,7 @@ from faasops.errors import ProviderError
 from faasops.manifest import load_project
 from faasops.model import Project
 from faasops.plugins.kubernetes import KubernetesDeployer
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.kubeapi import KubeEmulator
 
 from kube_deployer_support import KubectlRunner, kubectl_json, only_function, render
 

@@ -19,7 +19,7 @@ from faasops.errors import ProviderError
 from faasops.model import Project, ProviderConfig
 from faasops.plugin_manager import create_plugin_manager, create_provider, provider_types
 from faasops.plugins.kubernetes import KubernetesDeployer
-from faasops.testing.kubeapi import KubeEmulator
+from testkit.kubeapi import KubeEmulator
 
 from kube_deployer_support import KubectlRunner, only_function, render
 

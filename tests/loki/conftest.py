@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from faasops.testing.loki import LokiDouble
+from testkit.loki import LokiDouble
 
 
 @pytest.fixture(scope="session")

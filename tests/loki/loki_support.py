@@ -11,7 +11,7 @@ from typing import Any
 from faasops.model import ProviderConfig
 from faasops.plugin_manager import create_plugin_manager, create_provider
 from faasops.plugins.loki import LokiLogSource
-from faasops.testing.loki import LokiDouble
+from testkit.loki import LokiDouble
 
 WS = "demo"
 HELLO = {"function_id": "demo.hello", "workspace_id": "demo", "pod": "hello-5d8f7c9b6-x2x4z"}

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from faasops.testing.loki import ERR_EMPTY_COMPATIBLE, ERR_INSTANT_LOG_QUERY, NS, LokiDouble, LokiPushError
+from testkit.loki import ERR_EMPTY_COMPATIBLE, ERR_INSTANT_LOG_QUERY, NS, LokiDouble, LokiPushError
 from loki_support import call, lines_of
 
 T0 = (time.time_ns() // NS - 600) * NS  # a whole second ten minutes ago: inside every default window

@@ -10,7 +10,7 @@ import pytest
 
 from faasops.errors import FaasopsError, ProviderError
 from faasops.plugins.loki import log_query, logql_string
-from faasops.testing.loki import NS, LokiDouble, parse_query
+from testkit.loki import NS, LokiDouble, parse_query
 from loki_support import ELSEWHERE, HELLO, OTHER, WS, make_source
 
 

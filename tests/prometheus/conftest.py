@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from faasops.testing.availability import unavailable
-from faasops.testing.prometheus import PrometheusServer, PrometheusUnavailable
+from testkit.availability import unavailable
+from testkit.prometheus import PrometheusServer, PrometheusUnavailable
 from prometheus_test_support import HISTORY_AFTER_S, HISTORY_BEFORE_S, HISTORY_INTERVAL_S, loads
 
 

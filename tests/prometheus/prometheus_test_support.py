@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from cli_support import EXAMPLES, Result, run_faasops
-from faasops.testing.metrics_exporter import MIB, FunctionLoad
+from testkit.metrics_exporter import MIB, FunctionLoad
 
 HELLO_PODS = 2
 HELLO_CORES_PER_POD = 0.25

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from faasops.testing.availability import unavailable
-from faasops.testing.metrics_exporter import MIB, FunctionLoad, MetricsExporter, exposition
-from faasops.testing.prometheus import PrometheusServer, PrometheusUnavailable
+from testkit.availability import unavailable
+from testkit.metrics_exporter import MIB, FunctionLoad, MetricsExporter, exposition
+from testkit.prometheus import PrometheusServer, PrometheusUnavailable
 from prometheus_test_support import cloud_copy, metrics
 
 LOAD = FunctionLoad("storefront", "hello", pods=2, cpu_cores=0.25, memory_bytes=32 * MIB,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from faasops.testing.prometheus import PrometheusServer
+from testkit.prometheus import PrometheusServer
 from prometheus_test_support import HELLO_CORES_PER_POD, HELLO_MEMORY_PER_POD, HELLO_PODS, cloud_copy, metrics
 
 # The documented alternative to relabelled cAdvisor series (README): join with kube-state-metrics.

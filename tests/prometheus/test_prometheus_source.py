@@ -18,8 +18,8 @@ from faasops.manifest import load_project
 from faasops.model import Project, ProviderConfig
 from faasops.plugin_manager import create_plugin_manager, create_provider
 from faasops.plugins.prometheus import PrometheusMetricsSource, promql_duration, promql_string, render_query
-from faasops.testing.metrics_exporter import MetricsExporter
-from faasops.testing.prometheus import PrometheusServer
+from testkit.metrics_exporter import MetricsExporter
+from testkit.prometheus import PrometheusServer
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ from typing import TypeVar
 import yaml
 
 from cli_support import EXAMPLES
-from faasops.testing.faultproxy import FaultProxy
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.kubectl import KubectlRunner
+from testkit.faultproxy import FaultProxy
+from testkit.kubeapi import KubeEmulator
+from testkit.kubectl import KubectlRunner
 
 T = TypeVar("T")
 DEADLINE_S = 180.0  # generous: the machine is shared; nothing here asserts on time

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from cli_support import EXAMPLES
-from faasops.testing.kubectl import KubectlRunner
+from testkit.kubectl import KubectlRunner
 
 EXAMPLE = EXAMPLES / "in-cluster-reconcile"
 SERVED_BY_THE_EMULATOR = {"Namespace", "ServiceAccount", "Deployment", "Service"}

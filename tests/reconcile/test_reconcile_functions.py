@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from faasops.testing.availability import unavailable
-from faasops.testing.kubectl import KubectlRunner
-from faasops.testing.prometheus import PrometheusServer, PrometheusUnavailable
+from testkit.availability import unavailable
+from testkit.kubectl import KubectlRunner
+from testkit.prometheus import PrometheusServer, PrometheusUnavailable
 from reconcile_support import DeployRepository, Reconciler, manifest
 
 HELLO = """\

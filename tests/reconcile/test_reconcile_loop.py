@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cli_support import run_faasops
-from faasops.testing.faultproxy import delay
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.kubectl import KubectlRunner
+from testkit.faultproxy import delay
+from testkit.kubeapi import KubeEmulator
+from testkit.kubectl import KubectlRunner
 from reconcile_support import (DeployRepository, Reconciler, manifest, namespace_exists, run_python, slow_kube,
                                wait_until)
 

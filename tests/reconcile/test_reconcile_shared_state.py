@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from faasops.testing.availability import unavailable
-from faasops.testing.faultproxy import delay
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.kubectl import KubectlRunner
-from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
+from testkit.availability import unavailable
+from testkit.faultproxy import delay
+from testkit.kubeapi import KubeEmulator
+from testkit.kubectl import KubectlRunner
+from testkit.moto import MotoServer, MotoServerNotFound, aws_env
 from reconcile_support import DeployRepository, Reconciler, namespace_exists, slow_kube, wait_until
 
 

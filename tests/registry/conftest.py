@@ -21,8 +21,8 @@ from faasops.plugins.componentize import ComponentizePyBuilder
 from faasops.plugins.ecr import DistributionRegistry
 from faasops.providers import BuildResult
 from faasops.source import snapshot_directory
-from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
-from faasops.testing.registry import OciRegistry
+from testkit.moto import MotoServer, MotoServerNotFound, aws_env
+from testkit.registry import OciRegistry
 from registry_support import HELLO_SOURCE, make_function, make_project, start_registry, unavailable
 
 # Settings of the developer's machine that would steer boto3 away from moto.

@@ -8,10 +8,10 @@ from typing import Any
 
 import urllib3
 
-from faasops.testing.availability import unavailable
+from testkit.availability import unavailable
 from faasops.model import Function, Location, Project, ProviderConfig, Workspace
 from faasops.oci import MANIFEST_MEDIA_TYPE
-from faasops.testing.registry import OciRegistry, RegistryUnavailable
+from testkit.registry import OciRegistry, RegistryUnavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HELLO_SOURCE = REPO_ROOT / "examples" / "hello" / "functions" / "hello"

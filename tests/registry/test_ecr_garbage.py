@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 from faasops.providers import BuildResult, Garbage, StoredItem
-from faasops.testing.moto import MotoServer
-from faasops.testing.registry import OciRegistry
+from testkit.moto import MotoServer
+from testkit.registry import OciRegistry
 from registry_support import RegistryReader, make_function, repository
 
 

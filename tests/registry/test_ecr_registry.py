@@ -18,8 +18,8 @@ from faasops.errors import ProviderError
 from faasops.oci import IMAGE_CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, SPIN_APP_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE
 from faasops.plugins.ecr import DistributionRegistry, EcrRegistry
 from faasops.providers import BuildResult
-from faasops.testing.moto import MotoServer
-from faasops.testing.registry import OciRegistry
+from testkit.moto import MotoServer
+from testkit.registry import OciRegistry
 from registry_support import (
     CREATED,
     PASSWORD_ENV,

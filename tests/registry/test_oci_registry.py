@@ -14,7 +14,7 @@ from faasops.oci import SPIN_APP_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE
 from faasops.plugin_manager import provider_types
 from faasops.plugins.ecr import DistributionRegistry, EcrRegistry, merge_scopes, parse_challenge
 from faasops.providers import BuildResult
-from faasops.testing.registry import OciRegistry
+from testkit.registry import OciRegistry
 from registry_support import (
     CREATED,
     PASSWORD_ENV,

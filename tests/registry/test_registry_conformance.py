@@ -12,8 +12,8 @@ import pytest
 from faasops.conformance import RegistryContract
 from faasops.model import Project, ProviderConfig
 from faasops.plugin_manager import create_provider
-from faasops.testing.moto import MotoServer
-from faasops.testing.registry import OciRegistry
+from testkit.moto import MotoServer
+from testkit.registry import OciRegistry
 from registry_support import PASSWORD_ENV, start_registry
 
 USER, SECRET = "conformance", "conformance-secret"

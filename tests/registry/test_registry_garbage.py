@@ -11,7 +11,7 @@ import pytest
 
 from faasops.plugins.ecr import DistributionRegistry
 from faasops.providers import BuildResult, Retained, StoredArtifacts
-from faasops.testing.registry import OciRegistry
+from testkit.registry import OciRegistry
 from registry_support import PASSWORD_ENV, RegistryReader, make_function, repository, start_registry
 
 USER = "deployer"

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from fault_support import FaultyCloud, start_faulty_cloud
 
-from faasops.testing.availability import unavailable
-from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
+from testkit.availability import unavailable
+from testkit.moto import MotoServer, MotoServerNotFound, aws_env
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ import urllib3
 import yaml
 from cli_support import EXAMPLES, Result, run_faasops
 
-from faasops.testing.faultproxy import FaultProxy
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.moto import MotoServer, aws_env
-from faasops.testing.registry import OciRegistry, RegistryUnavailable
+from testkit.faultproxy import FaultProxy
+from testkit.kubeapi import KubeEmulator
+from testkit.moto import MotoServer, aws_env
+from testkit.registry import OciRegistry, RegistryUnavailable
 
 TABLE = "faasops-state"
 BUCKET = "acme-faasops-sources"

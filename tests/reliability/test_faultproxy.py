@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pytest
 import urllib3
 
-from faasops.testing.faultproxy import (
+from testkit.faultproxy import (
     FaultProxy,
     aws_throttling,
     delay,
@@ -24,7 +24,7 @@ from faasops.testing.faultproxy import (
     reset_mid_body,
     s3_slow_down,
 )
-from faasops.testing.moto import MotoServer
+from testkit.moto import MotoServer
 
 
 class _Echo(BaseHTTPRequestHandler):

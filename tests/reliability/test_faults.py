@@ -20,7 +20,7 @@ import pytest
 
 from fault_support import FaultyCloud
 
-from faasops.testing.faultproxy import (
+from testkit.faultproxy import (
     aws_throttling,
     delay,
     drop,

@@ -23,7 +23,7 @@ from faasops.manifest import load_project
 from faasops.model import Project, ProviderConfig
 from faasops.providers import BuildResult, LockInfo, SourceSnapshot, WorkspaceRecord
 from faasops.retry import RetryPolicy, parse_retry_after
-from faasops.testing.faultproxy import (
+from testkit.faultproxy import (
     aws_throttling,
     delay,
     drop,

@@ -27,7 +27,7 @@ import pytest
 from cli_support import REPO, run_faasops
 from up_support import UpProcess, running_up
 
-from faasops.testing.process import terminate
+from testkit.process import terminate
 
 FIDELITY_HANDLER = REPO / "tests" / "runtime" / "handlers" / "fidelity" / "app.py"
 MOUNT = "/demo/fidelity"

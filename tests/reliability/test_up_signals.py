@@ -11,7 +11,7 @@ import pytest
 from cli_support import run_faasops
 from up_support import running_up, start_up, up_file
 
-from faasops.testing.process import terminate
+from testkit.process import terminate
 
 
 def _ignore_sigint() -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from faasops.testing.availability import kubectl_binary, unavailable
-from faasops.testing.kubeapi import KubeEmulator
-from faasops.testing.moto import MotoServer, MotoServerNotFound, aws_env
-from faasops.testing.registry import OciRegistry, RegistryUnavailable
+from testkit.availability import kubectl_binary, unavailable
+from testkit.kubeapi import KubeEmulator
+from testkit.moto import MotoServer, MotoServerNotFound, aws_env
+from testkit.registry import OciRegistry, RegistryUnavailable
 
 from security_support import CliRun, run_cli
 

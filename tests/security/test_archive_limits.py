@@ -1,4 +1,4 @@
-"""Hostile source archives: every class of :mod:`faasops.testing.hostile_archives` posted to a
+"""Hostile source archives: every class of :mod:`testkit.hostile_archives` posted to a
 real ``faasops builder serve`` is refused with a 4xx and a message, and the service goes on
 serving; plus the pre-scan (:func:`faasops.source_archive.scan_source_archive`) on crafted headers.
 
@@ -16,8 +16,8 @@ import pytest
 
 from faasops.source import snapshot_directory
 from faasops.source_archive import ArchiveError, ArchiveLimits, extract_source_archive, scan_source_archive
-from faasops.testing import hostile_archives as hostile
-from faasops.testing.hostile_archives import CASES, Case
+from testkit import hostile_archives as hostile
+from testkit.hostile_archives import CASES, Case
 
 # The Builder service's test harness lives with its own tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builder"))

@@ -41,7 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
-from faasops.testing.process import log_tail, terminate
+from testkit.process import log_tail, terminate
 
 APT_PACKAGES = ("docker-registry", "apache2-utils")
 REGISTRY_BINARY = "docker-registry"

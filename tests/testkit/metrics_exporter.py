@@ -16,7 +16,7 @@ cAdvisor series:
 Two ways to feed Prometheus:
 
 * :meth:`FunctionLoad.history` gives ``(labels, [(time, value), …])`` samples over a past
-  window, for :meth:`faasops.testing.prometheus.PrometheusServer.remote_write` — exact values at
+  window, for :meth:`testkit.prometheus.PrometheusServer.remote_write` — exact values at
   exact times, so tests can assert rates precisely without waiting;
 * :class:`MetricsExporter` serves ``/metrics`` in the Prometheus text format with values computed
   at scrape time (counters advance with the clock), for a scrape job::

@@ -3,7 +3,7 @@
 Put it between a client and a real test service (moto, docker-registry, the Kubernetes
 emulator) and point the client at :attr:`FaultProxy.url`::
 
-    from faasops.testing.faultproxy import FaultProxy, aws_throttling, kube_too_many_requests
+    from testkit.faultproxy import FaultProxy, aws_throttling, kube_too_many_requests
 
     with FaultProxy(moto.url, seed=7) as proxy:
         proxy.inject(aws_throttling(), target="TransactWriteItems", times=2)

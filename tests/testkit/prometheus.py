@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Sequence
 
-from faasops.testing.process import log_tail, terminate
+from testkit.process import log_tail, terminate
 
 APT_PACKAGES = ("prometheus",)
 BINARY = "prometheus"

@@ -3,7 +3,7 @@
 No Loki server is installable on the test machines, so providers that read Loki are tested
 against this double, over real HTTP, with the same client code they use in production::
 
-    from faasops.testing.loki import LokiDouble
+    from testkit.loki import LokiDouble
 
     with LokiDouble() as loki:                     # a free port on 127.0.0.1
         loki.push({"function_id": "demo.hello"}, [(time.time(), "GET / 200")])

@@ -3,7 +3,7 @@
 moto's ``moto_server`` speaks the AWS wire protocols over HTTP, so providers under test use the
 same boto3 code paths as in production, only with ``endpoint_url`` pointing at the server::
 
-    from faasops.testing.moto import MotoServer, aws_env
+    from testkit.moto import MotoServer, aws_env
 
     with MotoServer() as moto:                   # a free port on 127.0.0.1
         os.environ.update(aws_env())             # fake credentials, us-east-1

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from faasops.testing.availability import kubectl_binary
+from testkit.availability import kubectl_binary
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -1,4 +1,4 @@
-"""Run the emulator in the foreground: ``python -m faasops.testing.kubeapi --port 6443``."""
+"""Run the emulator in the foreground: ``python -m testkit.kubeapi --port 6443``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .server import KubeEmulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m faasops.testing.kubeapi",
+    parser = argparse.ArgumentParser(prog="python -m testkit.kubeapi",
                                      description="Kubernetes API server emulator for tests.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one, printed on start)")

@@ -2,7 +2,7 @@
 
 The official ``kubernetes`` python client and real ``kubectl`` work against it unmodified::
 
-    from faasops.testing.kubeapi import KubeEmulator
+    from testkit.kubeapi import KubeEmulator
 
     with KubeEmulator(port=0) as emu:              # serving on 127.0.0.1 in a background thread
         kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig")
@@ -11,7 +11,7 @@ The official ``kubernetes`` python client and real ``kubectl`` work against it u
         emu.set_service_backend("ws", "hello", "http://127.0.0.1:8080")
         emu.mark_spinapp_ready("ws", "hello")
 
-or in the foreground: ``python -m faasops.testing.kubeapi --port 6443 [--token T] [--tls]
+or in the foreground: ``python -m testkit.kubeapi --port 6443 [--token T] [--tls]
 [--kubeconfig PATH] [--spinapp-ready] [--no-spinkube] [--no-keda] [--no-webhooks] [--no-operator]
 [--namespace-termination SECONDS]``.
 
@@ -82,7 +82,7 @@ __all__ = ["KubeEmulator", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m faasops.testing.kubeapi``; see the module docstring for the options."""
+    """``python -m testkit.kubeapi``; see the module docstring for the options."""
     from .__main__ import main as run
 
     return run(argv)

@@ -1,6 +1,6 @@
 """HTTP front of the emulator: routing, content negotiation, auth, watch streaming, proxy.
 
-Everything resource-shaped is delegated to :class:`~faasops.testing.kubeapi.cluster.Cluster`;
+Everything resource-shaped is delegated to :class:`~testkit.kubeapi.cluster.Cluster`;
 this module owns the wire format (status codes, ``Status`` bodies, chunked watch streams,
 ``Table`` and aggregated-discovery media types) and the test-only ``/emulator/v1`` endpoints.
 """
