@@ -107,6 +107,8 @@ def aws_needs(service: str, operation: str, params: dict[str, Any]) -> list[Need
         if operation == "TransactWriteItems":
             return [Need(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", _table(body["TableName"]))
                     for item in params["TransactItems"] for kind, body in item.items()]
+        if operation in ("BatchWriteItem", "BatchGetItem"):  # authorised once per table named
+            return [Need(f"dynamodb:{operation}", _table(table)) for table in params["RequestItems"]]
         return [Need(f"dynamodb:{operation}", _table(params["TableName"], params.get("IndexName")))]
     if service == "s3":
         if operation == "DeleteObjects":  # a multi-object delete is authorised per key as s3:DeleteObject
